@@ -1,0 +1,40 @@
+/* Private definitions of libdaxpool: the connection object and its request round trip. */
+#pragma once
+
+#include "daxpool.h"
+#include "protocol.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+
+#include "macro.h"
+
+/* How long a request waits for its reply before failing with -ETIMEDOUT. */
+#define DAXPOOL_REPLY_TIMEOUT_MS 10000
+
+struct daxpool {
+	int fd;
+	pid_t owner_pid; /* the process that connected; a forked child must not talk on fd */
+	uint16_t version;
+	uint32_t next_request_id;
+	pthread_mutex_t lock; /* one request in flight per connection */
+	char daemon_version[DXP_VERSION_STRING_SIZE];
+	uint8_t buf[DXP_MAX_FRAME];
+};
+
+struct daxpool_status {
+	struct dxp_status_reply reply;
+};
+
+/* Records a message for daxpool_errormsg() and returns error, so `return dp_error(...)` works. */
+int dp_error(int error, const char *fmt, ...) _printf_(2, 3);
+void dp_error_clear(void);
+
+/*
+ * Sends one request and waits for its reply. On success the reply payload is at
+ * dp->buf + DXP_HEADER_SIZE and its length in *ret_len; a daemon-side failure returns the
+ * reply's negative status with the daemon's message recorded. Caller holds dp->lock.
+ */
+int dp_request(struct daxpool *dp, uint16_t type, const void *payload, uint32_t payload_len,
+	       size_t *ret_len);

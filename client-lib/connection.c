@@ -1,0 +1,229 @@
+/* Connecting to daxpoold, the HELLO handshake, and the request/reply round trip. */
+#include "client.h"
+#include "build-config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int send_frame(struct daxpool *dp, const uint8_t *frame, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = send(dp->fd, frame, len, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return dp_error(-errno, "sending request to daxpoold: %s", strerror(errno));
+	if ((size_t)n != len)
+		return dp_error(-EIO, "short send to daxpoold (%zd of %zu bytes)", n, len);
+	return 0;
+}
+
+/* Receives one frame within the deadline; returns its length. */
+static int recv_frame(struct daxpool *dp, int64_t deadline_ms, size_t *ret_len)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = dp->fd, .events = POLLIN };
+		int64_t left = deadline_ms - now_ms();
+		ssize_t n;
+		int r;
+
+		if (left <= 0)
+			return dp_error(-ETIMEDOUT, "daxpoold did not reply within %d ms",
+					DAXPOOL_REPLY_TIMEOUT_MS);
+		r = poll(&pfd, 1, (int)left);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return dp_error(-errno, "waiting for daxpoold: %s", strerror(errno));
+		if (r == 0)
+			continue;
+		n = recv(dp->fd, dp->buf, sizeof(dp->buf), MSG_TRUNC | MSG_DONTWAIT);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return dp_error(-errno, "receiving from daxpoold: %s", strerror(errno));
+		if (n == 0)
+			return dp_error(-ECONNRESET, "daxpoold closed the connection");
+		if ((size_t)n > sizeof(dp->buf))
+			return dp_error(-DAXPOOL_E_PROTOCOL, "oversized frame from daxpoold (%zd bytes)", n);
+		*ret_len = (size_t)n;
+		return 0;
+	}
+}
+
+int dp_request(struct daxpool *dp, uint16_t type, const void *payload, uint32_t payload_len,
+	       size_t *ret_len)
+{
+	int64_t deadline = now_ms() + DAXPOOL_REPLY_TIMEOUT_MS;
+	uint32_t id = ++dp->next_request_id;
+	struct dxp_header h;
+	size_t len;
+	int r;
+
+	if (getpid() != dp->owner_pid)
+		return dp_error(-ECHILD, "connection was made by another process (used after fork?)");
+	len = dxp_frame_encode(dp->buf, dp->version, type, id, 0, payload, payload_len);
+	r = send_frame(dp, dp->buf, len);
+	if (r < 0)
+		return r;
+
+	r = recv_frame(dp, deadline, &len);
+	if (r < 0)
+		return r;
+	r = dxp_header_decode(dp->buf, len, &h);
+	if (r < 0)
+		return dp_error(-DAXPOOL_E_PROTOCOL, "malformed reply header from daxpoold");
+	if (h.type != (type | DXP_REPLY_BIT) && h.type != (DXP_MSG_ERROR | DXP_REPLY_BIT))
+		return dp_error(-DAXPOOL_E_PROTOCOL, "daxpoold replied %s to %s",
+				dxp_msg_type_name(h.type), dxp_msg_type_name(type));
+	if (h.request_id != id)
+		return dp_error(-DAXPOOL_E_PROTOCOL, "reply for request %u, expected %u", h.request_id, id);
+	if (h.status < 0) {
+		char msg[DXP_MAX_ERROR_MESSAGE + 1];
+
+		if (dxp_error_payload_decode(dp->buf + DXP_HEADER_SIZE, h.payload_len, msg) < 0)
+			return dp_error(-DAXPOOL_E_PROTOCOL, "malformed error reply from daxpoold");
+		return dp_error(h.status, "daxpoold: %s", msg[0] ? msg : strerrordesc_np(-h.status));
+	}
+	if (h.type != (type | DXP_REPLY_BIT))
+		return dp_error(-DAXPOOL_E_PROTOCOL, "error frame without an error status");
+	*ret_len = h.payload_len;
+	return 0;
+}
+
+static int hello(struct daxpool *dp)
+{
+	struct dxp_hello_request req = {
+		.min_version = DXP_PROTOCOL_VERSION_MIN,
+		.max_version = DXP_PROTOCOL_VERSION_MAX,
+		.client_pid = (uint32_t)getpid(),
+	};
+	uint8_t payload[DXP_HELLO_REQUEST_SIZE];
+	struct dxp_hello_reply reply;
+	size_t len;
+	int r;
+
+	/* HELLO frames carry the highest version we speak; the daemon answers in the chosen one. */
+	dp->version = DXP_PROTOCOL_VERSION_MAX;
+	dxp_hello_request_encode(&req, payload);
+	r = dp_request(dp, DXP_MSG_HELLO, payload, sizeof(payload), &len);
+	if (r == -EPROTONOSUPPORT)
+		return dp_error(-DAXPOOL_E_VERSION, "%s", daxpool_errormsg());
+	if (r < 0)
+		return r;
+	if (dxp_hello_reply_decode(dp->buf + DXP_HEADER_SIZE, len, &reply) < 0)
+		return dp_error(-DAXPOOL_E_PROTOCOL, "malformed HELLO reply from daxpoold");
+	if (reply.version < DXP_PROTOCOL_VERSION_MIN || reply.version > DXP_PROTOCOL_VERSION_MAX)
+		return dp_error(-DAXPOOL_E_VERSION, "daxpoold chose protocol version %u, we speak %u..%u",
+				reply.version, DXP_PROTOCOL_VERSION_MIN, DXP_PROTOCOL_VERSION_MAX);
+	dp->version = reply.version;
+	memcpy(dp->daemon_version, reply.daemon_version, sizeof(dp->daemon_version));
+	return 0;
+}
+
+static void connection_free(struct daxpool *dp)
+{
+	if (!dp)
+		return;
+	if (dp->fd >= 0)
+		close(dp->fd);
+	pthread_mutex_destroy(&dp->lock);
+	free(dp);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct daxpool *, connection_free);
+
+DAXPOOL_EXPORT int daxpool_connect(const char *socket_path, struct daxpool **ret)
+{
+	_cleanup_(connection_freep) struct daxpool *dp = NULL;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int r;
+
+	dp_error_clear();
+	if (!ret)
+		return dp_error(-EINVAL, "daxpool_connect: ret is NULL");
+	if (!socket_path)
+		socket_path = getenv("DAXPOOL_SOCKET");
+	if (!socket_path || !*socket_path)
+		socket_path = DAXPOOL_DEFAULT_SOCKET;
+	if (strlen(socket_path) >= sizeof(addr.sun_path))
+		return dp_error(-EINVAL, "socket path too long (%zu bytes, at most %zu)",
+				strlen(socket_path), sizeof(addr.sun_path) - 1);
+	strcpy(addr.sun_path, socket_path);
+
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return dp_error(-ENOMEM, "out of memory");
+	dp->fd = -1;
+	pthread_mutex_init(&dp->lock, NULL);
+	dp->owner_pid = getpid();
+	dp->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (dp->fd < 0)
+		return dp_error(-errno, "socket: %s", strerror(errno));
+	if (connect(dp->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		return dp_error(-errno, "connecting to daxpoold at %s: %s", socket_path, strerror(errno));
+	r = hello(dp);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(dp);
+	return 0;
+}
+
+DAXPOOL_EXPORT void daxpool_disconnect(struct daxpool **dp)
+{
+	if (!dp)
+		return;
+	connection_free(*dp);
+	*dp = NULL;
+}
+
+DAXPOOL_EXPORT int daxpool_protocol_version(const struct daxpool *dp)
+{
+	return dp ? dp->version : -EINVAL;
+}
+
+DAXPOOL_EXPORT const char *daxpool_daemon_version(const struct daxpool *dp)
+{
+	return dp ? dp->daemon_version : NULL;
+}
+
+DAXPOOL_EXPORT int daxpool_ping(struct daxpool *dp)
+{
+	uint8_t payload[DXP_PING_SIZE];
+	struct dxp_ping ping, echo;
+	size_t len;
+	int r;
+
+	dp_error_clear();
+	if (!dp)
+		return dp_error(-EINVAL, "daxpool_ping: connection is NULL");
+	pthread_mutex_lock(&dp->lock);
+	ping.nonce = ((uint64_t)dp->next_request_id << 32) ^ (uint64_t)now_ms() ^ (uint64_t)(uintptr_t)dp;
+	dxp_ping_encode(&ping, payload);
+	r = dp_request(dp, DXP_MSG_PING, payload, sizeof(payload), &len);
+	if (r >= 0 && dxp_ping_decode(dp->buf + DXP_HEADER_SIZE, len, &echo) < 0)
+		r = dp_error(-DAXPOOL_E_PROTOCOL, "malformed PING reply");
+	else if (r >= 0 && echo.nonce != ping.nonce)
+		r = dp_error(-DAXPOOL_E_PROTOCOL, "PING reply echoed the wrong nonce");
+	pthread_mutex_unlock(&dp->lock);
+	return r;
+}
+
+DAXPOOL_EXPORT const char *daxpool_version(void)
+{
+	return DAXPOOL_VERSION_STRING;
+}

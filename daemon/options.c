@@ -1,0 +1,344 @@
+/* daxpoold's command line and JSON config file; see options.h and docs/CONFIG.md. */
+#include "options.h"
+#include "build-config.h"
+#include "log.h"
+#include "parse-util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAX_CLIENTS_LIMIT 65536
+
+const char *backend_kind_name(enum backend_kind kind)
+{
+	switch (kind) {
+	case BACKEND_DEVDAX:
+		return "devdax";
+	case BACKEND_EMULATED:
+		return "emulated";
+	case BACKEND_NONE:
+	default:
+		return "none";
+	}
+}
+
+static int set_string(char **field, const char *value)
+{
+	char *copy = strdup(value);
+
+	if (!copy)
+		return log_error_errno(-ENOMEM, "out of memory");
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+void options_print_help(const char *argv0)
+{
+	printf("Usage: %s [OPTIONS]\n"
+	       "\n"
+	       "daxpoold owns a device-dax namespace and hands out slices of it over a Unix socket.\n"
+	       "\n"
+	       "  -c, --config FILE      JSON config file (default %s)\n"
+	       "  -s, --socket PATH      listening socket (default %s)\n"
+	       "  -f, --foreground       stay in the foreground (always so under systemd)\n"
+	       "      --device PATH      serve a device-dax device, e.g. /dev/dax0.0\n"
+	       "      --emulate PATH     serve an emulated pool in the file PATH\n"
+	       "      --size BYTES       size of the emulated pool, e.g. 4G\n"
+	       "      --page 4K|2M|1G    page size of the emulated pool (default 2M)\n"
+	       "  -l, --log-level LEVEL emerg..debug (default info)\n"
+	       "  -h, --help             show this help\n"
+	       "  -V, --version          show the version\n",
+	       argv0, DAXPOOL_DEFAULT_CONFIG, DAXPOOL_DEFAULT_SOCKET);
+}
+
+static int config_get_string(json_object *v, const char *key, const char **ret)
+{
+	if (!json_object_is_type(v, json_type_string))
+		return log_error_errno(-EINVAL, "config: \"%s\" must be a string", key);
+	*ret = json_object_get_string(v);
+	return 0;
+}
+
+/* Sizes may be written as a number of bytes or a string like "4G". */
+static int config_get_size(json_object *v, const char *key, uint64_t *ret)
+{
+	if (json_object_is_type(v, json_type_int)) {
+		int64_t n = json_object_get_int64(v);
+
+		if (n <= 0)
+			return log_error_errno(-EINVAL, "config: \"%s\" must be positive", key);
+		*ret = (uint64_t)n;
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_string) && parse_size(json_object_get_string(v), ret) == 0)
+		return 0;
+	return log_error_errno(-EINVAL, "config: \"%s\" must be a size such as 4096 or \"4G\"", key);
+}
+
+static int config_load_backend(struct daxpoold_options *opts, json_object *backend)
+{
+	const char *type = NULL, *s;
+	int r;
+
+	if (!json_object_is_type(backend, json_type_object))
+		return log_error_errno(-EINVAL, "config: \"backend\" must be an object");
+	json_object_object_foreach(backend, key, v)
+	{
+		if (strcmp(key, "type") == 0) {
+			r = config_get_string(v, "backend.type", &type);
+		} else if (strcmp(key, "device") == 0) {
+			r = config_get_string(v, "backend.device", &s);
+			if (r == 0)
+				r = set_string(&opts->device_path, s);
+		} else if (strcmp(key, "path") == 0) {
+			r = config_get_string(v, "backend.path", &s);
+			if (r == 0)
+				r = set_string(&opts->emulate_path, s);
+		} else if (strcmp(key, "size") == 0) {
+			r = config_get_size(v, "backend.size", &opts->size);
+		} else if (strcmp(key, "page") == 0) {
+			r = config_get_string(v, "backend.page", &s);
+			if (r == 0 && parse_page_size(s, &opts->page_size) < 0)
+				r = log_error_errno(-EINVAL, "config: \"backend.page\" must be 4K, 2M or 1G, not \"%s\"", s);
+		} else {
+			r = log_error_errno(-EINVAL, "config: unknown key \"backend.%s\"", key);
+		}
+		if (r < 0)
+			return r;
+	}
+	if (!type)
+		return log_error_errno(-EINVAL, "config: \"backend.type\" is required (\"devdax\" or \"emulated\")");
+	if (strcmp(type, "devdax") == 0)
+		opts->backend = BACKEND_DEVDAX;
+	else if (strcmp(type, "emulated") == 0)
+		opts->backend = BACKEND_EMULATED;
+	else
+		return log_error_errno(-EINVAL, "config: \"backend.type\" must be \"devdax\" or \"emulated\", not \"%s\"", type);
+	return 0;
+}
+
+int options_load_config(struct daxpoold_options *opts, const char *path)
+{
+	json_object *root;
+	const char *s;
+	int r = 0;
+
+	root = json_object_from_file(path);
+	if (!root)
+		return log_error_errno(-EINVAL, "config %s: %s", path, json_util_get_last_err());
+	if (!json_object_is_type(root, json_type_object)) {
+		json_object_put(root);
+		return log_error_errno(-EINVAL, "config %s: top level must be an object", path);
+	}
+	json_object_object_foreach(root, key, v)
+	{
+		if (strcmp(key, "socket") == 0) {
+			r = config_get_string(v, "socket", &s);
+			if (r == 0)
+				r = set_string(&opts->socket_path, s);
+		} else if (strcmp(key, "socket_mode") == 0) {
+			r = config_get_string(v, "socket_mode", &s);
+			if (r == 0 && parse_mode(s, &opts->socket_mode) < 0)
+				r = log_error_errno(-EINVAL, "config: \"socket_mode\" must be an octal mode such as \"0660\"");
+		} else if (strcmp(key, "log_level") == 0) {
+			r = config_get_string(v, "log_level", &s);
+			if (r == 0 && parse_log_level(s, &opts->log_level) < 0)
+				r = log_error_errno(-EINVAL, "config: \"log_level\" must be emerg..debug, not \"%s\"", s);
+		} else if (strcmp(key, "max_clients") == 0) {
+			int64_t n = json_object_get_int64(v);
+
+			if (!json_object_is_type(v, json_type_int) || n < 1 || n > MAX_CLIENTS_LIMIT)
+				r = log_error_errno(-EINVAL, "config: \"max_clients\" must be an integer in 1..%d", MAX_CLIENTS_LIMIT);
+			else
+				opts->max_clients = (unsigned)n;
+		} else if (strcmp(key, "backend") == 0) {
+			r = config_load_backend(opts, v);
+		} else {
+			r = log_error_errno(-EINVAL, "config: unknown key \"%s\"", key);
+		}
+		if (r < 0)
+			break;
+	}
+	json_object_put(root);
+	if (r < 0)
+		return log_error_errno(r, "config %s is invalid", path);
+	return 0;
+}
+
+int options_validate(const struct daxpoold_options *opts)
+{
+	if (!opts->socket_path || opts->socket_path[0] != '/')
+		return log_error_errno(-EINVAL, "socket path must be absolute");
+	if (strlen(opts->socket_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return log_error_errno(-ENAMETOOLONG, "socket path %s is too long (at most %zu bytes)",
+				       opts->socket_path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	switch (opts->backend) {
+	case BACKEND_DEVDAX:
+		if (!opts->device_path || strncmp(opts->device_path, "/dev/", 5) != 0)
+			return log_error_errno(-EINVAL, "--device needs a device path such as /dev/dax0.0");
+		if (opts->emulate_path || opts->size)
+			return log_error_errno(-EINVAL, "--device cannot be combined with --emulate/--size");
+		break;
+	case BACKEND_EMULATED:
+		if (!opts->emulate_path || opts->emulate_path[0] != '/')
+			return log_error_errno(-EINVAL, "--emulate needs an absolute file path");
+		if (opts->device_path)
+			return log_error_errno(-EINVAL, "--emulate cannot be combined with --device");
+		if (!opts->size)
+			return log_error_errno(-EINVAL, "--emulate needs --size");
+		if (opts->size % opts->page_size)
+			return log_error_errno(-EINVAL, "--size %" PRIu64 " is not a multiple of the page size %s",
+					       opts->size, page_size_name(opts->page_size));
+		break;
+	case BACKEND_NONE:
+	default:
+		if (opts->size || opts->device_path || opts->emulate_path)
+			return log_error_errno(-EINVAL, "--size/--page need --emulate");
+		break;
+	}
+	return 0;
+}
+
+enum {
+	OPT_DEVICE = 0x100,
+	OPT_EMULATE,
+	OPT_SIZE,
+	OPT_PAGE,
+};
+
+int options_parse(struct daxpoold_options *opts, int argc, char **argv)
+{
+	static const struct option long_options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "device", required_argument, NULL, OPT_DEVICE },
+		{ "emulate", required_argument, NULL, OPT_EMULATE },
+		{ "size", required_argument, NULL, OPT_SIZE },
+		{ "page", required_argument, NULL, OPT_PAGE },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{}
+	};
+	/* Command-line values are collected first and applied over the config file afterwards. */
+	const char *socket = NULL, *device = NULL, *emulate = NULL, *config = NULL;
+	uint64_t size = 0, page = 0;
+	int level = -1, c, r;
+	bool foreground = false, page_given = false;
+
+	*opts = (struct daxpoold_options){
+		.socket_mode = 0660,
+		.log_level = LOG_INFO,
+		.max_clients = 1024,
+		.page_size = 2u << 20,
+	};
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:s:fl:hV", long_options, NULL)) >= 0) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 's':
+			socket = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case OPT_DEVICE:
+			device = optarg;
+			break;
+		case OPT_EMULATE:
+			emulate = optarg;
+			break;
+		case OPT_SIZE:
+			r = parse_size(optarg, &size);
+			if (r < 0 || size == 0)
+				return log_error_errno(-EINVAL, "--size: \"%s\" is not a size such as 4G", optarg);
+			break;
+		case OPT_PAGE:
+			if (parse_page_size(optarg, &page) < 0)
+				return log_error_errno(-EINVAL, "--page: must be 4K, 2M or 1G, not \"%s\"", optarg);
+			page_given = true;
+			break;
+		case 'l':
+			if (parse_log_level(optarg, &level) < 0)
+				return log_error_errno(-EINVAL, "--log-level: must be emerg..debug, not \"%s\"", optarg);
+			break;
+		case 'h':
+			opts->show_help = true;
+			return 0;
+		case 'V':
+			opts->show_version = true;
+			return 0;
+		case ':':
+			return log_error_errno(-EINVAL, "option %s needs an argument", argv[optind - 1]);
+		case '?':
+		default:
+			return log_error_errno(-EINVAL, "unknown option %s (see --help)", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return log_error_errno(-EINVAL, "unexpected argument \"%s\" (see --help)", argv[optind]);
+
+	r = set_string(&opts->config_path, config ? config : DAXPOOL_DEFAULT_CONFIG);
+	if (r < 0)
+		return r;
+	opts->config_explicit = config != NULL;
+	if (opts->config_explicit || access(opts->config_path, F_OK) == 0) {
+		r = options_load_config(opts, opts->config_path);
+		if (r < 0)
+			return r;
+	}
+
+	if (!opts->socket_path || socket) {
+		r = set_string(&opts->socket_path, socket ? socket : DAXPOOL_DEFAULT_SOCKET);
+		if (r < 0)
+			return r;
+	}
+	opts->foreground = foreground;
+	if (level >= 0)
+		opts->log_level = level;
+	/* A backend on the command line replaces the config file's backend as a whole. */
+	if (device || emulate) {
+		free(opts->device_path);
+		free(opts->emulate_path);
+		opts->device_path = device ? strdup(device) : NULL;
+		opts->emulate_path = emulate ? strdup(emulate) : NULL;
+		if ((device && !opts->device_path) || (emulate && !opts->emulate_path))
+			return log_error_errno(-ENOMEM, "out of memory");
+		opts->backend = device ? BACKEND_DEVDAX : BACKEND_EMULATED;
+		opts->size = 0;
+		if (device && emulate)
+			return log_error_errno(-EINVAL, "--device and --emulate are mutually exclusive");
+	}
+	if (size)
+		opts->size = size;
+	if (page_given) {
+		if (opts->backend != BACKEND_EMULATED)
+			return log_error_errno(-EINVAL, "--page needs --emulate");
+		opts->page_size = page;
+	}
+	if (size && opts->backend != BACKEND_EMULATED)
+		return log_error_errno(-EINVAL, "--size needs --emulate");
+	return options_validate(opts);
+}
+
+void options_free(struct daxpoold_options *opts)
+{
+	free(opts->config_path);
+	free(opts->socket_path);
+	free(opts->device_path);
+	free(opts->emulate_path);
+	*opts = (struct daxpoold_options){};
+}

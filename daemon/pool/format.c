@@ -1,0 +1,212 @@
+/* Encoding, decoding and checksums of the superblock and allocation records (layout.h). */
+#include <endian.h>
+#include <errno.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "layout.h"
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+static void put16(uint8_t *p, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(p, &v, 2);
+}
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+static uint16_t get16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return le16toh(v);
+}
+
+/* XXH3-64 with seed 0: fast on short inputs, stable across versions since xxhash 0.8.0. */
+uint64_t pool_checksum(const void *buf, size_t len)
+{
+	return XXH3_64bits(buf, len);
+}
+
+void sb_encode(uint8_t out[POOL_SB_BYTES], const struct pool_geometry *g)
+{
+	memset(out, 0, POOL_SB_BYTES);
+	memcpy(out + SB_MAGIC, POOL_MAGIC, 8);
+	put32(out + SB_VERSION, POOL_FORMAT_VERSION);
+	put32(out + SB_HDRSIZE, POOL_SB_BYTES);
+	memcpy(out + SB_UUID, g->uuid, 16);
+	put64(out + SB_POOL_SIZE, g->pool_size);
+	put64(out + SB_DEVICE_ALIGN, g->device_align);
+	put64(out + SB_LOG_OFF, g->log_off);
+	put64(out + SB_LOG_SIZE, g->log_size);
+	put64(out + SB_TABLE_OFF, g->table_off);
+	put64(out + SB_TABLE_CAP, g->table_capacity);
+	put64(out + SB_RECORD_SIZE, POOL_RECORD_SIZE);
+	put64(out + SB_DATA_OFF, g->data_off);
+	put64(out + SB_DATA_SIZE, g->data_size);
+	put64(out + SB_CHECKSUM, pool_checksum(out, SB_CHECKSUM));
+}
+
+static bool is_class(uint64_t a)
+{
+	return a == POOL_ALIGN_4K || a == POOL_ALIGN_2M || a == POOL_ALIGN_1G;
+}
+
+/* Returns 0, -ENODATA (no magic), -EPROTONOSUPPORT, or -EUCLEAN (checksum or geometry bad). */
+int sb_decode(const uint8_t in[POOL_SB_BYTES], struct pool_geometry *ret, const char **ret_why)
+{
+	struct pool_geometry g = {0};
+
+	if (memcmp(in + SB_MAGIC, POOL_MAGIC, 8) != 0) {
+		*ret_why = "bad magic";
+		return -ENODATA;
+	}
+	if (get64(in + SB_CHECKSUM) != pool_checksum(in, SB_CHECKSUM)) {
+		*ret_why = "checksum mismatch";
+		return -EUCLEAN;
+	}
+	/* The version is checked after the checksum so a bit flip is not reported as "too new". */
+	if (get32(in + SB_VERSION) != POOL_FORMAT_VERSION) {
+		*ret_why = "unsupported format version";
+		return -EPROTONOSUPPORT;
+	}
+	memcpy(g.uuid, in + SB_UUID, 16);
+	g.pool_size = get64(in + SB_POOL_SIZE);
+	g.device_align = get64(in + SB_DEVICE_ALIGN);
+	g.log_off = get64(in + SB_LOG_OFF);
+	g.log_size = get64(in + SB_LOG_SIZE);
+	g.table_off = get64(in + SB_TABLE_OFF);
+	g.table_capacity = get64(in + SB_TABLE_CAP);
+	g.data_off = get64(in + SB_DATA_OFF);
+	g.data_size = get64(in + SB_DATA_SIZE);
+
+	/* A valid checksum on nonsense geometry means a bug, not a bit flip: still refuse it. */
+	if (get32(in + SB_HDRSIZE) != POOL_SB_BYTES || get64(in + SB_RECORD_SIZE) != POOL_RECORD_SIZE ||
+	    !is_class(g.device_align) || g.log_off != POOL_LOG_OFF || g.log_size != POOL_LOG_SIZE ||
+	    g.table_off != POOL_TABLE_OFF || g.table_capacity < POOL_MIN_CAPACITY ||
+	    g.table_capacity > POOL_MAX_CAPACITY ||
+	    g.data_off < g.table_off + g.table_capacity * POOL_RECORD_SIZE ||
+	    g.data_off % g.device_align != 0 || g.data_off % POOL_ALIGN_2M != 0 ||
+	    g.data_size == 0 || g.data_size % g.device_align != 0 ||
+	    g.data_off + g.data_size < g.data_off || g.data_off + g.data_size > g.pool_size) {
+		*ret_why = "inconsistent geometry";
+		return -EUCLEAN;
+	}
+	*ret = g;
+	return 0;
+}
+
+/*
+ * Geometry for a new pool of size bytes. The data area starts at the first boundary of
+ * max(device alignment, 2 MiB) after the record table, so every 2M chunk of the data area can be
+ * mapped with PMD pages; 1G alignment of big requests is measured from offset 0, like the device.
+ */
+int geometry_compute(uint64_t size, const struct pool_format_params *params,
+		     struct pool_geometry *ret)
+{
+	struct pool_geometry g = {0};
+	uint64_t cap = params ? params->table_capacity : 0;
+	uint64_t dalign = params && params->device_align ? params->device_align : POOL_ALIGN_4K;
+
+	if (!is_class(dalign))
+		return -EINVAL;
+	if (cap == 0) {
+		cap = size / POOL_BYTES_PER_RECORD_DEFAULT;
+		if (cap < POOL_MIN_CAPACITY)
+			cap = POOL_MIN_CAPACITY;
+		if (cap > POOL_MAX_CAPACITY)
+			cap = POOL_MAX_CAPACITY;
+	}
+	if (cap < POOL_MIN_CAPACITY || cap > POOL_MAX_CAPACITY)
+		return -EINVAL;
+	g.pool_size = size;
+	g.device_align = dalign;
+	g.log_off = POOL_LOG_OFF;
+	g.log_size = POOL_LOG_SIZE;
+	g.table_off = POOL_TABLE_OFF;
+	g.table_capacity = cap;
+	g.data_off = align_up(g.table_off + cap * POOL_RECORD_SIZE,
+			      dalign > POOL_ALIGN_2M ? dalign : POOL_ALIGN_2M);
+	if (g.data_off >= size)
+		return -EINVAL;
+	g.data_size = align_down(size - g.data_off, dalign);
+	if (g.data_size == 0)
+		return -EINVAL;
+	*ret = g;
+	return 0;
+}
+
+void rec_encode(uint8_t out[POOL_RECORD_SIZE], const struct pool_record *r)
+{
+	memset(out, 0, POOL_RECORD_SIZE);
+	put64(out + REC_OFFSET, r->offset);
+	put64(out + REC_LENGTH, r->length);
+	put64(out + REC_GENERATION, r->generation);
+	put32(out + REC_UID, r->uid);
+	put32(out + REC_GID, r->gid);
+	put32(out + REC_MODE, r->mode);
+	put16(out + REC_FLAGS, r->flags);
+	out[REC_ALIGN_SHIFT] = r->align_shift;
+	out[REC_NAME_LEN] = r->name_len;
+	memcpy(out + REC_NAME, r->name, r->name_len);
+	/* Checksum computed with its own field zero (it is, from the memset). */
+	put64(out + REC_CHECKSUM, pool_checksum(out, POOL_RECORD_SIZE));
+}
+
+bool rec_is_empty(const uint8_t in[POOL_RECORD_SIZE])
+{
+	static const uint8_t zero[POOL_RECORD_SIZE];
+	return memcmp(in, zero, POOL_RECORD_SIZE) == 0;
+}
+
+int rec_decode(const uint8_t in[POOL_RECORD_SIZE], struct pool_record *ret, const char **ret_why)
+{
+	uint8_t tmp[POOL_RECORD_SIZE];
+	struct pool_record r = {0};
+
+	if (rec_is_empty(in))
+		return 1;
+	memcpy(tmp, in, sizeof(tmp));
+	memset(tmp + REC_CHECKSUM, 0, 8);
+	if (get64(in + REC_CHECKSUM) != pool_checksum(tmp, sizeof(tmp))) {
+		*ret_why = "record checksum mismatch";
+		return -EUCLEAN;
+	}
+	r.offset = get64(in + REC_OFFSET);
+	r.length = get64(in + REC_LENGTH);
+	r.generation = get64(in + REC_GENERATION);
+	r.uid = get32(in + REC_UID);
+	r.gid = get32(in + REC_GID);
+	r.mode = get32(in + REC_MODE);
+	r.flags = get16(in + REC_FLAGS);
+	r.align_shift = in[REC_ALIGN_SHIFT];
+	r.name_len = in[REC_NAME_LEN];
+	memcpy(r.name, in + REC_NAME, r.name_len);
+	r.name[r.name_len] = '\0';
+	if (!(r.flags & POOL_REC_USED) || (r.flags & ~POOL_REC_KNOWN_FLAGS) ||
+	    (r.align_shift != 12 && r.align_shift != 21 && r.align_shift != 30) ||
+	    memchr(r.name, '\0', r.name_len) != NULL) {
+		*ret_why = "record fields invalid";
+		return -EUCLEAN;
+	}
+	*ret = r;
+	return 0;
+}

@@ -1,0 +1,82 @@
+/*
+ * DRAM index of a pool, rebuilt at every open: maximal free extents (by offset for coalescing,
+ * and by usable aligned length per alignment class and "level" for O(log n) best fit), and the
+ * names of live records.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <bsd/sys/cdefs.h>
+#include <bsd/sys/tree.h>
+
+#define POOL_NCLASS 3 /* 4K, 2M, 1G */
+
+/* A maximal free extent. level: 2 = contains a whole free 1G chunk, 1 = a whole 2M chunk, 0 none. */
+struct fext {
+	RB_ENTRY(fext) by_off;
+	RB_ENTRY(fext) by_size[POOL_NCLASS];
+	uint64_t off, len;
+	uint64_t usable[POOL_NCLASS]; /* end - align_up(off, class), 0 if negative */
+	uint8_t level;
+};
+
+struct name_node {
+	RB_ENTRY(name_node) entry;
+	uint64_t slot;
+	char name[];
+};
+
+RB_HEAD(fext_off_tree, fext);
+RB_HEAD(fext_sz0_tree, fext);
+RB_HEAD(fext_sz1_tree, fext);
+RB_HEAD(fext_sz2_tree, fext);
+RB_HEAD(name_tree, name_node);
+
+struct pool_index {
+	struct fext_off_tree by_off;
+	struct fext_sz0_tree sz0[3]; /* class 4K, per level */
+	struct fext_sz1_tree sz1[3]; /* class 2M, per level (level 0 unused) */
+	struct fext_sz2_tree sz2[3]; /* class 1G, level 2 only */
+	struct name_tree names;
+	uint64_t nfree_ext;
+	uint64_t free_units[POOL_NCLASS]; /* sum over extents of usable[c] / class size */
+	uint64_t free_bytes;
+	uint64_t name_bytes;
+	uint64_t nnames;
+};
+
+/* Where an allocation would go: no index change yet. */
+struct placement {
+	struct fext *ext;
+	uint64_t offset;
+};
+
+void index_init(struct pool_index *idx);
+void index_destroy(struct pool_index *idx);
+
+/* Best placement of len bytes aligned to align (a class size); -ENOSPC if none. */
+int index_find(struct pool_index *idx, uint64_t len, uint64_t align, struct placement *ret);
+/* Removes [off, off+len) from pl->ext. May need *spare (set to NULL when consumed). */
+void index_take(struct pool_index *idx, const struct placement *pl, uint64_t len,
+		struct fext **spare);
+/* Adds the free range [off, off+len), coalescing. May consume *spare (set to NULL). */
+void index_give(struct pool_index *idx, uint64_t off, uint64_t len, struct fext **spare);
+/* Largest allocation possible at class c (0..2). */
+uint64_t index_largest(struct pool_index *idx, int c);
+
+struct name_node *index_name_find(struct pool_index *idx, const char *name);
+/* Inserts node (allocated by the caller); returns false if the name is already there. */
+bool index_name_insert(struct pool_index *idx, struct name_node *node);
+void index_name_remove(struct pool_index *idx, struct name_node *node);
+struct name_node *name_node_new(const char *name, uint64_t slot);
+
+static inline uint64_t class_size(int c)
+{
+	return UINT64_C(1) << (c == 0 ? 12 : c == 1 ? 21 : 30);
+}
+static inline int class_of(uint64_t align)
+{
+	return align >= (UINT64_C(1) << 30) ? 2 : align >= (UINT64_C(1) << 21) ? 1 : 0;
+}

@@ -1,0 +1,70 @@
+/* Private body of struct pool, shared by pool.c, log.c and fsck.c. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "index.h"
+#include "layout.h"
+#include "pool.h"
+
+struct pmem2_map;
+
+/* One record update of a logged operation. image is the full new record (all zero = free). */
+struct log_update {
+	uint64_t slot;
+	uint8_t image[POOL_RECORD_SIZE];
+};
+
+struct pool {
+	uint8_t *base;
+	uint64_t size;
+	struct pool_persist_ops ops;
+	struct pmem2_map *map; /* set when pool_open_fd mapped it: unmapped by pool_delete */
+	struct pool_geometry geo;
+	uint64_t next_gen;
+
+	/* Empty record slots, lowest id on top (ids handed out low first: table stays dense). */
+	uint32_t *free_slots;
+	uint64_t nfree_slots;
+
+	uint64_t records_used, records_anon, records_quar, allocated_bytes;
+	struct pool_index idx;
+
+	/* Read-only scans (pool_check without repair) see a pending committed log through this
+	 * overlay instead of replaying it. */
+	bool readonly;
+	uint32_t noverlay;
+	struct log_update overlay[POOL_LOG_MAX_RECORDS];
+};
+
+static inline uint8_t *pool_rec_ptr(struct pool *p, uint64_t slot)
+{
+	return p->base + p->geo.table_off + slot * POOL_RECORD_SIZE;
+}
+
+/* log.c */
+/* Makes the updates atomic: log, commit, apply, clear. Cannot fail. */
+void log_commit(struct pool *p, const struct log_update *u, unsigned n);
+
+enum log_state {
+	LOG_IDLE,      /* commit mark clear: nothing to do */
+	LOG_COMMITTED, /* a committed op to replay (interrupted between commit and clear) */
+	LOG_STRAY,     /* commit mark set but not equal to the body's generation: bit flip */
+	LOG_DAMAGED,   /* commit mark set and the body is bad: cannot replay */
+};
+/* Reads the log; fills up to POOL_LOG_MAX_RECORDS updates for LOG_COMMITTED/LOG_STRAY. */
+enum log_state log_inspect(const uint8_t *base, const struct pool_geometry *g,
+			   struct log_update *ret_u, unsigned *ret_n, uint64_t *ret_gen,
+			   const char **ret_why);
+/* Replays updates and clears the commit mark. */
+void log_replay(uint8_t *base, const struct pool_geometry *g, const struct pool_persist_ops *ops,
+		const struct log_update *u, unsigned n);
+/* Generation in the log body if its checksum is valid, else 0. */
+uint64_t log_generation(const uint8_t *base, const struct pool_geometry *g);
+
+/* pool.c, used by fsck.c */
+int pool_open_internal(void *addr, uint64_t size, const struct pool_persist_ops *ops,
+		       bool readonly, struct pool **ret_pool);
+int pool_superblocks(uint8_t *base, uint64_t size, struct pool_geometry *ret_geo, int *ret_bad,
+		     const char **ret_why);

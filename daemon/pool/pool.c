@@ -1,0 +1,653 @@
+/* The pool API: format, open with recovery, alloc/free/quarantine, lookup, iterate, stats. */
+#include <errno.h>
+#include <libpmem2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "alloc.h"
+#include "error.h"
+#include "macro.h"
+#include "pool-internal.h"
+
+/* ---- libpmem2 mapping -------------------------------------------------------------------- */
+
+/* libpmem2 returns -errno or its own PMEM2_E_* codes (far below -4095): keep errnos, fold the rest. */
+static int pmem2_to_errno(int r)
+{
+	return r >= -4095 ? r : -EINVAL;
+}
+
+static int map_fd(int fd, struct pmem2_map **ret_map, uint64_t *ret_align)
+{
+	struct pmem2_config *cfg = NULL;
+	struct pmem2_source *src = NULL;
+	struct pmem2_map *map = NULL;
+	size_t align = 0;
+	int r;
+
+	r = pmem2_config_new(&cfg);
+	if (r)
+		return pool_err(pmem2_to_errno(r), "pmem2_config_new: %s", pmem2_errormsg());
+	r = pmem2_source_from_fd(&src, fd);
+	if (r) {
+		r = pool_err(pmem2_to_errno(r), "pmem2_source_from_fd: %s", pmem2_errormsg());
+		goto out;
+	}
+	r = pmem2_source_alignment(src, &align);
+	if (r) {
+		r = pool_err(pmem2_to_errno(r), "pmem2_source_alignment: %s", pmem2_errormsg());
+		goto out;
+	}
+	/* Page granularity accepts every mapping; libpmem2 then gives msync-based persist for
+	 * page-cache files and cache flushes for DAX, so the same code is correct on both. */
+	r = pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE);
+	if (r) {
+		r = pool_err(pmem2_to_errno(r), "pmem2 granularity: %s", pmem2_errormsg());
+		goto out;
+	}
+	r = pmem2_map_new(&map, cfg, src);
+	if (r) {
+		r = pool_err(pmem2_to_errno(r), "pmem2_map_new: %s", pmem2_errormsg());
+		goto out;
+	}
+	*ret_map = map;
+	*ret_align = align;
+out:
+	pmem2_source_delete(&src);
+	pmem2_config_delete(&cfg);
+	return r;
+}
+
+static void ops_from_map(struct pmem2_map *map, struct pool_persist_ops *ops)
+{
+	ops->persist = pmem2_get_persist_fn(map);
+	ops->flush = pmem2_get_flush_fn(map);
+	ops->drain = pmem2_get_drain_fn(map);
+}
+
+/* Device alignment to a class: device-dax offers 4K, 2M, 1G; anything else is refused. */
+static int align_class(uint64_t a, uint64_t *ret)
+{
+	if (a <= POOL_ALIGN_4K)
+		*ret = POOL_ALIGN_4K;
+	else if (a == POOL_ALIGN_2M || a == POOL_ALIGN_1G)
+		*ret = a;
+	else
+		return pool_err(-EINVAL, "device alignment %llu is not 4K, 2M or 1G",
+				(unsigned long long)a);
+	return 0;
+}
+
+/* ---- format ------------------------------------------------------------------------------ */
+
+int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *ops,
+		      const struct pool_format_params *params)
+{
+	struct pool_geometry g;
+	uint8_t sb[POOL_SB_BYTES];
+	uint8_t *base = addr;
+	int r;
+
+	if (!addr || !ops || !ops->persist || !ops->flush || !ops->drain)
+		return pool_err(-EINVAL, "pool_format: missing range or persistence functions");
+	r = geometry_compute(size, params, &g);
+	if (r < 0)
+		return pool_err(r, "pool_format: %llu bytes too small for the table, or bad parameters",
+				(unsigned long long)size);
+	if (getrandom(g.uuid, sizeof(g.uuid), 0) != sizeof(g.uuid))
+		return pool_err(negative_errno(), "pool_format: getrandom: %m");
+
+	/* Superblocks first become invalid, so a crash in the middle leaves "no pool", never a
+	 * superblock describing a half-zeroed table. The new ones are written last, B then A. */
+	memset(base + POOL_SB_A_OFF, 0, POOL_SB_BYTES);
+	memset(base + POOL_SB_B_OFF, 0, POOL_SB_BYTES);
+	ops->flush(base + POOL_SB_A_OFF, POOL_SB_BYTES);
+	ops->flush(base + POOL_SB_B_OFF, POOL_SB_BYTES);
+	ops->drain();
+	memset(base + g.log_off, 0, g.log_size);
+	memset(base + g.table_off, 0, g.table_capacity * POOL_RECORD_SIZE);
+	ops->flush(base + g.log_off, g.log_size);
+	ops->flush(base + g.table_off, g.table_capacity * POOL_RECORD_SIZE);
+	ops->drain();
+	sb_encode(sb, &g);
+	memcpy(base + POOL_SB_B_OFF, sb, sizeof(sb));
+	ops->persist(base + POOL_SB_B_OFF, sizeof(sb));
+	memcpy(base + POOL_SB_A_OFF, sb, sizeof(sb));
+	ops->persist(base + POOL_SB_A_OFF, sizeof(sb));
+	return 0;
+}
+
+int pool_format_fd(int fd, const struct pool_format_params *params)
+{
+	struct pmem2_map *map = NULL;
+	struct pool_persist_ops ops;
+	struct pool_format_params prm = params ? *params : (struct pool_format_params){0};
+	uint64_t align;
+	int r;
+
+	r = map_fd(fd, &map, &align);
+	if (r < 0)
+		return r;
+	r = align_class(align, &prm.device_align);
+	if (r == 0) {
+		ops_from_map(map, &ops);
+		r = pool_format_range(pmem2_map_get_address(map), pmem2_map_get_size(map), &ops, &prm);
+	}
+	pmem2_map_delete(&map);
+	return r;
+}
+
+/* ---- open -------------------------------------------------------------------------------- */
+
+/* Reads both superblock copies. ret_bad: -1 none bad, 0 = A bad, 1 = B bad. */
+int pool_superblocks(uint8_t *base, uint64_t size, struct pool_geometry *ret_geo, int *ret_bad,
+		     const char **ret_why)
+{
+	struct pool_geometry ga, gb;
+	const char *wa = NULL, *wb = NULL;
+	int ra, rb;
+
+	if (size < POOL_TABLE_OFF)
+		return pool_err(-ENODATA, "range of %llu bytes is too small to hold a pool",
+				(unsigned long long)size);
+	ra = sb_decode(base + POOL_SB_A_OFF, &ga, &wa);
+	rb = sb_decode(base + POOL_SB_B_OFF, &gb, &wb);
+	if (ra == 0 && rb == 0) {
+		if (memcmp(base + POOL_SB_A_OFF, base + POOL_SB_B_OFF, POOL_SB_BYTES) != 0)
+			return pool_err(-EUCLEAN, "both superblock copies are valid but differ: "
+						  "cannot tell which is right");
+		*ret_bad = -1;
+	} else if (ra == 0 || rb == 0) {
+		*ret_bad = ra == 0 ? 1 : 0;
+		*ret_why = ra == 0 ? wb : wa;
+	} else if (ra == -ENODATA && rb == -ENODATA) {
+		return pool_err(-ENODATA, "no daxpool superblock (not formatted, or format interrupted)");
+	} else if (ra == -EPROTONOSUPPORT || rb == -EPROTONOSUPPORT) {
+		return pool_err(-EPROTONOSUPPORT, "pool format version not supported (this is version %u)",
+				POOL_FORMAT_VERSION);
+	} else {
+		return pool_err(-EUCLEAN, "both superblock copies are bad: A: %s, B: %s", wa, wb);
+	}
+	*ret_geo = ra == 0 ? ga : gb;
+	if (ret_geo->pool_size > size)
+		return pool_err(-EUCLEAN, "superblock says %llu bytes but the range has %llu",
+				(unsigned long long)ret_geo->pool_size, (unsigned long long)size);
+	return 0;
+}
+
+struct ext_ref {
+	uint64_t off, len, slot;
+};
+
+static int cmp_ext_ref(const void *a, const void *b)
+{
+	const struct ext_ref *x = a, *y = b;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static const uint8_t *scan_rec_ptr(struct pool *p, uint64_t slot)
+{
+	for (uint32_t i = 0; i < p->noverlay; i++)
+		if (p->overlay[i].slot == slot)
+			return p->overlay[i].image;
+	return pool_rec_ptr(p, slot);
+}
+
+/* Validates every record and builds the DRAM index. */
+static int pool_scan(struct pool *p)
+{
+	const struct pool_geometry *g = &p->geo;
+	_cleanup_(freep) struct ext_ref *refs = NULL;
+	uint64_t nrefs = 0, maxgen = 0;
+	int r;
+
+	/* Plain free() is right for refs: pool_mem_alloc is malloc. */
+	refs = pool_mem_calloc(g->table_capacity, sizeof(*refs));
+	p->free_slots = pool_mem_calloc(g->table_capacity, sizeof(*p->free_slots));
+	if (!refs || !p->free_slots)
+		return pool_err(-ENOMEM, "pool_open: out of memory for %llu records",
+				(unsigned long long)g->table_capacity);
+
+	for (uint64_t s = g->table_capacity; s-- > 0;) {
+		struct pool_record rec;
+		const char *why = NULL;
+
+		r = rec_decode(scan_rec_ptr(p, s), &rec, &why);
+		if (r == 1) {
+			p->free_slots[p->nfree_slots++] = (uint32_t)s;
+			continue;
+		}
+		if (r < 0)
+			return pool_err(-EUCLEAN, "record %llu: %s", (unsigned long long)s, why);
+		uint64_t ralign = UINT64_C(1) << rec.align_shift;
+		if (rec.offset < g->data_off || rec.length == 0 ||
+		    rec.offset + rec.length < rec.offset ||
+		    rec.offset + rec.length > g->data_off + g->data_size || rec.offset % ralign ||
+		    rec.length % ralign || ralign < g->device_align)
+			return pool_err(-EUCLEAN, "record %llu: extent [%llu, +%llu) invalid",
+					(unsigned long long)s, (unsigned long long)rec.offset,
+					(unsigned long long)rec.length);
+		if ((rec.flags & POOL_REC_ANONYMOUS) && rec.name_len)
+			return pool_err(-EUCLEAN, "record %llu: anonymous record with a name",
+					(unsigned long long)s);
+		if (rec.name_len) {
+			struct name_node *n = name_node_new(rec.name, s);
+			if (!n)
+				return pool_err(-ENOMEM, "pool_open: out of memory for names");
+			if (!index_name_insert(&p->idx, n)) {
+				uint64_t other = index_name_find(&p->idx, rec.name)->slot;
+				pool_mem_free(n);
+				return pool_err(-EUCLEAN, "records %llu and %llu have the same name",
+						(unsigned long long)s, (unsigned long long)other);
+			}
+		}
+		refs[nrefs++] = (struct ext_ref){rec.offset, rec.length, s};
+		maxgen = MAX(maxgen, rec.generation);
+		p->records_used++;
+		p->allocated_bytes += rec.length;
+		if (rec.flags & POOL_REC_ANONYMOUS)
+			p->records_anon++;
+		if (rec.flags & POOL_REC_QUARANTINED)
+			p->records_quar++;
+	}
+
+	qsort(refs, nrefs, sizeof(*refs), cmp_ext_ref);
+	uint64_t cursor = g->data_off, end = g->data_off + g->data_size;
+	for (uint64_t i = 0; i <= nrefs; i++) {
+		uint64_t next = i < nrefs ? refs[i].off : end;
+		if (next < cursor)
+			return pool_err(-EUCLEAN, "records %llu and %llu overlap",
+					(unsigned long long)refs[i - 1].slot,
+					(unsigned long long)refs[i].slot);
+		if (next > cursor) {
+			struct fext *spare = pool_mem_alloc(sizeof(*spare));
+			if (!spare)
+				return pool_err(-ENOMEM, "pool_open: out of memory for the free index");
+			index_give(&p->idx, cursor, next - cursor, &spare);
+			pool_mem_free(spare); /* NULL when consumed */
+		}
+		if (i < nrefs)
+			cursor = refs[i].off + refs[i].len;
+	}
+	p->next_gen = MAX(maxgen, log_generation(p->base, g)) + 1;
+	return 0;
+}
+
+int pool_open_internal(void *addr, uint64_t size, const struct pool_persist_ops *ops,
+		       bool readonly, struct pool **ret_pool)
+{
+	struct pool *p;
+	int bad = -1, r;
+	const char *why = NULL;
+	struct pool_geometry g;
+
+	if (!addr || !ops || !ops->persist || !ops->flush || !ops->drain)
+		return pool_err(-EINVAL, "pool_open: missing range or persistence functions");
+	r = pool_superblocks(addr, size, &g, &bad, &why);
+	if (r < 0)
+		return r;
+
+	p = pool_mem_calloc(1, sizeof(*p));
+	if (!p)
+		return pool_err(-ENOMEM, "pool_open: out of memory");
+	p->base = addr;
+	p->size = size;
+	p->ops = *ops;
+	p->geo = g;
+	p->readonly = readonly;
+	index_init(&p->idx);
+
+	struct log_update u[POOL_LOG_MAX_RECORDS];
+	unsigned n = 0;
+	uint64_t gen = 0;
+	const char *lwhy = NULL;
+	switch (log_inspect(p->base, &g, u, &n, &gen, &lwhy)) {
+	case LOG_IDLE:
+		break;
+	case LOG_COMMITTED:
+		if (readonly) {
+			memcpy(p->overlay, u, n * sizeof(u[0]));
+			p->noverlay = n;
+		} else {
+			log_replay(p->base, &g, &p->ops, u, n);
+		}
+		break;
+	case LOG_STRAY:
+		if (readonly) { /* pool_check decided a replay is safe: scan as if replayed */
+			memcpy(p->overlay, u, n * sizeof(u[0]));
+			p->noverlay = n;
+			break;
+		}
+		/* fall through */
+	case LOG_DAMAGED:
+		pool_delete(&p);
+		return pool_err(-EUCLEAN, "%s (run pool check)", lwhy);
+	}
+
+	r = pool_scan(p);
+	if (r < 0) {
+		pool_delete(&p);
+		return r;
+	}
+	p->noverlay = 0;
+	*ret_pool = p;
+	if (bad >= 0) {
+		pool_err(0, "superblock copy %c is bad (%s); using copy %c (run pool check --repair)",
+			 bad == 0 ? 'A' : 'B', why, bad == 0 ? 'B' : 'A');
+		return POOL_OPEN_DEGRADED;
+	}
+	return 0;
+}
+
+int pool_open_range(void *addr, uint64_t size, const struct pool_persist_ops *ops,
+		    struct pool **ret_pool)
+{
+	return pool_open_internal(addr, size, ops, false, ret_pool);
+}
+
+int pool_open_fd(int fd, struct pool **ret_pool)
+{
+	struct pmem2_map *map = NULL;
+	struct pool_persist_ops ops;
+	struct pool *p = NULL;
+	uint64_t align;
+	int r;
+
+	r = map_fd(fd, &map, &align);
+	if (r < 0)
+		return r;
+	ops_from_map(map, &ops);
+	r = pool_open_internal(pmem2_map_get_address(map), pmem2_map_get_size(map), &ops, false, &p);
+	if (r < 0) {
+		pmem2_map_delete(&map);
+		return r;
+	}
+	if (align > p->geo.device_align) {
+		uint64_t formatted = p->geo.device_align;
+		pool_delete(&p);
+		pmem2_map_delete(&map);
+		return pool_err(-EINVAL, "device alignment is now %llu, pool was formatted for %llu",
+				(unsigned long long)align, (unsigned long long)formatted);
+	}
+	p->map = map;
+	*ret_pool = p;
+	return r;
+}
+
+void pool_delete(struct pool **pool)
+{
+	if (!pool || !*pool)
+		return;
+	struct pool *p = *pool;
+	index_destroy(&p->idx);
+	pool_mem_free(p->free_slots);
+	if (p->map)
+		pmem2_map_delete(&p->map);
+	pool_mem_free(p);
+	*pool = NULL;
+}
+
+/* ---- operations -------------------------------------------------------------------------- */
+
+static int read_record(struct pool *p, uint64_t id, struct pool_record *ret)
+{
+	const char *why = NULL;
+	int r;
+
+	if (id >= p->geo.table_capacity)
+		return pool_err(-ENOENT, "record %llu does not exist", (unsigned long long)id);
+	r = rec_decode(pool_rec_ptr(p, id), ret, &why);
+	if (r == 1)
+		return pool_err(-ENOENT, "record %llu is not allocated", (unsigned long long)id);
+	if (r < 0)
+		return pool_err(-EUCLEAN, "record %llu: %s (damaged since open)",
+				(unsigned long long)id, why);
+	return 0;
+}
+
+static void fill_info(uint64_t id, const struct pool_record *r, struct pool_record_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->id = id;
+	info->offset = r->offset;
+	info->length = r->length;
+	info->align = UINT64_C(1) << r->align_shift;
+	info->uid = r->uid;
+	info->gid = r->gid;
+	info->mode = r->mode;
+	info->flags = r->flags & ~POOL_REC_USED;
+	memcpy(info->name, r->name, r->name_len + 1);
+}
+
+int pool_alloc(struct pool *p, const struct pool_alloc_req *req, struct pool_extent *ret_extent)
+{
+	struct pool_record rec = {0};
+	struct placement pl;
+	struct log_update u;
+	size_t name_len = 0;
+	int r;
+
+	if (!p || !req)
+		return pool_err(-EINVAL, "pool_alloc: NULL argument");
+	if (req->size == 0)
+		return pool_err(-EINVAL, "pool_alloc: size 0");
+	if (req->align != POOL_ALIGN_4K && req->align != POOL_ALIGN_2M && req->align != POOL_ALIGN_1G)
+		return pool_err(-EINVAL, "pool_alloc: alignment %llu is not 4K, 2M or 1G",
+				(unsigned long long)req->align);
+	if (req->flags & ~POOL_ALLOC_ANONYMOUS)
+		return pool_err(-EINVAL, "pool_alloc: unknown flags 0x%x", req->flags);
+	if (req->name) {
+		if (req->flags & POOL_ALLOC_ANONYMOUS)
+			return pool_err(-EINVAL, "pool_alloc: an anonymous allocation has no name");
+		name_len = strnlen(req->name, POOL_NAME_MAX + 1);
+		if (name_len == 0 || name_len > POOL_NAME_MAX)
+			return pool_err(-EINVAL, "pool_alloc: name must be 1..%d bytes", POOL_NAME_MAX);
+		if (index_name_find(&p->idx, req->name))
+			return pool_err(-EEXIST, "pool_alloc: name '%s' is in use", req->name);
+	}
+	uint64_t align = MAX(req->align, p->geo.device_align);
+	if (req->size > p->geo.data_size)
+		return pool_err(-ENOSPC, "pool_alloc: %llu bytes is more than the pool holds",
+				(unsigned long long)req->size);
+	uint64_t len = align_up(req->size, align);
+	if (p->nfree_slots == 0)
+		return pool_err(-ENOSPC, "pool_alloc: record table full (%llu records)",
+				(unsigned long long)p->geo.table_capacity);
+	r = index_find(&p->idx, len, align, &pl);
+	if (r < 0)
+		return pool_err(-ENOSPC, "pool_alloc: no free extent of %llu bytes aligned to %llu",
+				(unsigned long long)len, (unsigned long long)align);
+
+	/* Every DRAM allocation happens before the persistent change, so ENOMEM changes nothing. */
+	_cleanup_(freep) struct fext *spare = pool_mem_alloc(sizeof(*spare));
+	if (!spare)
+		return pool_err(-ENOMEM, "pool_alloc: out of memory");
+	uint64_t slot = p->free_slots[p->nfree_slots - 1];
+	_cleanup_(freep) struct name_node *nn = NULL;
+	if (req->name) {
+		nn = name_node_new(req->name, slot);
+		if (!nn)
+			return pool_err(-ENOMEM, "pool_alloc: out of memory");
+	}
+
+	rec.offset = pl.offset;
+	rec.length = len;
+	rec.generation = p->next_gen;
+	rec.uid = req->uid;
+	rec.gid = req->gid;
+	rec.mode = req->mode;
+	rec.flags = POOL_REC_USED | ((req->flags & POOL_ALLOC_ANONYMOUS) ? POOL_REC_ANONYMOUS : 0);
+	rec.align_shift = (uint8_t)__builtin_ctzll(align);
+	rec.name_len = (uint8_t)name_len;
+	memcpy(rec.name, req->name ? req->name : "", name_len);
+	u.slot = slot;
+	rec_encode(u.image, &rec);
+	log_commit(p, &u, 1);
+
+	p->nfree_slots--;
+	index_take(&p->idx, &pl, len, &spare);
+	if (nn)
+		index_name_insert(&p->idx, TAKE_PTR(nn));
+	p->records_used++;
+	p->allocated_bytes += len;
+	if (rec.flags & POOL_REC_ANONYMOUS)
+		p->records_anon++;
+	*ret_extent = (struct pool_extent){.offset = pl.offset, .length = len, .id = slot};
+	return 0;
+}
+
+/* Frees a live record (shared by pool_free and pool_release). */
+static int do_free(struct pool *p, uint64_t id, const struct pool_record *rec)
+{
+	struct log_update u = {.slot = id};
+	_cleanup_(freep) struct fext *spare = pool_mem_alloc(sizeof(*spare));
+
+	if (!spare)
+		return pool_err(-ENOMEM, "pool_free: out of memory");
+	log_commit(p, &u, 1); /* an all-zero image empties the slot */
+
+	index_give(&p->idx, rec->offset, rec->length, &spare);
+	if (rec->name_len) {
+		struct name_node *n = index_name_find(&p->idx, rec->name);
+		if (n) {
+			index_name_remove(&p->idx, n);
+			pool_mem_free(n);
+		}
+	}
+	p->free_slots[p->nfree_slots++] = (uint32_t)id;
+	p->records_used--;
+	p->allocated_bytes -= rec->length;
+	if (rec->flags & POOL_REC_ANONYMOUS)
+		p->records_anon--;
+	if (rec->flags & POOL_REC_QUARANTINED)
+		p->records_quar--;
+	return 0;
+}
+
+int pool_free(struct pool *p, uint64_t id)
+{
+	struct pool_record rec;
+	int r = read_record(p, id, &rec);
+	if (r < 0)
+		return r;
+	if (rec.flags & POOL_REC_QUARANTINED)
+		return pool_err(-EBUSY, "record %llu is quarantined: use pool_release",
+				(unsigned long long)id);
+	return do_free(p, id, &rec);
+}
+
+int pool_release(struct pool *p, uint64_t id)
+{
+	struct pool_record rec;
+	int r = read_record(p, id, &rec);
+	if (r < 0)
+		return r;
+	if (!(rec.flags & POOL_REC_QUARANTINED))
+		return pool_err(-EINVAL, "record %llu is not quarantined", (unsigned long long)id);
+	return do_free(p, id, &rec);
+}
+
+int pool_quarantine(struct pool *p, uint64_t id)
+{
+	struct pool_record rec;
+	struct log_update u = {.slot = id};
+	int r = read_record(p, id, &rec);
+	if (r < 0)
+		return r;
+	if (rec.flags & POOL_REC_QUARANTINED)
+		return pool_err(-EALREADY, "record %llu is already quarantined", (unsigned long long)id);
+
+	struct pool_record q = rec;
+	q.flags |= POOL_REC_QUARANTINED;
+	q.name_len = 0;
+	memset(q.name, 0, sizeof(q.name));
+	q.generation = p->next_gen;
+	rec_encode(u.image, &q);
+	log_commit(p, &u, 1);
+
+	if (rec.name_len) {
+		struct name_node *n = index_name_find(&p->idx, rec.name);
+		if (n) {
+			index_name_remove(&p->idx, n);
+			pool_mem_free(n);
+		}
+	}
+	p->records_quar++;
+	return 0;
+}
+
+int pool_lookup(struct pool *p, const char *name, struct pool_record_info *ret_info)
+{
+	struct pool_record rec;
+	int r;
+
+	if (!name || !*name || strnlen(name, POOL_NAME_MAX + 1) > POOL_NAME_MAX)
+		return pool_err(-EINVAL, "pool_lookup: bad name");
+	struct name_node *n = index_name_find(&p->idx, name);
+	if (!n)
+		return pool_err(-ENOENT, "no record named '%s'", name);
+	r = read_record(p, n->slot, &rec);
+	if (r < 0)
+		return r;
+	fill_info(n->slot, &rec, ret_info);
+	return 0;
+}
+
+int pool_get(struct pool *p, uint64_t id, struct pool_record_info *ret_info)
+{
+	struct pool_record rec;
+	int r = read_record(p, id, &rec);
+	if (r < 0)
+		return r;
+	fill_info(id, &rec, ret_info);
+	return 0;
+}
+
+int pool_iterate(struct pool *p, uint32_t required_flags,
+		 int (*fn)(const struct pool_record_info *info, void *userdata), void *userdata)
+{
+	struct pool_record_info info;
+
+	for (uint64_t s = 0; s < p->geo.table_capacity; s++) {
+		struct pool_record rec;
+		const char *why;
+		int r = rec_decode(pool_rec_ptr(p, s), &rec, &why);
+		if (r == 1)
+			continue;
+		if (r < 0)
+			return pool_err(-EUCLEAN, "record %llu: %s (damaged since open)",
+					(unsigned long long)s, why);
+		if ((rec.flags & required_flags) != required_flags)
+			continue;
+		fill_info(s, &rec, &info);
+		r = fn(&info, userdata);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+void pool_get_stats(struct pool *p, struct pool_stats *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->pool_size = p->geo.pool_size;
+	s->data_offset = p->geo.data_off;
+	s->data_size = p->geo.data_size;
+	s->device_align = p->geo.device_align;
+	s->table_capacity = p->geo.table_capacity;
+	s->records_used = p->records_used;
+	s->records_anonymous = p->records_anon;
+	s->records_quarantined = p->records_quar;
+	s->allocated_bytes = p->allocated_bytes;
+	for (int c = 0; c < POOL_NCLASS; c++) {
+		uint64_t csz = class_size(c) < p->geo.device_align ? p->geo.device_align : class_size(c);
+		int cc = class_of(csz);
+		s->free_bytes[c] = p->idx.free_units[cc] * class_size(cc);
+		s->largest_free[c] = index_largest(&p->idx, cc);
+	}
+	s->free_extents = p->idx.nfree_ext;
+	s->fragmentation = s->free_bytes[0] ? 1.0 - (double)s->largest_free[0] / s->free_bytes[0] : 0;
+	s->dram_index_bytes = sizeof(*p) + p->idx.nfree_ext * sizeof(struct fext) +
+			      p->idx.name_bytes + p->geo.table_capacity * sizeof(uint32_t);
+}

@@ -1,0 +1,131 @@
+/* daxpool-bench: one benchmark suite per subcommand, JSON rows on stdout (one object per line). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+uint64_t bench_quantile(uint64_t *s, uint64_t n, double q)
+{
+	if (n == 0)
+		return 0;
+	qsort(s, n, sizeof(*s), cmp_u64);
+	uint64_t i = (uint64_t)(q * (double)(n - 1) + 0.5);
+	return s[i];
+}
+
+uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void bench_row(const char *suite, const char *system, const char *metric, double value,
+	       const char *unit, json_object *params)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "suite", json_object_new_string(suite));
+	json_object_object_add(o, "system", json_object_new_string(system));
+	json_object_object_add(o, "metric", json_object_new_string(metric));
+	json_object_object_add(o, "value", json_object_new_double(value));
+	json_object_object_add(o, "unit", json_object_new_string(unit));
+	json_object_object_add(o, "params", params ? params : json_object_new_object());
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	fflush(stdout);
+	json_object_put(o);
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(const struct bench_opts *o);
+	const char *help;
+} suites[] = {
+	{"alloc", suite_alloc,
+	 "in-process allocator: alloc/free throughput and p50/p99 latency vs libpmemobj"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: daxpool-bench SUITE [--dir DIR] [--counts N,N,...] [--ops N] "
+		   "[--system all|daxpool|pmemobj]\nsuites:\n");
+	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+		fprintf(f, "  %-8s %s\n", suites[i].name, suites[i].help);
+}
+
+int main(int argc, char **argv)
+{
+	struct bench_opts o = {.dir = NULL, .system = "all", .counts = {1000, 100000, 1000000},
+			       .ncounts = 3, .ops = 100000};
+	static const struct option longopts[] = {
+		{"dir", required_argument, NULL, 'd'},   {"counts", required_argument, NULL, 'c'},
+		{"ops", required_argument, NULL, 'o'},   {"system", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},        {0},
+	};
+	int c;
+
+	/* libpmem reads PMEM_IS_PMEM_FORCE in its constructor, before main: to force both libraries
+	 * to cache-line persistence (see alloc.c) the environment must be set before exec. Explicit
+	 * values from the caller are kept. */
+	if (!getenv("DAXPOOL_BENCH_REEXEC")) {
+		setenv("DAXPOOL_BENCH_REEXEC", "1", 1);
+		setenv("PMEM_IS_PMEM_FORCE", "1", 0);
+		setenv("PMEM2_FORCE_GRANULARITY", "CACHE_LINE", 0);
+		execv("/proc/self/exe", argv);
+		fprintf(stderr, "daxpool-bench: re-exec failed: %m\n");
+		return 1;
+	}
+	if (argc < 2 || argv[1][0] == '-') {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	const char *suite = argv[1];
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "d:c:o:s:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			o.dir = optarg;
+			break;
+		case 'c': {
+			char *save = NULL, *tok;
+			o.ncounts = 0;
+			for (tok = strtok_r(optarg, ",", &save); tok && o.ncounts < 8;
+			     tok = strtok_r(NULL, ",", &save))
+				o.counts[o.ncounts++] = strtoull(tok, NULL, 0);
+			break;
+		}
+		case 'o':
+			o.ops = strtoull(optarg, NULL, 0);
+			break;
+		case 's':
+			o.system = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!o.dir) {
+		const char *t = getenv("TMPDIR");
+		o.dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : t && *t ? t : "/tmp";
+	}
+	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+		if (strcmp(suites[i].name, suite) == 0)
+			return suites[i].fn(&o) < 0 ? 1 : 0;
+	fprintf(stderr, "daxpool-bench: unknown suite '%s'\n", suite);
+	usage(stderr);
+	return 2;
+}

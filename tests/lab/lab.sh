@@ -272,6 +272,31 @@ flock -u 8
 [ "$keep_image" = 1 ] || rm -f "$img"
 
 # ---- verdict ---------------------------------------------------------------------------------
+# The guest writes small JSON files (guest/main.sh); summary.json puts them together, each
+# payload with its result.json, if any ("ok": false in it fails the payload).
+assemble_summary() { # RESULTS_DIR
+	local res=$1 f a pj r plist
+	[ -s "$res/guest.json" ] || return 1
+	for f in "$res"/ns-*.json; do
+		[ -e "$f" ] || continue
+		a=$(jq -r .align "$f") || return 1
+		plist=$(for pj in "$res/$a"/*/payload.json; do
+			[ -e "$pj" ] || continue
+			r=null
+			if [ -s "${pj%/*}/result.json" ]; then
+				r=$(jq -c . "${pj%/*}/result.json" 2>/dev/null) ||
+					r='{"ok": false, "error": "result.json is not valid JSON"}'
+			fi
+			jq -c --argjson r "$r" '. + {result: $r, ok: (.rc == 0 and
+				(if ($r | type) == "object" and ($r | has("ok")) then $r.ok == true else true end))}' "$pj"
+		done | jq -sc 'sort_by(.index)') || return 1
+		jq -c --argjson p "$plist" '. + {payloads: $p, ok: (.ok and ($p | all(.ok)))}' "$f" || return 1
+	done | jq -s --slurpfile g "$res/guest.json" '$g[0] + {namespaces: sort_by(.index), ok: all(.ok)}'
+}
+if [ -s "$results/results/guest.json" ]; then
+	assemble_summary "$results/results" >"$results/results/summary.json" || rm -f "$results/results/summary.json"
+fi
+
 error=""
 console=$results/console.log
 [ -f "$console" ] || touch "$console"
@@ -287,7 +312,7 @@ elif [ "$qemu_rc" != 0 ]; then
 elif [ ! -s "$results/status" ]; then
 	error="the guest did not finish (boot failure or crash before the lab script ended)"
 elif [ ! -s "$results/results/summary.json" ]; then
-	error="the guest wrote no results/summary.json$(jq -r '": " + .error' "$results/results/error.json" 2>/dev/null || true)"
+	error="the guest wrote no usable results$(jq -r '": " + .error' "$results/results/error.json" 2>/dev/null || true)"
 fi
 summary=null
 if [ -s "$results/results/summary.json" ]; then
@@ -299,6 +324,9 @@ if [ -z "$error" ] && [ "$summary" != null ]; then
 	have=$(jq '.namespaces | length' <<<"$summary")
 	if [ "$have" != "$want" ]; then
 		error="the guest reported $have namespaces, $want were requested"
+	elif [ "$cmd" = test ] && [ "$(jq --argjson n "$(grep -cvE '^[[:space:]]*(#|$)' "$payloads")" \
+		'[.namespaces[] | select(.ok and (.payloads | length) != $n)] | length' <<<"$summary")" != 0 ]; then
+		error="payloads missing from the results (the guest stopped early?)"
 	elif [ "$cmd" = run ]; then
 		# run: the command's own status is the exit status; only the lab set-up can fail here.
 		[ "$(jq '[.namespaces[] | select(.error)] | length' <<<"$summary")" = 0 ] ||
@@ -306,7 +334,7 @@ if [ -z "$error" ] && [ "$summary" != null ]; then
 	elif [ "$(jq .ok <<<"$summary")" != true ]; then
 		error="failed in the guest: $(jq -r '[.namespaces[] | select(.ok != true) |
 			.align + ": " + (.error // ([.payloads[] | select(.ok != true) |
-			.name + " exit " + (.rc | tostring) + (if .result.error then " (" + .result.error + ")" else "" end)] | join(", ")))] | join("; ")' <<<"$summary")"
+			.name + " exit " + (.rc | tostring) + (if (.result | type) == "object" and .result.error then " (" + (.result.error | tostring) + ")" else "" end)] | join(", ")))] | join("; ")' <<<"$summary")"
 	fi
 fi
 if [ -z "$error" ] && [ "$cmd" = test ] && [ "$(cat "$results/status")" != 0 ]; then

@@ -2,6 +2,15 @@
 # Runs inside the lab guest as PID 1 (after switch_root into the host's root, read-only over 9p).
 # /run/daxpool-lab is the run directory of the host (writable 9p share): job.env says what to do,
 # results/ receives everything, status gets the exit code. The guest always powers off at the end.
+#
+# Every program started here is loaded over 9p, which is slow under TCG: this script uses bash
+# builtins where it can and writes its JSON with printf; lab.sh assembles and checks it on the host.
+#
+# results/guest.json               {kernel, generation, mode, boot_s, setup_s}
+# results/ns-N.json                one per namespace: {index, align, size_requested, namespace,
+#                                  device, size, device_align, destroy_s, create_s, ok, error}
+# results/ALIGN/NAME/payload.json  one per payload run: {index, name, align, command, rc, seconds}
+# results/ALIGN/NAME/              the payload's DAXPOOL_LAB_RESULTS (output.log, result.json, ...)
 set -uo pipefail
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/tmp LANG=C.UTF-8
@@ -18,9 +27,31 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 
-say() { printf 'lab-guest: %s\n' "$*"; }
-ms() { date +%s%3N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1000 }'; }
+uptime_s() {
+	local up _
+	read -r up _ </proc/uptime
+	printf '%s' "$up"
+}
+say() { printf 'lab-guest[%s]: %s\n' "$(uptime_s)" "$*"; }
+us() { printf '%s' "${EPOCHREALTIME/./}"; }
+secs() { # START_US END_US -> seconds with 3 decimals
+	local d=$(($2 - $1))
+	printf '%d.%03d' $((d / 1000000)) $((d % 1000000 / 1000))
+}
+json_str() {
+	local s=$1
+	s=${s//\\/\\\\}
+	s=${s//\"/\\\"}
+	s=${s//$'\n'/\\n}
+	s=${s//$'\r'/\\r}
+	s=${s//$'\t'/\\t}
+	printf '"%s"' "$s"
+}
+readval() { # FILE -> first word, or "null"
+	local v=null
+	[ -r "$1" ] && read -r v <"$1"
+	printf '%s' "${v:-null}"
+}
 finish() {
 	local rc=$1
 	trap - EXIT
@@ -34,27 +65,29 @@ finish() {
 }
 abort() {
 	say "FAILED: $*"
-	jq -n --arg msg "$*" '{ok: false, error: $msg}' >"$RES/error.json" 2>/dev/null
+	printf '{"ok": false, "error": %s}\n' "$(json_str "$*")" >"$RES/error.json"
 	finish 1
 }
 trap 'abort "guest script exited unexpectedly"' EXIT
 
-boot_s=$(cut -d' ' -f1 /proc/uptime)
+boot_s=$(uptime_s)
 # shellcheck source=/dev/null
 . "$LAB/job.env" || abort "cannot read job.env"
 say "kernel $(uname -r) up after ${boot_s}s; mode $LAB_MODE"
 [ "$(uname -r)" = "$LAB_KVER" ] || abort "booted $(uname -r), expected $LAB_KVER"
-for c in jq ndctl modprobe timeout; do
+for c in ndctl modprobe timeout tee; do
 	command -v "$c" >/dev/null || abort "no $c in the host root (scripts/install-deps.sh lab)"
 done
 
 # The build tree, writable and at the same path as on the host (binaries' RPATHs keep working).
 if [ -n "$LAB_BUILD" ]; then
+	# Under /tmp or /run (tmpfs in the guest) the mount point has to be made.
+	[ -d "$LAB_BUILD" ] || mkdir -p "$LAB_BUILD" 2>/dev/null
 	mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 labbuild "$LAB_BUILD" ||
 		abort "cannot mount the build tree share on $LAB_BUILD"
 fi
 
-t0=$(ms)
+t0=$(us)
 modprobe -C /dev/null -d "$LAB_MODROOT" -a nfit nd_pmem dax_pmem device_dax ||
 	abort "modprobe nfit nd_pmem dax_pmem device_dax failed"
 [ -d /sys/bus/nd/devices/region0 ] || abort "no NVDIMM region0 after loading nfit"
@@ -62,43 +95,55 @@ modprobe -C /dev/null -d "$LAB_MODROOT" -a nfit nd_pmem dax_pmem device_dax ||
 ndctl disable-region all >/dev/null 2>&1
 ndctl init-labels -f all >/dev/null 2>&1 || abort "ndctl init-labels failed"
 ndctl enable-region all >/dev/null 2>&1 || abort "ndctl enable-region failed"
-t1=$(ms)
+t1=$(us)
 say "nvdimm ready in $(secs "$t0" "$t1")s (modules + labels)"
-jq -n --arg kernel "$(uname -r)" --arg gen "$LAB_GENERATION" --arg mode "$LAB_MODE" \
-	--argjson boot "$boot_s" --argjson setup "$(secs "$t0" "$t1")" \
-	'{kernel: $kernel, generation: $gen, mode: $mode, boot_s: $boot, setup_s: $setup}' \
-	>"$RES/guest.json"
+printf '{"kernel": %s, "generation": %s, "mode": %s, "boot_s": %s, "setup_s": %s}\n' \
+	"$(json_str "$(uname -r)")" "$(json_str "$LAB_GENERATION")" "$(json_str "$LAB_MODE")" \
+	"$boot_s" "$(secs "$t0" "$t1")" >"$RES/guest.json"
 
-# Creates a device-dax namespace; sets DEV (/dev/daxX.Y) and NSJSON.
-make_namespace() { # ALIGN SIZE
-	local out a=$1 s=$2 c0 c1 name
+# Creates a device-dax namespace and writes results/ns-INDEX.json; sets DEV (/dev/daxX.Y).
+make_namespace() { # INDEX ALIGN SIZE
+	local idx=$1 a=$2 s=$3 out d0 c0 c1 name="" ns="" i=0 err=""
+	DEV=""
+	d0=$(us)
 	ndctl destroy-namespace -f all >/dev/null 2>&1
-	c0=$(ms)
-	out=$(ndctl create-namespace -f -m devdax -a "$a" -s "$s" -r region0 2>&1) || {
-		say "ndctl create-namespace -m devdax -a $a -s $s failed: $out"
-		return 1
-	}
-	c1=$(ms)
-	name=$(jq -r '.daxregion.devices[0].chardev' <<<"$out") || return 1
-	DEV=/dev/$name
-	local i=0
-	while [ ! -c "$DEV" ] && [ $i -lt 50 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	[ -c "$DEV" ] || {
-		say "no character device $DEV"
-		return 1
-	}
-	local sysfs=/sys/bus/dax/devices/$name
-	NSJSON=$(jq -n --arg align "$a" --arg req "$s" --arg dev "$DEV" \
-		--arg ns "$(jq -r .dev <<<"$out")" \
-		--argjson size "$(cat "$sysfs/size")" \
-		--argjson devalign "$(cat "$sysfs/align" 2>/dev/null || echo null)" \
-		--argjson create "$(secs "$c0" "$c1")" \
-		'{align: $align, size_requested: $req, namespace: $ns, device: $dev, size: $size,
-		  device_align: $devalign, create_s: $create}')
-	say "namespace $a: $DEV, $(($(cat "$sysfs/size") >> 20)) MiB, created in $(secs "$c0" "$c1")s"
+	c0=$(us)
+	if ! out=$(ndctl create-namespace -f -m devdax -a "$a" -s "$s" -r region0 2>&1); then
+		err="ndctl create-namespace -m devdax -a $a -s $s failed: $out"
+	else
+		[[ "$out" =~ \"chardev\":\"(dax[0-9]+\.[0-9]+)\" ]] && name=${BASH_REMATCH[1]}
+		[[ "$out" =~ \"dev\":\"(namespace[0-9]+\.[0-9]+)\" ]] && ns=${BASH_REMATCH[1]}
+		if [ -z "$name" ]; then
+			err="no dax device in the output of ndctl create-namespace: $out"
+		else
+			DEV=/dev/$name
+			while [ ! -c "$DEV" ] && [ $i -lt 100 ]; do
+				sleep 0.1
+				i=$((i + 1))
+			done
+			[ -c "$DEV" ] || err="no character device $DEV"
+		fi
+	fi
+	c1=$(us)
+	local sysfs=/sys/bus/dax/devices/$name size devalign
+	size=$(readval "$sysfs/size")
+	devalign=$(readval "$sysfs/align")
+	if [ -n "$err" ]; then
+		say "namespace $a: FAILED: $err"
+		DEV=""
+	else
+		say "namespace $a: $DEV, $((size >> 20)) MiB, created in $(secs "$c0" "$c1")s"
+	fi
+	local ok=true err_json=null
+	if [ -n "$err" ]; then
+		ok=false
+		err_json=$(json_str "$err")
+	fi
+	printf '{"index": %d, "align": %s, "size_requested": %s, "namespace": %s, "device": %s, "size": %s, "device_align": %s, "destroy_s": %s, "create_s": %s, "ok": %s, "error": %s}\n' \
+		"$idx" "$(json_str "$a")" "$(json_str "$s")" "$(json_str "$ns")" "$(json_str "$DEV")" \
+		"$size" "$devalign" "$(secs "$d0" "$c0")" "$(secs "$c0" "$c1")" "$ok" "$err_json" \
+		>"$RES/ns-$idx.json"
+	[ -z "$err" ]
 }
 
 # The environment of payloads (and of the debug shell).
@@ -109,28 +154,24 @@ lab_env() { # DEVICE ALIGN RESULTS
 	export DAXPOOL_LAB_MODROOT=$LAB_MODROOT
 }
 
-# Runs one payload: NAME ALIGN CMD (a bash command line). Writes its entry to $3's results dir.
-run_payload() { # NAME ALIGN COMMAND
-	local name=$1 a=$2 cmd=$3 dir p0 p1 rc
+# Runs one payload (a bash command line) with its own results directory.
+run_payload() { # INDEX NAME ALIGN COMMAND
+	local idx=$1 name=$2 a=$3 cmd=$4 dir p0 p1 rc
 	dir=$RES/$a/$name
+	rm -rf "$dir"
 	mkdir -p "$dir"
-	say "payload $name on $DEV ($a): $cmd"
-	p0=$(ms)
+	say "payload $name on ${DEV:-no device} ($a): $cmd"
+	p0=$(us)
 	(
 		cd "$dir" || exit 1
 		lab_env "$DEV" "$a" "$dir"
 		timeout -k 10 "$LAB_PAYLOAD_TIMEOUT" bash -c "$cmd"
 	) > >(tee "$dir/output.log") 2>&1
 	rc=$?
-	p1=$(ms)
-	local result=null
-	if [ -s "$dir/result.json" ]; then
-		result=$(jq -c . "$dir/result.json" 2>/dev/null) || result='{"ok": false, "error": "result.json is not JSON"}'
-	fi
-	jq -n --arg name "$name" --arg cmd "$cmd" --argjson rc "$rc" \
-		--argjson secs "$(secs "$p0" "$p1")" --argjson result "$result" \
-		'{name: $name, command: $cmd, rc: $rc, seconds: $secs, result: $result,
-		  ok: ($rc == 0 and (($result // {}) | .ok // true) == true)}' >"$dir/payload.json"
+	p1=$(us)
+	printf '{"index": %d, "name": %s, "align": %s, "command": %s, "rc": %d, "seconds": %s}\n' \
+		"$idx" "$(json_str "$name")" "$(json_str "$a")" "$(json_str "$cmd")" "$rc" \
+		"$(secs "$p0" "$p1")" >"$dir/payload.json"
 	say "payload $name ($a): exit $rc after $(secs "$p0" "$p1")s"
 }
 
@@ -148,43 +189,33 @@ run) payloads=("run $LAB_CMD") ;;
 shell) ;;
 esac
 
-overall=0
-: >"$RES/namespaces.jsonl"
-for spec in "${LAB_NAMESPACES[@]}"; do
-	a=${spec%%:*}
-	s=${spec#*:}
-	if ! make_namespace "$a" "$s"; then
-		jq -nc --arg align "$a" --arg req "$s" \
-			'{align: $align, size_requested: $req, ok: false, error: "namespace creation failed", payloads: []}' \
-			>>"$RES/namespaces.jsonl"
-		overall=1
-		continue
-	fi
-	if [ "$LAB_MODE" = shell ]; then
-		printf '%s\n' "$NSJSON" | jq -c '. + {ok: true, payloads: []}' >>"$RES/namespaces.jsonl"
-		continue
-	fi
-	rm -f "$RES/$a"/*/payload.json
+run_payloads() { # ALIGN
+	local line name cmd j=0
 	for line in "${payloads[@]}"; do
 		name=${line%%[[:space:]]*}
 		cmd=${line#"$name"}
-		run_payload "$name" "$a" "${cmd#"${cmd%%[![:space:]]*}"}"
+		run_payload "$j" "$name" "$1" "${cmd#"${cmd%%[![:space:]]*}"}"
+		j=$((j + 1))
 	done
-	jq -c --slurpfile p <(cat "$RES/$a"/*/payload.json) \
-		'. + {payloads: $p, ok: ($p | all(.ok))}' <<<"$NSJSON" >>"$RES/namespaces.jsonl"
-done
+}
 
+overall=0
+idx=0
+for spec in "${LAB_NAMESPACES[@]}"; do
+	a=${spec%%:*}
+	if ! make_namespace "$idx" "$a" "${spec#*:}"; then
+		overall=1
+	elif [ "$LAB_MODE" != shell ]; then
+		run_payloads "$a"
+	fi
+	idx=$((idx + 1))
+done
 # run without a namespace (--align none): the command runs once, DAXPOOL_LAB_DEVICE empty.
 if [ "${#LAB_NAMESPACES[@]}" -eq 0 ] && [ "$LAB_MODE" = run ]; then
 	DEV=""
-	run_payload run none "$LAB_CMD"
-	jq -c --slurpfile p "$RES/none/run/payload.json" -n \
-		'{align: "none", device: null, payloads: $p, ok: ($p | all(.ok))}' >>"$RES/namespaces.jsonl"
+	printf '{"index": 0, "align": "none", "device": null, "ok": true, "error": null}\n' >"$RES/ns-0.json"
+	run_payloads none
 fi
-
-jq -s --slurpfile g "$RES/guest.json" '$g[0] + {namespaces: ., ok: (. | all(.ok))}' \
-	"$RES/namespaces.jsonl" >"$RES/summary.json" || abort "cannot write summary.json"
-[ "$(jq .ok "$RES/summary.json")" = true ] || overall=1
 
 if [ "$LAB_MODE" = shell ]; then
 	if [ -n "${LAB_ROWS:-}" ]; then stty rows "$LAB_ROWS" cols "${LAB_COLS:-80}" </dev/ttyS0 2>/dev/null; fi
@@ -192,7 +223,7 @@ if [ "$LAB_MODE" = shell ]; then
 	a=none
 	[ "${#LAB_NAMESPACES[@]}" -gt 0 ] && a=${LAB_NAMESPACES[-1]%%:*}
 	lab_env "${DEV:-}" "$a" "$RES"
-	say "shell on $(uname -r); DAXPOOL_LAB_DEVICE=${DEV:-none}; modprobe -C /dev/null -d \$DAXPOOL_LAB_MODROOT MOD for modules; exit (or Ctrl-D) powers off"
+	say "shell on $(uname -r); DAXPOOL_LAB_DEVICE=${DEV:-none}; modules: modprobe -C /dev/null -d \$DAXPOOL_LAB_MODROOT MOD; exit (or Ctrl-D) powers off"
 	cd "${LAB_BUILD:-/tmp}" 2>/dev/null || cd /tmp || true
 	setsid -c bash --norc -i </dev/ttyS0 >/dev/ttyS0 2>&1
 	overall=$?

@@ -91,6 +91,9 @@ int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *
 
 	if (!addr || !ops || !ops->persist || !ops->flush || !ops->drain)
 		return pool_err(-EINVAL, "pool_format: missing range or persistence functions");
+	/* The commit mark is an aligned 8-byte store: the range must be 8-byte aligned. */
+	if ((uintptr_t)addr % 8 != 0)
+		return pool_err(-EINVAL, "pool_format: range not 8-byte aligned");
 	r = geometry_compute(size, params, &g);
 	if (r < 0)
 		return pool_err(r, "pool_format: %llu bytes too small for the table, or bad parameters",
@@ -284,6 +287,8 @@ int pool_open_internal(void *addr, uint64_t size, const struct pool_persist_ops 
 
 	if (!addr || !ops || !ops->persist || !ops->flush || !ops->drain)
 		return pool_err(-EINVAL, "pool_open: missing range or persistence functions");
+	if ((uintptr_t)addr % 8 != 0)
+		return pool_err(-EINVAL, "pool_open: range not 8-byte aligned");
 	r = pool_superblocks(addr, size, &g, &bad, &why);
 	if (r < 0)
 		return r;

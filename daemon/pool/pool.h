@@ -130,7 +130,8 @@ int pool_format_fd(int fd, const struct pool_format_params *params);
  */
 int pool_open_fd(int fd, struct pool **ret_pool);
 
-/* Like pool_format_fd on a caller-provided range [addr, addr+size) with its own persistence. */
+/* Like pool_format_fd on a caller-provided range [addr, addr+size) with its own persistence.
+ * addr must be 8-byte aligned (-EINVAL otherwise). */
 int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *ops,
 		      const struct pool_format_params *params);
 

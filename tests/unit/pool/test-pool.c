@@ -549,6 +549,20 @@ static void test_enomem_walk(void **state)
 	pool_test_fail_alloc_at(0);
 	/* open: refs, free slots, pool struct, index nodes...; alloc: spare, name; free: spare */
 	assert_true(sites >= 6);
+	/* pool_check: -ENOMEM at every site, and the range untouched. */
+	memcpy(before, r, POOL_TABLE_OFF + 64 * POOL_RECORD_SIZE);
+	for (unsigned long n = 1;; n++) {
+		pool_test_fail_alloc_at(n);
+		int rc = pool_check_range(r, size, &noop_ops, true);
+		assert_memory_equal(before, r, POOL_TABLE_OFF + 64 * POOL_RECORD_SIZE);
+		if (rc == -ENOMEM) {
+			sites++;
+			continue;
+		}
+		assert_int_equal(rc, POOL_CHECK_CLEAN);
+		break;
+	}
+	pool_test_fail_alloc_at(0);
 	print_message("ENOMEM walk covered %u failing allocation points\n", sites);
 	free(before);
 	range_free(r, size);

@@ -36,6 +36,12 @@ static int cmp_sz2(const struct fext *a, const struct fext *b)
 {
 	return cmp_sz_c(a, b, 2);
 }
+static int cmp_fringe(const struct fext *a, const struct fext *b)
+{
+	if (a->fringe != b->fringe)
+		return a->fringe < b->fringe ? -1 : 1;
+	return cmp_off(a, b);
+}
 static int cmp_name(const struct name_node *a, const struct name_node *b)
 {
 	return strcmp(a->name, b->name);
@@ -48,6 +54,7 @@ RB_GENERATE_STATIC(fext_off_tree, fext, by_off, cmp_off)
 RB_GENERATE_STATIC(fext_sz0_tree, fext, by_size[0], cmp_sz0)
 RB_GENERATE_STATIC(fext_sz1_tree, fext, by_size[1], cmp_sz1)
 RB_GENERATE_STATIC(fext_sz2_tree, fext, by_size[2], cmp_sz2)
+RB_GENERATE_STATIC(fext_fringe_tree, fext, by_fringe, cmp_fringe)
 RB_GENERATE_STATIC(name_tree, name_node, entry, cmp_name)
 #undef __unused
 
@@ -60,6 +67,7 @@ void index_init(struct pool_index *idx)
 		RB_INIT(&idx->sz1[l]);
 		RB_INIT(&idx->sz2[l]);
 	}
+	RB_INIT(&idx->fringe);
 	RB_INIT(&idx->names);
 }
 
@@ -96,6 +104,14 @@ static void sz_link(struct pool_index *idx, struct fext *e)
 		RB_INSERT(fext_sz1_tree, &idx->sz1[e->level], e);
 	if (e->usable[2] >= class_size(2))
 		RB_INSERT(fext_sz2_tree, &idx->sz2[e->level], e);
+	e->fringe = 0;
+	if (e->level == 2) {
+		uint64_t head = align_up(e->off, class_size(2)) - e->off;
+		uint64_t tail = end - align_down(end, class_size(2));
+		e->fringe = MAX(head, tail);
+		if (e->fringe)
+			RB_INSERT(fext_fringe_tree, &idx->fringe, e);
+	}
 	for (int c = 0; c < POOL_NCLASS; c++)
 		idx->free_units[c] += e->usable[c] / class_size(c);
 	idx->free_bytes += e->len;
@@ -108,6 +124,8 @@ static void sz_unlink(struct pool_index *idx, struct fext *e)
 		RB_REMOVE(fext_sz1_tree, &idx->sz1[e->level], e);
 	if (e->usable[2] >= class_size(2))
 		RB_REMOVE(fext_sz2_tree, &idx->sz2[e->level], e);
+	if (e->level == 2 && e->fringe)
+		RB_REMOVE(fext_fringe_tree, &idx->fringe, e);
 	for (int c = 0; c < POOL_NCLASS; c++)
 		idx->free_units[c] -= e->usable[c] / class_size(c);
 	idx->free_bytes -= e->len;
@@ -219,6 +237,19 @@ int index_find(struct pool_index *idx, uint64_t len, uint64_t align, struct plac
 		}
 		if (best_cost == 0)
 			break;
+	}
+	if (best_cost != 0 && c < 2) {
+		struct fext key = {.fringe = len};
+		struct fext *e = RB_NFIND(fext_fringe_tree, &idx->fringe, &key);
+		if (e) {
+			uint64_t p, k;
+			best_in_extent(e, len, align, &p, &k);
+			if (k < best_cost) {
+				best_cost = k;
+				best.ext = e;
+				best.offset = p;
+			}
+		}
 	}
 	if (!best.ext)
 		return -ENOSPC;

@@ -17,7 +17,9 @@
 struct fext {
 	RB_ENTRY(fext) by_off;
 	RB_ENTRY(fext) by_size[POOL_NCLASS];
+	RB_ENTRY(fext) by_fringe; /* level 2 only: keyed by fringe */
 	uint64_t off, len;
+	uint64_t fringe; /* level 2: the longer of the parts before the first / after the last 1G chunk */
 	uint64_t usable[POOL_NCLASS]; /* end - align_up(off, class), 0 if negative */
 	uint8_t level;
 };
@@ -32,6 +34,7 @@ RB_HEAD(fext_off_tree, fext);
 RB_HEAD(fext_sz0_tree, fext);
 RB_HEAD(fext_sz1_tree, fext);
 RB_HEAD(fext_sz2_tree, fext);
+RB_HEAD(fext_fringe_tree, fext);
 RB_HEAD(name_tree, name_node);
 
 struct pool_index {
@@ -39,6 +42,10 @@ struct pool_index {
 	struct fext_sz0_tree sz0[3]; /* class 4K, per level */
 	struct fext_sz1_tree sz1[3]; /* class 2M, per level (level 0 unused) */
 	struct fext_sz2_tree sz2[3]; /* class 1G, level 2 only */
+	/* Level-2 extents by the space they have outside whole 1G chunks: without it a small request
+	 * would take the smallest level-2 extent and split its 1G chunk even when another level-2
+	 * extent has room beside its chunks. */
+	struct fext_fringe_tree fringe;
 	struct name_tree names;
 	uint64_t nfree_ext;
 	uint64_t free_units[POOL_NCLASS]; /* sum over extents of usable[c] / class size */

@@ -377,6 +377,34 @@ static void test_1g_preservation(void **state)
 	range_free(r, size);
 }
 
+/* The smallest level-2 extent is a bare 1G chunk, another level-2 extent has room beside its
+ * chunk: a small request must go there, not split the bare chunk. */
+static void test_1g_preservation_fringe(void **state)
+{
+	uint64_t size = 4 * GiB;
+	void *r = range_new(size);
+	struct pool *p = fresh(r, size, 256);
+	struct pool_extent f1, g1, s1, e;
+	struct pool_stats s;
+
+	assert_int_equal(alloc_simple(p, GiB - 2 * MiB, POOL_ALIGN_4K, NULL, &f1), 0);
+	assert_int_equal(f1.offset, 2 * MiB);
+	assert_int_equal(alloc_simple(p, GiB, POOL_ALIGN_1G, NULL, &g1), 0);
+	assert_int_equal(g1.offset, GiB);
+	assert_int_equal(alloc_simple(p, 4096, POOL_ALIGN_4K, NULL, &s1), 0); /* must split one */
+	assert_int_equal(pool_free(p, g1.id), 0);
+	pool_get_stats(p, &s);
+	assert_int_equal(s.free_bytes[2], 2 * GiB);
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(alloc_simple(p, 4096, POOL_ALIGN_4K, NULL, &e), 0);
+		assert_int_equal(alloc_simple(p, 2 * MiB, POOL_ALIGN_2M, NULL, &e), 0);
+	}
+	pool_get_stats(p, &s);
+	assert_int_equal(s.free_bytes[2], 2 * GiB);
+	pool_delete(&p);
+	range_free(r, size);
+}
+
 /* Every structure: a flipped bit is detected and reported, never "repaired" into data loss. */
 static void test_corruption(void **state)
 {
@@ -685,6 +713,7 @@ int main(void)
 		cmocka_unit_test(test_quarantine_anonymous_iterate),
 		cmocka_unit_test(test_stats),
 		cmocka_unit_test(test_1g_preservation),
+		cmocka_unit_test(test_1g_preservation_fringe),
 		cmocka_unit_test(test_corruption),
 		cmocka_unit_test(test_enomem_walk),
 		cmocka_unit_test(test_random_model),

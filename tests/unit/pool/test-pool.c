@@ -405,6 +405,54 @@ static void test_1g_preservation_fringe(void **state)
 	range_free(r, size);
 }
 
+/* Random churn of small allocations whose live total stays far below the space outside the 1G
+ * chunks: no whole 1G chunk may ever be split. With 2M-aligned ones mixed in, at most one. */
+static void churn_1g(bool with_2m, uint64_t max_broken)
+{
+	uint64_t size = 4 * GiB;
+	void *r = range_new(size);
+	struct pool *p = fresh(r, size, 16384);
+	static struct pool_extent live[12000];
+	unsigned nlive = 0;
+	uint64_t live_bytes = 0, seed = with_2m ? 7 : 3;
+	struct pool_stats s;
+
+	for (int step = 0; step < 60000; step++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		unsigned x = (unsigned)(seed >> 33);
+		bool do_alloc = nlive == 0 || (nlive < 12000 && live_bytes < 200 * MiB && x % 3 != 0);
+		if (do_alloc) {
+			bool big = with_2m && x % 16 == 0;
+			uint64_t al = big ? POOL_ALIGN_2M : POOL_ALIGN_4K;
+			uint64_t sz = big ? 2 * MiB : (uint64_t)((x >> 8) % 16 + 1) * 4096;
+			assert_int_equal(alloc_simple(p, sz, al, NULL, &live[nlive]), 0);
+			live_bytes += live[nlive].length;
+			nlive++;
+		} else {
+			unsigned i = (x >> 4) % nlive;
+			assert_int_equal(pool_free(p, live[i].id), 0);
+			live_bytes -= live[i].length;
+			live[i] = live[--nlive];
+		}
+		if (step % 1000 == 0) {
+			pool_get_stats(p, &s);
+			assert_true(s.free_bytes[2] >= 3 * GiB - max_broken * GiB);
+		}
+	}
+	pool_get_stats(p, &s);
+	print_message("churn%s: %u live, %llu MiB, %llu free extents, %llu whole 1G chunks free\n",
+		      with_2m ? " with 2M" : "", nlive, (unsigned long long)(live_bytes / MiB),
+		      (unsigned long long)s.free_extents, (unsigned long long)(s.free_bytes[2] / GiB));
+	pool_delete(&p);
+	range_free(r, size);
+}
+
+static void test_1g_preservation_churn(void **state)
+{
+	churn_1g(false, 0);
+	churn_1g(true, 1);
+}
+
 /* Every structure: a flipped bit is detected and reported, never "repaired" into data loss. */
 static void test_corruption(void **state)
 {
@@ -714,6 +762,7 @@ int main(void)
 		cmocka_unit_test(test_stats),
 		cmocka_unit_test(test_1g_preservation),
 		cmocka_unit_test(test_1g_preservation_fringe),
+		cmocka_unit_test(test_1g_preservation_churn),
 		cmocka_unit_test(test_corruption),
 		cmocka_unit_test(test_enomem_walk),
 		cmocka_unit_test(test_random_model),

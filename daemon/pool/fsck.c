@@ -104,27 +104,15 @@ int pool_check_range(void *addr, uint64_t size, const struct pool_persist_ops *o
 
 int pool_check_fd(int fd, bool repair)
 {
-	struct pmem2_config *cfg = NULL;
-	struct pmem2_source *src = NULL;
 	struct pmem2_map *map = NULL;
+	struct pool_persist_ops ops;
+	uint64_t align;
 	int r;
 
-	r = pmem2_config_new(&cfg);
-	if (r == 0)
-		r = pmem2_source_from_fd(&src, fd);
-	if (r == 0)
-		r = pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE);
-	if (r == 0)
-		r = pmem2_map_new(&map, cfg, src);
-	pmem2_source_delete(&src);
-	pmem2_config_delete(&cfg);
-	if (r)
-		return pool_err(r >= -4095 ? r : -EINVAL, "pool_check: mapping: %s", pmem2_errormsg());
-	struct pool_persist_ops ops = {
-		.persist = pmem2_get_persist_fn(map),
-		.flush = pmem2_get_flush_fn(map),
-		.drain = pmem2_get_drain_fn(map),
-	};
+	r = pool_map_fd(fd, &map, &align);
+	if (r < 0)
+		return r;
+	pool_ops_from_map(map, &ops);
 	r = pool_check_range(pmem2_map_get_address(map), pmem2_map_get_size(map), &ops, repair);
 	pmem2_map_delete(&map);
 	return r;

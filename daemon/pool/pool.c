@@ -18,7 +18,7 @@ static int pmem2_to_errno(int r)
 	return r >= -4095 ? r : -EINVAL;
 }
 
-static int map_fd(int fd, struct pmem2_map **ret_map, uint64_t *ret_align)
+int pool_map_fd(int fd, struct pmem2_map **ret_map, uint64_t *ret_align)
 {
 	struct pmem2_config *cfg = NULL;
 	struct pmem2_source *src = NULL;
@@ -59,7 +59,7 @@ out:
 	return r;
 }
 
-static void ops_from_map(struct pmem2_map *map, struct pool_persist_ops *ops)
+void pool_ops_from_map(struct pmem2_map *map, struct pool_persist_ops *ops)
 {
 	ops->persist = pmem2_get_persist_fn(map);
 	ops->flush = pmem2_get_flush_fn(map);
@@ -129,12 +129,12 @@ int pool_format_fd(int fd, const struct pool_format_params *params)
 	uint64_t align;
 	int r;
 
-	r = map_fd(fd, &map, &align);
+	r = pool_map_fd(fd, &map, &align);
 	if (r < 0)
 		return r;
 	r = align_class(align, &prm.device_align);
 	if (r == 0) {
-		ops_from_map(map, &ops);
+		pool_ops_from_map(map, &ops);
 		r = pool_format_range(pmem2_map_get_address(map), pmem2_map_get_size(map), &ops, &prm);
 	}
 	pmem2_map_delete(&map);
@@ -359,10 +359,10 @@ int pool_open_fd(int fd, struct pool **ret_pool)
 	uint64_t align;
 	int r;
 
-	r = map_fd(fd, &map, &align);
+	r = pool_map_fd(fd, &map, &align);
 	if (r < 0)
 		return r;
-	ops_from_map(map, &ops);
+	pool_ops_from_map(map, &ops);
 	r = pool_open_internal(pmem2_map_get_address(map), pmem2_map_get_size(map), &ops, false, &p);
 	if (r < 0) {
 		pmem2_map_delete(&map);

@@ -126,6 +126,20 @@ static void test_file_persistence_pmem2(void **state)
 	assert_int_equal(info.length, 2 * MiB);
 	assert_int_equal(info.align, 2 * MiB);
 	pool_delete(&p);
+
+	/* Damage superblock A through the file, repair through libpmem2, reopen clean. */
+	uint8_t byte;
+	assert_int_equal(pread(fd, &byte, 1, POOL_SB_A_OFF + SB_POOL_SIZE), 1);
+	byte ^= 0x80;
+	assert_int_equal(pwrite(fd, &byte, 1, POOL_SB_A_OFF + SB_POOL_SIZE), 1);
+	assert_int_equal(pool_open_fd(fd, &p), POOL_OPEN_DEGRADED);
+	pool_delete(&p);
+	assert_int_equal(pool_check_fd(fd, false), POOL_CHECK_REPAIRABLE);
+	assert_int_equal(pool_check_fd(fd, true), POOL_CHECK_REPAIRED);
+	assert_int_equal(pool_check_fd(fd, false), POOL_CHECK_CLEAN);
+	assert_int_equal(pool_open_fd(fd, &p), 0);
+	assert_int_equal(pool_lookup(p, "file-b", &info), 0);
+	pool_delete(&p);
 	close(fd);
 	unlink(path);
 }

@@ -27,7 +27,8 @@ Options
                           (default: all for test, 2M for run and shell)
   -s, --size SIZE         namespace size for ndctl -s (default 2G; 3G for 1G alignment)
   -b, --build DIR         build tree, shared writable at the same path in the guest
-                          (default: $DAXPOOL_LAB_BUILD; test requires one)
+                          (default: $DAXPOOL_LAB_BUILD, else the repository's build/ if
+                          configured; test requires one)
   -p, --payloads FILE     payload list for test (default: tests/lab/payloads.list)
   -o, --results DIR       run directory: console.log, results/, lab.json (default: a new
                           directory under $DAXPOOL_LAB_CACHE/runs)
@@ -165,6 +166,10 @@ for ns in "${namespaces[@]}"; do
 	[[ "$n" =~ ^[0-9]+$ ]] && [ "$((n + 2))" -gt "$img_gib" ] && img_gib=$((n + 2))
 done
 
+if [ -z "$build" ] && [ -f "$src_dir/build/CMakeCache.txt" ]; then
+	build=$src_dir/build
+	log "build tree: $build (the repository's build/; --build DIR for another)"
+fi
 if [ -n "$build" ]; then
 	build=$(cd "$build" 2>/dev/null && pwd) || die "build tree '$build' does not exist"
 fi
@@ -297,6 +302,23 @@ if [ -s "$results/results/guest.json" ]; then
 	assemble_summary "$results/results" >"$results/results/summary.json" || rm -f "$results/results/summary.json"
 fi
 
+# {"4K": n, ...}: how many payloads of the list run on each alignment (NAME[4K,2M] limits one).
+expected_payloads() {
+	local a n name _
+	printf '{'
+	for a in 4K 2M 1G; do
+		n=0
+		while read -r name _; do
+			case "$name" in '' | '#'*) continue ;; esac
+			if [[ "$name" =~ \[([0-9A-Za-z,]*)\]$ ]]; then
+				[[ ",${BASH_REMATCH[1]^^}," == *",$a,"* ]] || continue
+			fi
+			n=$((n + 1))
+		done <"$payloads"
+		printf '"%s": %d%s' "$a" "$n" "$([ "$a" = 1G ] || echo ,)"
+	done
+	printf '}'
+}
 error=""
 console=$results/console.log
 [ -f "$console" ] || touch "$console"
@@ -324,8 +346,8 @@ if [ -z "$error" ] && [ "$summary" != null ]; then
 	have=$(jq '.namespaces | length' <<<"$summary")
 	if [ "$have" != "$want" ]; then
 		error="the guest reported $have namespaces, $want were requested"
-	elif [ "$cmd" = test ] && [ "$(jq --argjson n "$(grep -cvE '^[[:space:]]*(#|$)' "$payloads")" \
-		'[.namespaces[] | select(.ok and (.payloads | length) != $n)] | length' <<<"$summary")" != 0 ]; then
+	elif [ "$cmd" = test ] && [ "$(jq --argjson want "$(expected_payloads)" \
+		'[.namespaces[] | select(.ok and (.payloads | length) != $want[.align])] | length' <<<"$summary")" != 0 ]; then
 		error="payloads missing from the results (the guest stopped early?)"
 	elif [ "$cmd" = run ]; then
 		# run: the command's own status is the exit status; only the lab set-up can fail here.
@@ -351,6 +373,12 @@ jq -n --arg error "$error" --arg kernel "$kver" --arg gen "$gen" --arg cmd "$cmd
 	  host: {fetch_s: $fetch_s, initramfs_s: $initrd_s, vm_s: $vm_s, total_s: $total_s, qemu_rc: $qemu_rc},
 	  guest: $summary}' >"$results/lab.json"
 
+# run --quiet: the command's output was not streamed; show it now.
+if [ "$cmd" = run ] && [ "$quiet" = 1 ]; then
+	for f in "$results"/results/*/run/output.log; do
+		[ -e "$f" ] && tr -d '\r' <"$f"
+	done
+fi
 # One line per namespace and payload; smoke results get their fault counts.
 if [ "$summary" != null ]; then
 	jq -r '.namespaces[] as $n | (if $n.align == "none" then "lab: no namespace" else "lab: \($n.align) \($n.device // "-") \(($n.size // 0) / 1048576 | floor) MiB created in \($n.create_s // "-")s" end) +

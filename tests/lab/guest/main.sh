@@ -189,13 +189,19 @@ run) payloads=("run $LAB_CMD") ;;
 shell) ;;
 esac
 
+# NAME[4K,1G] limits a payload to namespaces of those alignments.
 run_payloads() { # ALIGN
-	local line name cmd j=0
+	local line name cmd only j=0
 	for line in "${payloads[@]}"; do
 		name=${line%%[[:space:]]*}
 		cmd=${line#"$name"}
-		run_payload "$j" "$name" "$1" "${cmd#"${cmd%%[![:space:]]*}"}"
 		j=$((j + 1))
+		if [[ "$name" =~ ^(.+)\[([0-9A-Za-z,]*)\]$ ]]; then
+			name=${BASH_REMATCH[1]}
+			only=,${BASH_REMATCH[2]^^},
+			[[ "$only" == *",$1,"* ]] || continue
+		fi
+		run_payload "$((j - 1))" "$name" "$1" "${cmd#"${cmd%%[![:space:]]*}"}"
 	done
 }
 

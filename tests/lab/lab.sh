@@ -249,6 +249,7 @@ qemu=(
 	-serial chardev:con -mon "chardev=con,mode=readline"
 	-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
 	-virtfs "local,path=$results,mount_tag=labrun,security_model=none,multidevs=remap"
+	-virtfs "local,path=$kdir/root,mount_tag=labmods,security_model=none,readonly=on,multidevs=remap"
 )
 if [ -n "$build" ]; then qemu+=(-virtfs "local,path=$build,mount_tag=labbuild,security_model=none,multidevs=remap"); fi
 
@@ -322,10 +323,15 @@ expected_payloads() {
 error=""
 console=$results/console.log
 [ -f "$console" ] || touch "$console"
-oops_re='Kernel panic|BUG: |Oops|general protection fault|kernel BUG at|UBSAN:|KASAN:|RCU stall|blocked for more than|LAB-INIT-FAILED'
-[ "${DAXPOOL_LAB_ALLOW_WARN:-0}" = 1 ] || oops_re+='|WARNING: '
-oops=$(cat "$console" "$results/results/dmesg.txt" 2>/dev/null | grep -aE -m1 "$oops_re" || true)
-if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
+# Kernel messages (timestamped) in the console and in the guest's final dmesg.
+oops_re='Kernel panic|BUG: |Oops|general protection fault|kernel BUG at|UBSAN:|KASAN:|stall on CPU|self-detected stall|blocked for more than'
+[ "${DAXPOOL_LAB_ALLOW_WARN:-0}" = 1 ] || oops_re+='|WARNING: CPU:'
+oops=$(cat "$console" "$results/results/dmesg.txt" 2>/dev/null |
+	grep -aE -m1 "\[ *[0-9]+\.[0-9]+\] .*($oops_re)" || true)
+init_failed=$(grep -a -m1 'LAB-INIT-FAILED' "$console" || true)
+if [ -n "$init_failed" ]; then
+	error="the initramfs failed: ${init_failed#*LAB-INIT-FAILED: }"
+elif [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
 	error="timeout: the lab VM did not finish within ${timeout}s"
 elif [ -n "$oops" ]; then
 	error="kernel problem in the guest: ${oops//$'\r'/}"

@@ -87,6 +87,11 @@ if [ -n "$LAB_BUILD" ]; then
 		abort "cannot mount the build tree share on $LAB_BUILD"
 fi
 
+# The kernel's modules, at the same path as on the host (the cache may be hidden, e.g. in /tmp).
+[ -d "$LAB_MODROOT" ] || mkdir -p "$LAB_MODROOT" 2>/dev/null
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro,cache=loose labmods "$LAB_MODROOT" ||
+	abort "cannot mount the module share on $LAB_MODROOT"
+
 t0=$(us)
 modprobe -C /dev/null -d "$LAB_MODROOT" -a nfit nd_pmem dax_pmem device_dax ||
 	abort "modprobe nfit nd_pmem dax_pmem device_dax failed"

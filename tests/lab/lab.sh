@@ -69,6 +69,11 @@ results="" timeout="" memory=2G smp=2 quiet=0 verbose=0 refresh=0 keep_image=0 c
 user_cmd=()
 while [ "$#" -gt 0 ]; do
 	case "$1" in
+	-k | --kernel | -a | --align | -s | --size | -b | --build | -p | --payloads | -o | --results | -t | --timeout | -m | --memory | --smp)
+		[ "$#" -ge 2 ] || die "option $1 needs a value (lab.sh help)"
+		;;
+	esac
+	case "$1" in
 	-k | --kernel) kernel=$2; shift ;;
 	--kernel=*) kernel=${1#*=} ;;
 	-a | --align) align=$2; shift ;;

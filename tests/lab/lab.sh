@@ -97,6 +97,11 @@ while [ "$#" -gt 0 ]; do
 	shift
 done
 
+[[ -z "$timeout" || "$timeout" =~ ^[0-9]+$ ]] || die "--timeout takes seconds, not '$timeout'"
+[[ "$smp" =~ ^[1-9][0-9]*$ ]] || die "--smp takes a CPU count, not '$smp'"
+[[ "$memory" =~ ^[1-9][0-9]*G$ ]] || die "--memory takes whole GiB (e.g. 2G), not '$memory'"
+[[ -z "$size" || "$size" =~ ^[1-9][0-9]*[MG]$ ]] || die "--size takes e.g. 2G or 1536M, not '$size'"
+
 fetch_args=()
 [ "$refresh" = 1 ] && fetch_args+=(--refresh)
 
@@ -238,7 +243,6 @@ img="$results/pmem.img"
 rm -f "$img"
 truncate -s "${img_gib}G" "$img"
 mem_gib=${memory%G}
-[[ "$mem_gib" =~ ^[0-9]+$ ]] || die "--memory takes whole GiB (e.g. 2G)"
 
 append="console=ttyS0 panic=1 mitigations=off"
 [ "$verbose" = 1 ] || append+=" quiet"
@@ -392,7 +396,7 @@ if [ "$cmd" = run ] && [ "$quiet" = 1 ]; then
 fi
 # One line per namespace and payload; smoke results get their fault counts.
 if [ "$summary" != null ]; then
-	jq -r '.namespaces[] as $n | (if $n.align == "none" then "lab: no namespace" else "lab: \($n.align) \($n.device // "-") \(($n.size // 0) / 1048576 | floor) MiB created in \($n.create_s // "-")s" end) +
+	jq -r '.namespaces[] as $n | (if $n.align == "none" then "lab: no namespace" elif $n.ok != true and $n.device == "" then "lab: \($n.align) namespace FAILED" else "lab: \($n.align) \($n.device // "-") \(($n.size // 0) / 1048576 | floor) MiB created in \($n.create_s // "-")s" end) +
 		([$n.payloads[]? | "\n  \(.name): exit \(.rc), \(.seconds)s" +
 		  (if .result.faults then ", faults \(.result.faults.write)/\(.result.faults.read) (expected \(.result.faults.expected))" else "" end) +
 		  (if .ok then "" else "  FAILED" end)] | join(""))' <<<"$summary" >&2

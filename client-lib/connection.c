@@ -55,6 +55,14 @@ static int recv_frame(struct daxpool *dp, int64_t deadline_ms, size_t *ret_len)
 		n = recv(dp->fd, dp->buf, sizeof(dp->buf), MSG_TRUNC | MSG_DONTWAIT);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
+		if (n < 0 && errno == ECONNRESET) {
+			/* The daemon closed while our request sat unread in its queue. Linux reports
+			 * that reset once, ahead of any frame the daemon sent before closing (e.g.
+			 * the reason it refused us); fetch that frame if there is one. */
+			n = recv(dp->fd, dp->buf, sizeof(dp->buf), MSG_TRUNC | MSG_DONTWAIT);
+			if (n <= 0)
+				return dp_error(-ECONNRESET, "daxpoold reset the connection");
+		}
 		if (n < 0)
 			return dp_error(-errno, "receiving from daxpoold: %s", strerror(errno));
 		if (n == 0)
@@ -79,20 +87,30 @@ int dp_request(struct daxpool *dp, uint16_t type, const void *payload, uint32_t 
 		return dp_error(-ECHILD, "connection was made by another process (used after fork?)");
 	len = dxp_frame_encode(dp->buf, dp->version, type, id, 0, payload, payload_len);
 	r = send_frame(dp, dp->buf, len);
-	if (r < 0)
+	if (r == -EPIPE || r == -ECONNRESET) {
+		/* The daemon may have refused us and closed (e.g. too many clients): its reason is
+		 * still queued on the socket, and is more useful than EPIPE. */
+		if (recv_frame(dp, now_ms() + 100, &len) < 0)
+			return dp_error(r, "daxpoold closed the connection");
+	} else if (r < 0) {
 		return r;
-
-	r = recv_frame(dp, deadline, &len);
-	if (r < 0)
-		return r;
+	} else {
+		r = recv_frame(dp, deadline, &len);
+		if (r < 0)
+			return r;
+	}
 	r = dxp_header_decode(dp->buf, len, &h);
 	if (r < 0)
 		return dp_error(-DAXPOOL_E_PROTOCOL, "malformed reply header from daxpoold");
-	if (h.type != (type | DXP_REPLY_BIT) && h.type != (DXP_MSG_ERROR | DXP_REPLY_BIT))
+	if (h.type == (DXP_MSG_ERROR | DXP_REPLY_BIT) || h.type == (type | DXP_REPLY_BIT)) {
+		/* ERROR frames are about the connection (request id 0) or about our frame. */
+		if (h.type != (DXP_MSG_ERROR | DXP_REPLY_BIT) && h.request_id != id)
+			return dp_error(-DAXPOOL_E_PROTOCOL, "reply for request %u, expected %u",
+					h.request_id, id);
+	} else {
 		return dp_error(-DAXPOOL_E_PROTOCOL, "daxpoold replied %s to %s",
 				dxp_msg_type_name(h.type), dxp_msg_type_name(type));
-	if (h.request_id != id)
-		return dp_error(-DAXPOOL_E_PROTOCOL, "reply for request %u, expected %u", h.request_id, id);
+	}
 	if (h.status < 0) {
 		char msg[DXP_MAX_ERROR_MESSAGE + 1];
 

@@ -53,6 +53,7 @@ static int detach(int *ret_ready_fd)
 			_exit(EXIT_FAILURE);
 		}
 		printf("daxpoold started, pid %d\n", (int)status);
+		fflush(stdout); /* _exit() does not flush, and stdout may be a pipe */
 		_exit(EXIT_SUCCESS);
 	}
 	close(pipefd[0]);

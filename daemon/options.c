@@ -86,7 +86,7 @@ static int config_get_size(json_object *v, const char *key, uint64_t *ret)
 
 static int config_load_backend(struct daxpoold_options *opts, json_object *backend)
 {
-	const char *type = NULL, *s;
+	const char *type = NULL, *s = NULL;
 	int r;
 
 	if (!json_object_is_type(backend, json_type_object))
@@ -129,7 +129,7 @@ static int config_load_backend(struct daxpoold_options *opts, json_object *backe
 int options_load_config(struct daxpoold_options *opts, const char *path)
 {
 	json_object *root;
-	const char *s;
+	const char *s = NULL;
 	int r = 0;
 
 	root = json_object_from_file(path);

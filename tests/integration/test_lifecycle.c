@@ -1,0 +1,306 @@
+/* daxpoold's life: start, readiness, signals, stale sockets, detaching, socket activation, limits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "daxpool.h"
+#include "harness.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void assert_serves(const char *socket_path)
+{
+	struct daxpool *dp = NULL;
+
+	assert_int_equal(daxpool_connect(socket_path, &dp), 0);
+	assert_int_equal(daxpool_ping(dp), 0);
+	daxpool_disconnect(&dp);
+}
+
+static void test_sigterm_and_sigint(void **state)
+{
+	int sigs[] = { SIGTERM, SIGINT };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct test_daemon d;
+		struct stat st;
+
+		assert_int_equal(test_daemon_start(&d, NULL), 0);
+		assert_true(d.saw_ready);
+		assert_non_null(strstr(d.status, "Serving on"));
+		assert_int_equal(stat(d.socket, &st), 0);
+		assert_true(S_ISSOCK(st.st_mode));
+		assert_int_equal(st.st_mode & 07777, 0660);
+		assert_serves(d.socket);
+		assert_int_equal(test_daemon_stop(&d, sigs[i]), 0);
+		assert_true(d.saw_stopping);
+		assert_int_equal(stat(d.socket, &st), -1); /* socket removed */
+		assert_int_equal(errno, ENOENT);
+		test_daemon_cleanup(&d);
+	}
+}
+
+static void test_sighup_keeps_serving(void **state)
+{
+	struct test_daemon d;
+
+	assert_int_equal(test_daemon_start(&d, NULL), 0);
+	kill(d.pid, SIGHUP);
+	assert_serves(d.socket);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+}
+
+static void test_stale_socket_replaced(void **state)
+{
+	struct test_daemon d;
+	char dir[] = "/tmp/daxpool-stale-XXXXXX", path[128];
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s.sock", dir);
+	/* A socket file nobody listens on, as a killed daemon leaves behind. */
+	fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	strcpy(addr.sun_path, path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	close(fd);
+	assert_int_equal(test_daemon_spawn(&d, NULL, path), 0);
+	/* test_daemon_spawn does not wait; poll until it serves. */
+	for (int i = 0; i < 200; i++) {
+		struct daxpool *dp = NULL;
+		if (daxpool_connect(path, &dp) == 0) {
+			daxpool_disconnect(&dp);
+			break;
+		}
+		usleep(20000);
+	}
+	assert_serves(path);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+	rmdir(dir);
+}
+
+static void test_refuses_to_clobber(void **state)
+{
+	struct test_daemon first, second;
+	char dir[] = "/tmp/daxpool-clobber-XXXXXX", path[128];
+	int fd;
+
+	/* A live daemon's socket: a second daemon must fail and leave the first serving. */
+	assert_int_equal(test_daemon_start(&first, NULL), 0);
+	assert_int_equal(test_daemon_spawn(&second, NULL, first.socket), 0);
+	assert_int_equal(test_daemon_wait(&second, 10000), 1);
+	assert_false(second.saw_ready);
+	test_daemon_cleanup(&second);
+	assert_serves(first.socket);
+	assert_int_equal(test_daemon_stop(&first, SIGTERM), 0);
+	test_daemon_cleanup(&first);
+
+	/* A regular file where the socket should be is not ours to delete. */
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/not-a-socket", dir);
+	fd = open(path, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(test_daemon_spawn(&second, NULL, path), 0);
+	assert_int_equal(test_daemon_wait(&second, 10000), 1);
+	assert_false(second.saw_ready);
+	assert_non_null(strstr(second.status, "Failed to start"));
+	test_daemon_cleanup(&second);
+	assert_int_equal(access(path, F_OK), 0);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void test_usage_errors(void **state)
+{
+	char out[4096];
+	const char *bad[] = { DAXPOOLD_PATH, "--bogus", NULL };
+	const char *conflict[] = { DAXPOOLD_PATH, "--device", "/dev/dax0.0", "--emulate", "/tmp/x", NULL };
+	const char *help[] = { DAXPOOLD_PATH, "--help", NULL };
+	const char *version[] = { DAXPOOLD_PATH, "--version", NULL };
+
+	assert_int_equal(run_capture(bad, out, sizeof(out)), 2);
+	assert_int_equal(run_capture(conflict, out, sizeof(out)), 2);
+	assert_int_equal(run_capture(help, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "--emulate PATH"));
+	assert_int_equal(run_capture(version, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, daxpool_version()));
+}
+
+/* Gone, or a zombie: a detached daemon is reparented, and not every init reaps promptly. */
+static bool process_gone(int pid)
+{
+	char path[64], buf[256];
+	FILE *f;
+
+	if (kill(pid, 0) < 0)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return true;
+	buf[0] = 0;
+	(void)!fgets(buf, sizeof(buf), f);
+	fclose(f);
+	char *paren = strrchr(buf, ')');
+	return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+static void test_detach_reports_pid(void **state)
+{
+	char dir[] = "/tmp/daxpool-detach-XXXXXX", path[128], out[256];
+	const char *argv[] = { DAXPOOLD_PATH, "--socket", path, NULL };
+	struct daxpool *dp = NULL;
+	struct daxpool_status *st = NULL;
+	int pid = 0;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/d.sock", dir);
+	unsetenv("NOTIFY_SOCKET");
+	assert_int_equal(run_capture(argv, out, sizeof(out)), 0);
+	assert_int_equal(sscanf(out, "daxpoold started, pid %d", &pid), 1);
+	/* It was ready before the starter exited: no polling needed. */
+	assert_int_equal(daxpool_connect(path, &dp), 0);
+	assert_int_equal(daxpool_status(dp, &st), 0);
+	assert_int_equal(daxpool_status_get_pid(st), pid);
+	daxpool_status_delete(&st);
+	daxpool_disconnect(&dp);
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	for (int i = 0; i < 500 && !process_gone(pid); i++)
+		usleep(10000);
+	assert_true(process_gone(pid));
+	assert_int_equal(access(path, F_OK), -1);
+	rmdir(dir);
+
+	/* A detached start that fails says so through the starter's exit status. */
+	const char *failing[] = { DAXPOOLD_PATH, "--socket", "/proc/daxpool-cannot-bind.sock", NULL };
+	assert_int_equal(run_capture(failing, out, sizeof(out)), 1);
+}
+
+static void test_socket_activation(void **state)
+{
+	char dir[] = "/tmp/daxpool-activate-XXXXXX", path[128];
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int fd, status;
+	pid_t pid;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/activated.sock", dir);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	strcpy(addr.sun_path, path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char pidstr[16];
+
+		dup2(fd, 3);
+		snprintf(pidstr, sizeof(pidstr), "%d", (int)getpid());
+		setenv("LISTEN_FDS", "1", 1);
+		setenv("LISTEN_PID", pidstr, 1);
+		unsetenv("NOTIFY_SOCKET");
+		/* --socket names a path that must NOT be created: the passed socket wins. */
+		execl(DAXPOOLD_PATH, DAXPOOLD_PATH, "--socket", "/tmp/daxpool-activation-unused.sock", NULL);
+		_exit(127);
+	}
+	close(fd);
+	/* Connections queue on the passed socket even before the daemon accepts. */
+	assert_serves(path);
+	assert_int_equal(access("/tmp/daxpool-activation-unused.sock", F_OK), -1);
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* The socket file is systemd's (RemoveOnStop=): the daemon leaves it alone. */
+	assert_int_equal(access(path, F_OK), 0);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void test_max_clients_and_mode(void **state)
+{
+	char dir[] = "/tmp/daxpool-limits-XXXXXX", config[128];
+	const char *args[] = { "--config", config, NULL };
+	struct daxpool *a = NULL, *b = NULL, *c = NULL;
+	struct test_daemon d;
+	struct stat st;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(config, sizeof(config), "%s/daxpool.json", dir);
+	f = fopen(config, "w");
+	fputs("{ \"max_clients\": 2, \"socket_mode\": \"0600\" }\n", f);
+	fclose(f);
+	assert_int_equal(test_daemon_start(&d, args), 0);
+	assert_int_equal(stat(d.socket, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal(daxpool_connect(d.socket, &a), 0);
+	assert_int_equal(daxpool_connect(d.socket, &b), 0);
+	assert_int_equal(daxpool_connect(d.socket, &c), -EUSERS);
+	assert_non_null(strstr(daxpool_errormsg(), "at most 2 clients"));
+	daxpool_disconnect(&b);
+	/* The slot frees once the daemon has seen b go. */
+	int r = -1;
+	for (int i = 0; i < 100 && r < 0; i++) {
+		r = daxpool_connect(d.socket, &c);
+		if (r < 0)
+			usleep(10000);
+	}
+	assert_int_equal(r, 0);
+	daxpool_disconnect(&a);
+	daxpool_disconnect(&c);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+	unlink(config);
+	rmdir(dir);
+}
+
+static void test_invalid_config_refused(void **state)
+{
+	char dir[] = "/tmp/daxpool-badcfg-XXXXXX", config[128];
+	const char *args[] = { "--config", config, NULL };
+	struct test_daemon d;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(config, sizeof(config), "%s/daxpool.json", dir);
+	f = fopen(config, "w");
+	fputs("{ \"max_clients\": 2, \"typo_key\": true }\n", f);
+	fclose(f);
+	assert_int_equal(test_daemon_spawn(&d, args, NULL), 0);
+	assert_int_equal(test_daemon_wait(&d, 10000), 2);
+	test_daemon_cleanup(&d);
+	unlink(config);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sigterm_and_sigint),
+		cmocka_unit_test(test_sighup_keeps_serving),
+		cmocka_unit_test(test_stale_socket_replaced),
+		cmocka_unit_test(test_refuses_to_clobber),
+		cmocka_unit_test(test_usage_errors),
+		cmocka_unit_test(test_detach_reports_pid),
+		cmocka_unit_test(test_socket_activation),
+		cmocka_unit_test(test_max_clients_and_mode),
+		cmocka_unit_test(test_invalid_config_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,199 @@
+/* Unit tests of the wire protocol encoders/decoders (common/protocol.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "endian-util.h"
+#include "protocol.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t make_frame(uint8_t *buf, uint16_t type, const void *payload, uint32_t len)
+{
+	return dxp_frame_encode(buf, 1, type, 7, 0, payload, len);
+}
+
+static void test_header_round_trip(void **state)
+{
+	uint8_t buf[DXP_MAX_FRAME];
+	struct dxp_header h;
+	size_t n = dxp_frame_encode(buf, 1, DXP_MSG_PING | DXP_REPLY_BIT, 0xdeadbeef, -ENOENT, "abc", 3);
+
+	assert_int_equal(n, DXP_HEADER_SIZE + 3);
+	/* The layout is the one docs/PROTOCOL.md gives, byte for byte. */
+	assert_int_equal(get_le32(buf), 0x4c505844u);
+	assert_memory_equal(buf, "DXPL", 4);
+	assert_int_equal(get_le16(buf + 4), 1);
+	assert_int_equal(get_le16(buf + 6), 0x8002);
+	assert_int_equal(get_le32(buf + 8), 0xdeadbeef);
+	assert_int_equal(get_le32(buf + 12), 3);
+	assert_int_equal((int32_t)get_le32(buf + 16), -ENOENT);
+	assert_int_equal(get_le32(buf + 20), 0);
+	assert_int_equal(dxp_header_decode(buf, n, &h), 0);
+	assert_int_equal(h.type, DXP_MSG_PING | DXP_REPLY_BIT);
+	assert_int_equal(h.request_id, 0xdeadbeef);
+	assert_int_equal(h.status, -ENOENT);
+	assert_int_equal(h.payload_len, 3);
+}
+
+static void test_header_rejects_malformed(void **state)
+{
+	uint8_t buf[DXP_MAX_FRAME + 16];
+	struct dxp_header h;
+	size_t n = make_frame(buf, DXP_MSG_PING, "12345678", 8);
+
+	for (size_t len = 0; len < n; len++) /* every truncation */
+		assert_int_equal(dxp_header_decode(buf, len, &h), -EBADMSG);
+	assert_int_equal(dxp_header_decode(NULL, n, &h), -EBADMSG);
+
+	buf[0] ^= 1; /* magic */
+	assert_int_equal(dxp_header_decode(buf, n, &h), -EBADMSG);
+	buf[0] ^= 1;
+	put_le32(buf + 12, 9); /* payload_len lies */
+	assert_int_equal(dxp_header_decode(buf, n, &h), -EBADMSG);
+	put_le32(buf + 12, 0xffffffffu);
+	assert_int_equal(dxp_header_decode(buf, n, &h), -EBADMSG);
+	put_le32(buf + 12, 8);
+	put_le32(buf + 20, 1); /* reserved flags */
+	assert_int_equal(dxp_header_decode(buf, n, &h), -EBADMSG);
+	put_le32(buf + 20, 0);
+	put_le32(buf + 16, 5); /* positive status */
+	assert_int_equal(dxp_header_decode(buf, n, &h), -EBADMSG);
+	put_le32(buf + 16, (uint32_t)-5000); /* not an errno */
+	assert_int_equal(dxp_header_decode(buf, n, &h), -EBADMSG);
+	put_le32(buf + 16, 0);
+	assert_int_equal(dxp_header_decode(buf, n, &h), 0);
+
+	/* A payload over the maximum is refused even when the length field is honest. */
+	memset(buf, 0, sizeof(buf));
+	n = dxp_frame_encode(buf, 1, DXP_MSG_PING, 1, 0, buf + DXP_HEADER_SIZE, DXP_MAX_PAYLOAD);
+	assert_int_equal(dxp_header_decode(buf, n, &h), 0);
+	put_le32(buf + 12, DXP_MAX_PAYLOAD + 1);
+	assert_int_equal(dxp_header_decode(buf, n + 1, &h), -EBADMSG);
+}
+
+static void test_hello(void **state)
+{
+	struct dxp_hello_request req = { .min_version = 1, .max_version = 3, .client_pid = 42 }, req2;
+	struct dxp_hello_reply rep = { .version = 1, .daemon_pid = 99 }, rep2;
+	uint8_t buf[64];
+
+	assert_int_equal(dxp_hello_request_encode(&req, buf), DXP_HELLO_REQUEST_SIZE);
+	assert_int_equal(dxp_hello_request_decode(buf, DXP_HELLO_REQUEST_SIZE, &req2), 0);
+	assert_int_equal(req2.min_version, 1);
+	assert_int_equal(req2.max_version, 3);
+	assert_int_equal(req2.client_pid, 42);
+	assert_int_equal(dxp_hello_request_decode(buf, DXP_HELLO_REQUEST_SIZE - 1, &req2), -EBADMSG);
+	assert_int_equal(dxp_hello_request_decode(buf, DXP_HELLO_REQUEST_SIZE + 1, &req2), -EBADMSG);
+	req.min_version = 4; /* min > max */
+	dxp_hello_request_encode(&req, buf);
+	assert_int_equal(dxp_hello_request_decode(buf, DXP_HELLO_REQUEST_SIZE, &req2), -EBADMSG);
+	req.min_version = 0;
+	dxp_hello_request_encode(&req, buf);
+	assert_int_equal(dxp_hello_request_decode(buf, DXP_HELLO_REQUEST_SIZE, &req2), -EBADMSG);
+
+	strcpy(rep.daemon_version, "1.2.3");
+	assert_int_equal(dxp_hello_reply_encode(&rep, buf), DXP_HELLO_REPLY_SIZE);
+	assert_int_equal(dxp_hello_reply_decode(buf, DXP_HELLO_REPLY_SIZE, &rep2), 0);
+	assert_string_equal(rep2.daemon_version, "1.2.3");
+	assert_int_equal(rep2.daemon_pid, 99);
+	memset(buf + 8, 'x', DXP_VERSION_STRING_SIZE); /* unterminated string */
+	assert_int_equal(dxp_hello_reply_decode(buf, DXP_HELLO_REPLY_SIZE, &rep2), -EBADMSG);
+}
+
+static void test_negotiation(void **state)
+{
+	uint16_t v = 0;
+
+	assert_int_equal(dxp_negotiate_version(1, 1, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(dxp_negotiate_version(1, 9, &v), 0);
+	assert_int_equal(v, DXP_PROTOCOL_VERSION_MAX);
+	assert_int_equal(dxp_negotiate_version(DXP_PROTOCOL_VERSION_MAX + 1, 9, &v), -EPROTONOSUPPORT);
+}
+
+static void test_status_reply_extensible(void **state)
+{
+	struct dxp_status_reply st = { .daemon_pid = 5, .protocol_version = 1, .uptime_ns = 123456789012ull,
+				       .start_time_unix = 1700000000, .clients = 3 }, st2;
+	uint8_t buf[DXP_STATUS_REPLY_SIZE + 32];
+
+	strcpy(st.daemon_version, "0.1.0");
+	memset(buf, 0xaa, sizeof(buf));
+	assert_int_equal(dxp_status_reply_encode(&st, buf), DXP_STATUS_REPLY_SIZE);
+	assert_int_equal(dxp_status_reply_decode(buf, DXP_STATUS_REPLY_SIZE, &st2), 0);
+	assert_int_equal(st2.uptime_ns, 123456789012ull);
+	assert_int_equal(st2.clients, 3);
+	assert_string_equal(st2.daemon_version, "0.1.0");
+	/* A newer daemon may append fields; an older client reads what it knows. */
+	assert_int_equal(dxp_status_reply_decode(buf, sizeof(buf), &st2), 0);
+	assert_int_equal(dxp_status_reply_decode(buf, DXP_STATUS_REPLY_SIZE - 1, &st2), -EBADMSG);
+}
+
+static void test_error_payload_sanitized(void **state)
+{
+	char msg[DXP_MAX_ERROR_MESSAGE + 1];
+	uint8_t raw[] = { 'o', 'k', 0x1b, '[', '2', 'J', 0, 0xff };
+	uint8_t big[DXP_MAX_ERROR_MESSAGE + 1];
+
+	assert_int_equal(dxp_error_payload_decode(raw, sizeof(raw), msg), 0);
+	assert_string_equal(msg, "ok?[2J??");
+	memset(big, 'a', sizeof(big));
+	assert_int_equal(dxp_error_payload_decode(big, sizeof(big), msg), -EBADMSG);
+	assert_int_equal(dxp_error_payload_encode(NULL, big), 0);
+}
+
+/* Random frames, many of them almost valid, must never crash a decoder or be accepted wrongly. */
+static void test_random_frames(void **state)
+{
+	uint8_t buf[512];
+	unsigned seed = 12345;
+	unsigned accepted = 0;
+
+	for (int i = 0; i < 200000; i++) {
+		size_t len = (size_t)rand_r(&seed) % sizeof(buf);
+		struct dxp_header h;
+
+		for (size_t j = 0; j < len; j++)
+			buf[j] = (uint8_t)rand_r(&seed);
+		if (i & 1 && len >= DXP_HEADER_SIZE) { /* make the header plausible */
+			put_le32(buf, DXP_MAGIC);
+			put_le32(buf + 12, (uint32_t)(len - DXP_HEADER_SIZE));
+			put_le32(buf + 16, 0);
+			put_le32(buf + 20, 0);
+		}
+		if (dxp_header_decode(buf, len, &h) == 0) {
+			accepted++;
+			assert_int_equal(h.payload_len, len - DXP_HEADER_SIZE);
+			struct dxp_hello_request hr;
+			struct dxp_hello_reply hp;
+			struct dxp_ping p;
+			struct dxp_status_reply s;
+			char msg[DXP_MAX_ERROR_MESSAGE + 1];
+			(void)dxp_hello_request_decode(buf + DXP_HEADER_SIZE, h.payload_len, &hr);
+			(void)dxp_hello_reply_decode(buf + DXP_HEADER_SIZE, h.payload_len, &hp);
+			(void)dxp_ping_decode(buf + DXP_HEADER_SIZE, h.payload_len, &p);
+			(void)dxp_status_reply_decode(buf + DXP_HEADER_SIZE, h.payload_len, &s);
+			(void)dxp_error_payload_decode(buf + DXP_HEADER_SIZE, h.payload_len, msg);
+		}
+	}
+	assert_true(accepted > 1000); /* the plausible half really reached the payload decoders */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_header_round_trip),
+		cmocka_unit_test(test_header_rejects_malformed),
+		cmocka_unit_test(test_hello),
+		cmocka_unit_test(test_negotiation),
+		cmocka_unit_test(test_status_reply_extensible),
+		cmocka_unit_test(test_error_payload_sanitized),
+		cmocka_unit_test(test_random_frames),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

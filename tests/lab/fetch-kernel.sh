@@ -96,6 +96,8 @@ while read -r uri suite; do
 	printf 'deb [signed-by=%s] %s %s main\n' "$keyring" "$uri" "$suite"
 done <<<"$lines" >"$adir/sources.list"
 
+# apt's messages name the mirror; keep its host name out of logs.
+hide_uri() { sed -E 's#[A-Za-z][A-Za-z0-9+.-]*://[^/[:space:]]+#<mirror>#g' >&2; }
 apt_opts=(
 	-o "Dir::Etc::SourceList=$adir/sources.list" -o Dir::Etc::SourceParts=/dev/null
 	-o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null
@@ -104,7 +106,7 @@ apt_opts=(
 )
 t0=$(now_ms)
 log "kernel $gen: updating the private package lists ($adir)"
-apt-get "${apt_opts[@]}" -qq update >&2 || die "apt-get update with the private configuration failed"
+apt-get "${apt_opts[@]}" -qq update 2>&1 | hide_uri || die "apt-get update with the private configuration failed"
 
 has_candidate() {
 	local out
@@ -147,7 +149,7 @@ fi
 tmp=$(mktemp -d "$LAB_CACHE/kernels/.fetch.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 log "kernel $gen: downloading ${pkgs[*]}"
-(cd "$tmp" && apt-get "${apt_opts[@]}" -qq download "${pkgs[@]}" >&2) || die "apt-get download ${pkgs[*]} failed"
+(cd "$tmp" && apt-get "${apt_opts[@]}" -qq download "${pkgs[@]}" 2>&1 | hide_uri) || die "apt-get download ${pkgs[*]} failed"
 t1=$(now_ms)
 for deb in "$tmp"/*.deb; do
 	dpkg-deb -x "$deb" "$tmp/root"

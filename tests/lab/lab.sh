@@ -35,6 +35,7 @@ Options
   -t, --timeout SECS      VM wall-clock limit (default 900; shell: none)
   -m, --memory SIZE       guest RAM (default 2G)
       --smp N             guest CPUs (default 2)
+      --append ARGS       more kernel command-line arguments (repeatable)
   -q, --quiet             do not stream the guest console (it is always in console.log)
   -v, --verbose           kernel messages on the console (no "quiet" on the command line)
       --refresh           ask apt whether a newer kernel exists (default: reuse the cache)
@@ -65,11 +66,11 @@ test | run | shell | fetch | info | clean) ;;
 esac
 
 kernel=new align="" size="" build=${DAXPOOL_LAB_BUILD:-} payloads="$lab_dir/payloads.list"
-results="" timeout="" memory=2G smp=2 quiet=0 verbose=0 refresh=0 keep_image=0 clean_all=0
+append_extra="" results="" timeout="" memory=2G smp=2 quiet=0 verbose=0 refresh=0 keep_image=0 clean_all=0
 user_cmd=()
 while [ "$#" -gt 0 ]; do
 	case "$1" in
-	-k | --kernel | -a | --align | -s | --size | -b | --build | -p | --payloads | -o | --results | -t | --timeout | -m | --memory | --smp)
+	-k | --kernel | -a | --align | -s | --size | -b | --build | -p | --payloads | -o | --results | -t | --timeout | -m | --memory | --smp | --append)
 		[ "$#" -ge 2 ] || die "option $1 needs a value (lab.sh help)"
 		;;
 	esac
@@ -86,6 +87,7 @@ while [ "$#" -gt 0 ]; do
 	-t | --timeout) timeout=$2; shift ;;
 	-m | --memory) memory=$2; shift ;;
 	--smp) smp=$2; shift ;;
+	--append) append_extra+=" $2"; shift ;;
 	-q | --quiet) quiet=1 ;;
 	-v | --verbose) verbose=1 ;;
 	--refresh) refresh=1 ;;
@@ -246,6 +248,7 @@ mem_gib=${memory%G}
 
 append="console=ttyS0 panic=1 mitigations=off"
 [ "$verbose" = 1 ] || append+=" quiet"
+append+=$append_extra
 qemu=(
 	qemu-system-x86_64 -name daxpool-lab
 	-accel "tcg,thread=multi" -cpu max -smp "$smp"

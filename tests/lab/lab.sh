@@ -21,8 +21,9 @@ Commands
   clean  remove old runs (--all: the whole cache, kernels included)
 
 Options
-  -k, --kernel 6.1|new    kernel generation (default: new). 6.1 = newest linux-image-6.1.0-NN
-                          of the machine's bookworm sources; new = newest of trixie-backports
+  -k, --kernel 6.1|new|all  kernel generation (default: new). 6.1 = newest linux-image-6.1.0-NN
+                          of the machine's bookworm sources; new = newest of trixie-backports;
+                          all = test or run on both, one after the other
   -a, --align LIST        namespaces to create, one after another: 4K,2M,1G | all | none
                           (default: all for test, 2M for run and shell)
   -s, --size SIZE         namespace size for ndctl -s (default 2G; 3G for 1G alignment)
@@ -68,6 +69,11 @@ esac
 kernel=new align="" size="" build=${DAXPOOL_LAB_BUILD:-} payloads="$lab_dir/payloads.list"
 append_extra="" results="" timeout="" memory=2G smp=2 quiet=0 verbose=0 refresh=0 keep_image=0 clean_all=0
 user_cmd=()
+opt_args=() # the options as given, for --kernel all
+for a in "$@"; do
+	[ "$a" = -- ] && break
+	opt_args+=("$a")
+done
 while [ "$#" -gt 0 ]; do
 	case "$1" in
 	-k | --kernel | -a | --align | -s | --size | -b | --build | -p | --payloads | -o | --results | -t | --timeout | -m | --memory | --smp | --append)
@@ -149,6 +155,21 @@ clean)
 esac
 
 # ---- test / run / shell ---------------------------------------------------------------------
+if [ "$kernel" = all ] || [ "$kernel" = both ]; then
+	# One after the other; the exit status is the first non-zero one.
+	[ "$cmd" != shell ] || die "shell needs one kernel: --kernel 6.1 or --kernel new"
+	rc_all=0
+	for g in 6.1 new; do
+		more=(--kernel "$g")
+		[ -n "$results" ] && more+=(--results "$results/linux-$g")
+		set +e
+		"$0" "$cmd" "${opt_args[@]}" "${more[@]}" ${user_cmd[@]+-- "${user_cmd[@]}"}
+		rc=$?
+		set -e
+		[ "$rc_all" != 0 ] || rc_all=$rc
+	done
+	exit "$rc_all"
+fi
 gen=$(lab_generation "$kernel")
 need_cmd qemu-system-x86_64 timeout jq flock truncate
 case "$cmd" in
@@ -402,7 +423,7 @@ if [ "$summary" != null ]; then
 	jq -r '.namespaces[] as $n | (if $n.align == "none" then "lab: no namespace" elif $n.ok != true and $n.device == "" then "lab: \($n.align) namespace FAILED" else "lab: \($n.align) \($n.device // "-") \(($n.size // 0) / 1048576 | floor) MiB created in \($n.create_s // "-")s" end) +
 		([$n.payloads[]? | "\n  \(.name): exit \(.rc), \(.seconds)s" +
 		  (if .result.faults then ", faults \(.result.faults.write)/\(.result.faults.read) (expected \(.result.faults.expected))" else "" end) +
-		  (if .ok then "" else "  FAILED" end)] | join(""))' <<<"$summary" >&2
+		  (if .ok or $cmd == "run" then "" else "  FAILED" end)] | join(""))' --arg cmd "$cmd" <<<"$summary" >&2
 fi
 if [ -n "$error" ]; then
 	{
@@ -414,8 +435,11 @@ if [ -n "$error" ]; then
 	log "run directory: $results"
 	exit 1
 fi
-log "ok ($gen, $kver): VM $(elapsed "$t_vm" "$t_end")s, total $(elapsed "$t_start" "$t_end")s; $results/lab.json"
+rc=0
+verdict=ok
 if [ "$cmd" = run ]; then
-	exit "$(jq -r '[.namespaces[].payloads[].rc] | max // 0' <<<"$summary")"
+	rc=$(jq -r '[.namespaces[].payloads[].rc] | max // 0' <<<"$summary")
+	verdict="lab ok, command exit status $rc"
 fi
-exit 0
+log "$verdict ($gen, $kver): VM $(elapsed "$t_vm" "$t_end")s, total $(elapsed "$t_start" "$t_end")s; $results/lab.json"
+exit "$rc"

@@ -78,7 +78,8 @@ size_t dxp_error_payload_encode(const char *msg, uint8_t *buf)
 {
 	size_t n = msg ? strnlen(msg, DXP_MAX_ERROR_MESSAGE) : 0;
 
-	memcpy(buf, msg, n);
+	if (n)
+		memcpy(buf, msg, n);
 	return n;
 }
 

@@ -131,6 +131,11 @@ int main(int argc, char **argv)
 		sd_notifyf(0, "STATUS=Failed to start: %s\nERRNO=%d", strerror(-r), -r);
 		goto out;
 	}
+	if (d.opts.backend != BACKEND_NONE)
+		log_warning("backend \"%s\" (%s) is validated but not served yet: slices arrive with the "
+			    "allocator service (issue 3); answering HELLO/PING/STATUS only",
+			    backend_kind_name(d.opts.backend),
+			    d.opts.backend == BACKEND_DEVDAX ? d.opts.device_path : d.opts.emulate_path);
 	log_info("daxpoold %s ready (backend: %s, max %u clients)", DAXPOOL_VERSION_STRING,
 		 backend_kind_name(d.opts.backend), d.opts.max_clients);
 	sd_notifyf(0, "READY=1\nSTATUS=Serving on %s (backend: %s)\nMAINPID=%d",

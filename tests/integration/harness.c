@@ -116,7 +116,7 @@ int test_daemon_spawn(struct test_daemon *d, const char *const *extra_args, cons
 		unsetenv("LISTEN_FDS");
 		unsetenv("LISTEN_PID");
 		unsetenv("INVOCATION_ID");
-		execv(argv[0], (char *const *)argv);
+		execvp(argv[0], (char *const *)argv); /* the wrapper is found on PATH */
 		_exit(127);
 	}
 	free(wrapper_copy);

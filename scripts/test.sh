@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The README's test command, and what CI runs (.ci/run): install what is missing, then
+#   1. a release build with every ctest label (unit, integration, crash, lab);
+#   2. an AddressSanitizer+UndefinedBehaviorSanitizer build running unit, crash and integration;
+#   3. the integration tests again with daxpoold under valgrind memcheck (errors and leaks fail).
+# Ends with one line "test.sh: N passed, N failed".
+set -uo pipefail
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${DAXPOOL_BUILD_DIR:-$top/build}
+asan=${DAXPOOL_ASAN_BUILD_DIR:-$top/build-asan}
+jobs=$(nproc)
+passed=0 failed=0
+
+"$top/scripts/install-deps.sh" || { echo "test.sh: installing dependencies failed"; exit 1; }
+
+# Runs ctest and adds its counts to the totals; a run that executes no test counts as a failure.
+run_ctest() {
+	local name=$1; shift
+	local log
+	log=$(mktemp)
+	echo "=== $name: ctest $*"
+	ctest --output-on-failure "$@" 2>&1 | tee "$log"
+	local line total nfail
+	line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -1)
+	rm -f "$log"
+	if [ -z "$line" ]; then
+		echo "test.sh: $name ran no test"
+		failed=$((failed + 1))
+		return
+	fi
+	nfail=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+	total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$line")
+	passed=$((passed + total - nfail))
+	failed=$((failed + nfail))
+}
+
+build_tree() {
+	local dir=$1; shift
+	cmake -S "$top" -B "$dir" "$@" >/dev/null && cmake --build "$dir" -j "$jobs" >/dev/null ||
+		{ echo "test.sh: build in $dir failed:"; cmake --build "$dir" 2>&1 | grep -E 'error|Error' | head -40; return 1; }
+}
+
+echo "=== release build ($build)"
+if build_tree "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo; then
+	run_ctest "unit+crash+integration" --test-dir "$build" -L 'unit|crash|integration' -j "$jobs"
+	DAXPOOL_TEST_DAEMON_WRAPPER="valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect" \
+		run_ctest "integration under valgrind" --test-dir "$build" -L integration
+	# The lab boots virtual machines one at a time; it is never skipped (see docs/LAB.md).
+	run_ctest "lab" --test-dir "$build" -L lab
+else
+	failed=$((failed + 1))
+fi
+
+echo "=== ASan+UBSan build ($asan)"
+if build_tree "$asan" -DCMAKE_BUILD_TYPE=Debug -DDAXPOOL_SANITIZE=ON; then
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		run_ctest "sanitizers" --test-dir "$asan" -L 'unit|crash|integration' -j "$jobs"
+else
+	failed=$((failed + 1))
+fi
+
+echo "test.sh: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -247,7 +247,7 @@ cp "$lab_dir/guest/main.sh" "$results/guest/main.sh"
 	printf 'LAB_MODE=%q\n' "$cmd"
 	printf 'LAB_GENERATION=%q\nLAB_KVER=%q\n' "$gen" "$kver"
 	printf 'LAB_MODROOT=%q\n' "$kdir/root"
-	printf 'LAB_BUILD=%q\nLAB_SOURCE=%q\n' "$build" "$src_dir"
+	printf 'LAB_BUILD=%q\nLAB_SOURCE=%q\nLAB_CWD=%q\n' "$build" "$src_dir" "$PWD"
 	printf 'LAB_NAMESPACES=('
 	for ns in "${namespaces[@]}"; do printf '%q ' "$ns"; done
 	printf ')\n'

@@ -168,7 +168,13 @@ run_payload() { # INDEX NAME ALIGN COMMAND
 	say "payload $name on ${DEV:-no device} ($a): $cmd"
 	p0=$(us)
 	(
-		cd "$dir" || exit 1
+		# run: the caller's working directory (visible read-only through the host root, or
+		# writable inside the build tree); payloads of test: their results directory.
+		if [ "$LAB_MODE" = run ] && cd "${LAB_CWD:-/nonexistent}" 2>/dev/null; then
+			:
+		else
+			cd "$dir" || exit 1
+		fi
 		lab_env "$DEV" "$a" "$dir"
 		timeout -k 10 "$LAB_PAYLOAD_TIMEOUT" bash -c "$cmd"
 	) > >(tee "$dir/output.log") 2>&1

@@ -257,8 +257,8 @@ cp "$lab_dir/guest/main.sh" "$results/guest/main.sh"
 		printf 'LAB_CMD=%q\n' "$(printf '%q ' "${user_cmd[@]}")" # argv, quoted exactly
 	fi
 	printf 'LAB_PAYLOAD_TIMEOUT=%q\n' "$((timeout > 0 ? timeout : 86400))"
-	if [ "$cmd" = shell ] && [ -t 0 ]; then
-		printf 'LAB_ROWS=%q\nLAB_COLS=%q\nLAB_TERM=%q\n' "$(tput lines)" "$(tput cols)" "${TERM:-linux}"
+	if [ "$cmd" = shell ] && [ -t 0 ] && read -r rows cols < <(stty size 2>/dev/null); then
+		printf 'LAB_ROWS=%q\nLAB_COLS=%q\nLAB_TERM=%q\n' "$rows" "$cols" "${TERM:-linux}"
 	fi
 } >"$results/job.env"
 

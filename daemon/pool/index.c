@@ -257,6 +257,22 @@ int index_find(struct pool_index *idx, uint64_t len, uint64_t align, struct plac
 	return 0;
 }
 
+int index_find_at(struct pool_index *idx, uint64_t off, uint64_t len, struct placement *ret)
+{
+	struct fext key = {.off = off};
+	struct fext *e = RB_NFIND(fext_off_tree, &idx->by_off, &key);
+
+	if (off + len < off)
+		return -EBUSY;
+	/* The extent holding off starts at off (NFIND found it) or is the one before. */
+	if (!e || e->off != off)
+		e = e ? RB_PREV(fext_off_tree, &idx->by_off, e) : RB_MAX(fext_off_tree, &idx->by_off);
+	if (!e || e->off > off || off + len > e->off + e->len)
+		return -EBUSY;
+	*ret = (struct placement){.ext = e, .offset = off};
+	return 0;
+}
+
 void index_take(struct pool_index *idx, const struct placement *pl, uint64_t len,
 		struct fext **spare)
 {

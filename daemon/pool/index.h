@@ -65,6 +65,9 @@ void index_destroy(struct pool_index *idx);
 
 /* Best placement of len bytes aligned to align (a class size); -ENOSPC if none. */
 int index_find(struct pool_index *idx, uint64_t len, uint64_t align, struct placement *ret);
+/* Placement of exactly [off, off+len): the free extent holding all of it; -EBUSY if any part of
+ * the range is not free (allocated, metadata, or past the data area). */
+int index_find_at(struct pool_index *idx, uint64_t off, uint64_t len, struct placement *ret);
 /* Removes [off, off+len) from pl->ext. May need *spare (set to NULL when consumed). */
 void index_take(struct pool_index *idx, const struct placement *pl, uint64_t len,
 		struct fext **spare);

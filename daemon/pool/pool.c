@@ -132,7 +132,17 @@ int pool_format_fd(int fd, const struct pool_format_params *params)
 	r = pool_map_fd(fd, &map, &align);
 	if (r < 0)
 		return r;
+	/* A caller may raise the alignment above the source's: libpmem2 reports the base page size
+	 * for a hugetlbfs file, which can only be mapped at huge-page offsets. */
+	uint64_t want = prm.device_align;
 	r = align_class(align, &prm.device_align);
+	if (r == 0 && want != 0) {
+		if (want != POOL_ALIGN_4K && want != POOL_ALIGN_2M && want != POOL_ALIGN_1G)
+			r = pool_err(-EINVAL, "pool_format: device_align %llu is not 4K, 2M or 1G",
+				     (unsigned long long)want);
+		else
+			prm.device_align = MAX(prm.device_align, want);
+	}
 	if (r == 0) {
 		pool_ops_from_map(map, &ops);
 		r = pool_format_range(pmem2_map_get_address(map), pmem2_map_get_size(map), &ops, &prm);
@@ -425,7 +435,9 @@ static void fill_info(uint64_t id, const struct pool_record *r, struct pool_reco
 	memcpy(info->name, r->name, r->name_len + 1);
 }
 
-int pool_alloc(struct pool *p, const struct pool_alloc_req *req, struct pool_extent *ret_extent)
+/* pool_alloc and pool_alloc_at: fixed = false lets the placement policy choose the offset. */
+static int alloc_common(struct pool *p, const struct pool_alloc_req *req, bool fixed,
+			uint64_t fixed_off, struct pool_extent *ret_extent)
 {
 	struct pool_record rec = {0};
 	struct placement pl;
@@ -459,10 +471,21 @@ int pool_alloc(struct pool *p, const struct pool_alloc_req *req, struct pool_ext
 	if (p->nfree_slots == 0)
 		return pool_err(-ENOSPC, "pool_alloc: record table full (%llu records)",
 				(unsigned long long)p->geo.table_capacity);
-	r = index_find(&p->idx, len, align, &pl);
-	if (r < 0)
-		return pool_err(-ENOSPC, "pool_alloc: no free extent of %llu bytes aligned to %llu",
-				(unsigned long long)len, (unsigned long long)align);
+	if (fixed) {
+		if (fixed_off % align)
+			return pool_err(-EINVAL, "pool_alloc_at: offset %llu is not aligned to %llu",
+					(unsigned long long)fixed_off, (unsigned long long)align);
+		r = index_find_at(&p->idx, fixed_off, len, &pl);
+		if (r < 0)
+			return pool_err(-EBUSY, "pool_alloc_at: [%llu, +%llu) is not wholly free",
+					(unsigned long long)fixed_off, (unsigned long long)len);
+	} else {
+		r = index_find(&p->idx, len, align, &pl);
+		if (r < 0)
+			return pool_err(-ENOSPC,
+					"pool_alloc: no free extent of %llu bytes aligned to %llu",
+					(unsigned long long)len, (unsigned long long)align);
+	}
 
 	/* Every DRAM allocation happens before the persistent change, so ENOMEM changes nothing. */
 	_cleanup_(freep) struct fext *spare = pool_mem_alloc(sizeof(*spare));
@@ -499,6 +522,25 @@ int pool_alloc(struct pool *p, const struct pool_alloc_req *req, struct pool_ext
 	if (rec.flags & POOL_REC_ANONYMOUS)
 		p->records_anon++;
 	*ret_extent = (struct pool_extent){.offset = pl.offset, .length = len, .id = slot};
+	return 0;
+}
+
+int pool_alloc(struct pool *p, const struct pool_alloc_req *req, struct pool_extent *ret_extent)
+{
+	return alloc_common(p, req, false, 0, ret_extent);
+}
+
+int pool_alloc_at(struct pool *p, const struct pool_alloc_req *req, uint64_t offset,
+		  struct pool_extent *ret_extent)
+{
+	return alloc_common(p, req, true, offset, ret_extent);
+}
+
+int pool_get_uuid(struct pool *p, uint8_t ret_uuid[16])
+{
+	if (!p || !ret_uuid)
+		return pool_err(-EINVAL, "pool_get_uuid: NULL argument");
+	memcpy(ret_uuid, p->geo.uuid, 16);
 	return 0;
 }
 

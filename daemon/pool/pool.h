@@ -63,7 +63,9 @@ struct pool_persist_ops {
 /* Format-time parameters; zero fields take defaults. */
 struct pool_format_params {
 	uint64_t table_capacity; /* number of allocation records; default: 1 per 64 KiB, >= 64 */
-	uint64_t device_align;   /* range mode only: alignment of the range's base; default 4K */
+	uint64_t device_align;   /* range mode: alignment of the range's base, default 4K; fd mode:
+				  * a minimum above the source's own alignment (0 = the source's),
+				  * e.g. the huge page size of a hugetlbfs file */
 };
 
 /* An allocated extent. */
@@ -150,6 +152,17 @@ void pool_delete(struct pool **pool);
  * aligned space, or the record table is full), -ENOMEM.
  */
 int pool_alloc(struct pool *pool, const struct pool_alloc_req *req, struct pool_extent *ret_extent);
+
+/*
+ * Like pool_alloc, but at exactly offset (aligned to the effective alignment), for reserving a
+ * known range such as a bad block. Errors: those of pool_alloc, -EINVAL (offset not aligned),
+ * -EBUSY (some part of the range is allocated, metadata or outside the data area).
+ */
+int pool_alloc_at(struct pool *pool, const struct pool_alloc_req *req, uint64_t offset,
+		  struct pool_extent *ret_extent);
+
+/* Copies the pool's identity (the random UUID its superblock got at format). Errors: -EINVAL. */
+int pool_get_uuid(struct pool *pool, uint8_t ret_uuid[16]);
 
 /* Frees record id. Errors: -ENOENT (no such live record), -EBUSY (quarantined: use
  * pool_release), -ENOMEM. */

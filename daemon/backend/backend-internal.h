@@ -1,0 +1,67 @@
+/* Private body of struct backend, shared by the generic code and the two kinds. */
+#pragma once
+
+#include "backend.h"
+#include "macro.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct pmem2_map;
+
+struct backend {
+	enum backend_kind kind;
+	int fd;
+	char *path;
+	char *devname;
+	uint64_t size;
+	uint64_t alignment;
+	int numa_node;
+	bool map_sync;
+	enum backend_persistence persistence;
+
+	/* devdax: the daemon's own whole-device mapping, for pmem2_deep_flush. */
+	struct pmem2_map *map;
+
+	uint8_t expected_uuid[BACKEND_UUID_SIZE];
+	bool have_expected_uuid;
+	uint8_t uuid[BACKEND_UUID_SIZE];
+	bool pool_open;
+
+	struct backend_badblock *badblocks; /* sorted by offset, merged */
+	size_t nbadblocks;
+	struct backend_badblock_stats bbstats;
+};
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose)
+
+/* error.c */
+/* Formats the thread-local message and returns r (a negative errno): `return backend_err(...)`. */
+int backend_err(int r, const char *fmt, ...) _printf_(2, 3);
+
+/* devdax.c: validates cfg->device_path and fills b (fd, size, alignment, numa, map, badblocks
+ * from the device). */
+int devdax_open(struct backend *b, const char *path);
+int devdax_deep_flush(struct backend *b, uint64_t offset, uint64_t len);
+
+/* emulated.c: opens/creates the file and fills b. */
+int emulated_open(struct backend *b, const struct backend_config *cfg);
+int emulated_deep_flush(struct backend *b, uint64_t offset, uint64_t len);
+
+/* hugetlb.c: free huge pages of a size (free_hugepages - resv_hugepages), -errno if unknown. */
+int hugetlb_available(uint64_t page_size, uint64_t *ret_free, uint64_t *ret_total);
+
+/* badblock.c */
+/* Appends ranges to b->badblocks, then sorts and merges the list. */
+int badblock_add(struct backend *b, const struct backend_badblock *list, size_t n);
+/* Refuses bad ranges in the pool's metadata and reserves those in its data area. */
+int badblock_reserve(struct backend *b, struct pool *p);
+
+/* libpmem2 returns -errno or its own PMEM2_E_* codes (far below -4095): keep errnos, fold the
+ * rest into -EINVAL (the message says what happened). */
+static inline int backend_pmem2_errno(int r)
+{
+	return r >= -4095 ? r : -EINVAL;
+}

@@ -1,0 +1,185 @@
+/*
+ * daxpoold backends: the byte range a pool lives on, and what a client must know to use it.
+ *
+ * Two kinds (enum backend_kind, daemon/options.h):
+ *  - BACKEND_DEVDAX: a device-dax character device (/dev/daxX.Y), validated through libdaxctl and
+ *    mapped through libpmem2. Persistent memory: stores are durable once flushed from the CPU
+ *    caches (or at once with eADR).
+ *  - BACKEND_EMULATED: a file standing in for one: on a hugetlbfs mount for 2M or 1G pages (so a
+ *    client's mapping takes PMD/PUD faults as it would on device-dax), or on any file system for
+ *    4K. Nothing is durable across power loss on hugetlbfs/tmpfs; the pool does survive daemon
+ *    and client restarts.
+ * docs/BACKENDS.md describes what each validates.
+ *
+ * Conventions (libpmem2-like, as daemon/pool/pool.h):
+ *  - functions return 0 (or a documented value >= 0) on success, a negative errno on failure;
+ *  - on failure a message is left in a thread-local buffer, read with backend_errormsg();
+ *  - out-parameters named ret_* are written only on success;
+ *  - the library never prints: the daemon logs the message once.
+ *
+ * Thread-safety: a struct backend is immutable after backend_open except for the pool-opening
+ * call and the bad-block bookkeeping it fills; the accessors and backend_deep_flush may be called
+ * from any thread once backend_open_pool has returned. backend_open_pool must not run concurrently
+ * with anything else on the same backend. backend_errormsg() is per thread.
+ */
+#pragma once
+
+#include "options.h" /* enum backend_kind: BACKEND_DEVDAX, BACKEND_EMULATED */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct backend;
+struct pool;
+
+#define BACKEND_UUID_SIZE 16
+
+/* Names beginning with this prefix belong to the daemon (bad-block reservations, see
+ * docs/BACKENDS.md). Clients must not allocate, open or free records with such names. */
+#define BACKEND_RESERVED_NAME_PREFIX "daxpool:"
+/* Name of the record that keeps a bad range from being handed out: prefix + hex offset. */
+#define BACKEND_BADBLOCK_NAME_PREFIX BACKEND_RESERVED_NAME_PREFIX "badblock:"
+
+/* What a client must do to make its stores durable. Values are stable: the protocol carries them. */
+enum backend_persistence {
+	/* Nothing survives power loss (hugetlbfs, tmpfs): data survives only daemon and client
+	 * restarts. A client needs no flush at all for that. */
+	BACKEND_PERSIST_NONE = 0,
+	/* A file on a persistent file system through the page cache: msync(MS_SYNC) of the range
+	 * (or fdatasync) makes stores durable. */
+	BACKEND_PERSIST_MSYNC = 1,
+	/* Persistent memory behind CPU caches (ADR): flush the cache lines (clwb/clflushopt) and
+	 * fence, e.g. pmem2_get_persist_fn() of a MAP_SYNC mapping. */
+	BACKEND_PERSIST_CPU_FLUSH = 2,
+	/* Persistent memory with the caches in the persistence domain (eADR): a store fence is
+	 * enough. */
+	BACKEND_PERSIST_FENCE = 3,
+};
+
+/* A known bad byte range of the device: [offset, offset + length), device offsets. */
+struct backend_badblock {
+	uint64_t offset;
+	uint64_t length;
+};
+
+/* What backend_open is asked to open. Unused fields of the other kind must be zero/NULL. */
+struct backend_config {
+	enum backend_kind kind;
+	const char *device_path; /* devdax: /dev/daxX.Y */
+	const char *file_path;	 /* emulated: the file (on hugetlbfs for 2M/1G pages) */
+	uint64_t size;		 /* emulated: bytes, a multiple of page_size; 0 = the existing
+				  * file's size (then the file must exist) */
+	uint64_t page_size;	 /* emulated: 4096, 2 MiB or 1 GiB */
+	bool create;		 /* emulated: create and size the file when it does not exist */
+	/* NULL, or the 16-byte UUID the pool must have: backend_open_pool refuses another pool
+	 * (and refuses to format) with -ESTALE, so a renumbered /dev/daxX.Y is never trusted. */
+	const uint8_t *expected_uuid;
+	/* Bad ranges to treat as bad in addition to those the device reports (devdax) — the only
+	 * source on emulated. For tests and for an operator's list of known-bad ranges. */
+	const struct backend_badblock *extra_badblocks;
+	size_t n_extra_badblocks;
+};
+
+/* Bad-block bookkeeping, filled by backend_open_pool (all zero before). */
+struct backend_badblock_stats {
+	uint64_t count;		    /* known bad ranges (device-reported + extra) */
+	uint64_t bytes;		    /* sum of their lengths */
+	uint64_t reserved_records;  /* live BACKEND_BADBLOCK_NAME_PREFIX records in the pool */
+	uint64_t reserved_bytes;    /* bytes those records hold (bad ranges rounded to the device
+				     * alignment), never handed out */
+	uint64_t newly_reserved;    /* records created by the last backend_open_pool */
+	uint64_t in_allocated;	    /* bad ranges overlapping a client's extent (allocated before
+				     * the block went bad): the daemon should tell that owner */
+	bool unknown;		    /* devdax: the device cannot report bad blocks (not an NVDIMM
+				     * region); only extra_badblocks are known */
+};
+
+/* What backend_open_pool found. */
+struct backend_pool_info {
+	uint8_t uuid[BACKEND_UUID_SIZE];
+	bool formatted; /* there was no pool and one was written */
+	bool degraded;	/* opened from one superblock copy (message in backend_errormsg()) */
+};
+
+/* Thread-local message describing the last failure (or a degraded open) in this thread. */
+const char *backend_errormsg(void);
+
+/*
+ * Opens and validates the backend described by cfg; never formats and never changes data.
+ * devdax: the path must be a character device of the dax subsystem known to libdaxctl, enabled
+ * in devdax mode (a device reconfigured to system-ram is refused with how to switch it back),
+ * with libdaxctl's and libpmem2's size agreeing. emulated: creates and sizes the file when
+ * missing and cfg->create is set (hugetlbfs pages reserved up front), checks an existing file's
+ * size against cfg->size (never resizes it), checks the file system against the page size.
+ * Errors: -EINVAL (bad config, size mismatch, wrong file system or page size), -ENOENT (missing
+ * and not created), -ENODEV (not a device-dax device), -EBUSY (device in system-ram mode),
+ * -ENXIO (device disabled), -ENOSPC (not enough free huge pages or space: the message says how
+ * many are needed and free), -ENOMEM, errors of open/libdaxctl/libpmem2.
+ * Thread-safety: may run concurrently with other backend_open calls.
+ */
+int backend_open(const struct backend_config *cfg, struct backend **ret);
+
+/*
+ * Opens the pool on the backend (pool_open_fd on backend_fd) and returns it; the pool must be
+ * deleted (pool_delete) before the backend. With format_if_empty, a backend with no daxpool
+ * superblock at all is formatted first (whatever else was on it is lost) — never when
+ * cfg->expected_uuid is set. A pool whose UUID differs from cfg->expected_uuid is refused. Known
+ * bad ranges in the data area are then reserved as BACKEND_BADBLOCK_NAME_PREFIX records
+ * (idempotent: reopening adds nothing), so no extent overlapping one is ever handed out.
+ * ret_info may be NULL. Returns 0. Errors: -ENODATA (no pool and formatting not allowed),
+ * -ESTALE (another pool than expected), -EIO (a bad block in the pool's metadata), -EALREADY
+ * (already succeeded on this backend: one pool per backend, never two DRAM indexes), errors of
+ * pool_open_fd / pool_format_fd / pool_alloc_at (message from pool_errormsg() included).
+ */
+int backend_open_pool(struct backend *b, bool format_if_empty, struct pool **ret_pool,
+		      struct backend_pool_info *ret_info);
+
+/* Closes the backend (its mapping and fd) and sets *b to NULL. Accepts NULL and *NULL. The pool
+ * opened through it must already be deleted. */
+void backend_delete(struct backend **b);
+
+/* The O_RDWR|O_CLOEXEC fd of the device or file; the daemon passes it to clients with
+ * SCM_RIGHTS. Owned by the backend: do not close it. */
+int backend_fd(const struct backend *b);
+enum backend_kind backend_kind(const struct backend *b);
+/* The path it was opened by (devdax: as configured; the daxctl name is backend_devname). */
+const char *backend_path(const struct backend *b);
+/* devdax: "daxX.Y" from libdaxctl; emulated: the file's base name. */
+const char *backend_devname(const struct backend *b);
+/* Usable bytes: the device's size, or the file's. */
+uint64_t backend_size(const struct backend *b);
+/* Mapping alignment a client must use for offsets and lengths: the device-dax alignment (4K, 2M
+ * or 1G), or the emulated page size. */
+uint64_t backend_alignment(const struct backend *b);
+/* NUMA node of the memory, -1 if unknown (emulated: always -1). */
+int backend_numa_node(const struct backend *b);
+/* Whether clients may (and should) map with MAP_SHARED_VALIDATE|MAP_SYNC: devdax yes, emulated
+ * never (hugetlbfs and tmpfs refuse MAP_SYNC with EOPNOTSUPP). */
+bool backend_supports_map_sync(const struct backend *b);
+/* What a client must do to make stores durable (see enum backend_persistence). */
+enum backend_persistence backend_persistence(const struct backend *b);
+const char *backend_persistence_name(enum backend_persistence p);
+
+/* Copies the UUID of the open pool. Errors: -ENODATA (backend_open_pool has not succeeded). */
+int backend_uuid(const struct backend *b, uint8_t ret_uuid[BACKEND_UUID_SIZE]);
+
+/*
+ * Makes [offset, offset + len) of the backend durable beyond the CPU caches' persistence domain,
+ * on behalf of a client. devdax: pmem2_deep_flush on the daemon's mapping, which writes the
+ * region's deep_flush sysfs attribute (root only: that is why the daemon does it); emulated:
+ * fdatasync of the file (a no-op on hugetlbfs and tmpfs, which hold nothing across power loss).
+ * Errors: -EINVAL (range outside the backend), -EIO and errors of libpmem2/fdatasync.
+ * Thread-safety: safe from any thread.
+ */
+int backend_deep_flush(struct backend *b, uint64_t offset, uint64_t len);
+
+/* Known bad ranges (device offsets, sorted, merged), valid until backend_delete. *ret_n may be
+ * 0. Never fails. */
+void backend_badblocks(const struct backend *b, const struct backend_badblock **ret_list,
+		       size_t *ret_n);
+/* Bad-block statistics (zero until backend_open_pool). Never fails. */
+void backend_badblock_stats(const struct backend *b, struct backend_badblock_stats *ret_stats);
+
+/* True when name is one of the daemon's reserved record names (BACKEND_RESERVED_NAME_PREFIX). */
+bool backend_name_is_reserved(const char *name);

@@ -1,0 +1,282 @@
+/*
+ * The device-dax backend. A path alone proves nothing (device names move when namespaces are
+ * re-created), so the fd is checked for what it is: a character device of the dax subsystem
+ * whose major:minor libdaxctl knows, enabled in devdax mode (not handed to the kernel as
+ * system-ram), with libdaxctl's and libpmem2's size agreeing. The pool's UUID then identifies the
+ * data (backend_open_pool).
+ */
+#include "backend-internal.h"
+
+#include <daxctl/libdaxctl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <libpmem2.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct daxctl_ctx *, daxctl_unref)
+
+static void pmem2_source_deletep(struct pmem2_source **s)
+{
+	if (*s)
+		pmem2_source_delete(s);
+}
+
+static void pmem2_config_deletep(struct pmem2_config **c)
+{
+	if (*c)
+		pmem2_config_delete(c);
+}
+
+static void pmem2_badblock_context_deletep(struct pmem2_badblock_context **c)
+{
+	if (*c)
+		pmem2_badblock_context_delete(c);
+}
+
+/* Base name of a sysfs link, e.g. the driver or subsystem of a device; "" when absent. */
+static void link_basename(const char *link, char *out, size_t outsz)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+
+	out[0] = '\0';
+	if (n <= 0)
+		return;
+	target[n] = '\0';
+	const char *slash = strrchr(target, '/');
+	const char *base = slash ? slash + 1 : target;
+	size_t len = strlen(base);
+	/* A name too long for out is no name this code compares against: leave it empty. */
+	if (len < outsz)
+		memcpy(out, base, len + 1);
+}
+
+/* A dax device given to the kernel as memory: bound to kmem, or with online memory blocks. */
+static bool dev_is_system_ram(struct daxctl_dev *dev)
+{
+	char link[PATH_MAX], driver[64];
+
+	snprintf(link, sizeof(link), "/sys/bus/dax/devices/%s/driver",
+		 daxctl_dev_get_devname(dev));
+	link_basename(link, driver, sizeof(driver));
+	if (strcmp(driver, "kmem") == 0)
+		return true;
+	if (daxctl_dev_get_memory(dev))
+		return true;
+	return daxctl_dev_has_online_memory(dev) > 0;
+}
+
+static int system_ram_refusal(const char *path, struct daxctl_dev *dev)
+{
+	const char *name = daxctl_dev_get_devname(dev);
+	return backend_err(-EBUSY,
+			   "%s: dax device %s is configured as system-ram (kmem): its memory "
+			   "belongs to the kernel's page allocator, not to daxpool. Switch it back "
+			   "with: daxctl offline-memory %s && daxctl reconfigure-device "
+			   "--mode=devdax %s",
+			   path, name, name, name);
+}
+
+/* Finds the daxctl device by name (when the node is missing) or by major:minor. */
+static struct daxctl_dev *find_dev(struct daxctl_ctx *ctx, const char *name, dev_t rdev)
+{
+	struct daxctl_region *region;
+	struct daxctl_dev *dev;
+
+	daxctl_region_foreach(ctx, region)
+		daxctl_dev_foreach(region, dev) {
+			if (name) {
+				const char *n = daxctl_dev_get_devname(dev);
+				if (n && strcmp(n, name) == 0)
+					return dev;
+			} else if ((unsigned)daxctl_dev_get_major(dev) == major(rdev) &&
+				   (unsigned)daxctl_dev_get_minor(dev) == minor(rdev)) {
+				return dev;
+			}
+		}
+	return NULL;
+}
+
+/* The node is missing: say why when libdaxctl knows the name (system-ram, disabled). */
+static int explain_missing(const char *path, int r)
+{
+	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
+	char copy[PATH_MAX];
+
+	snprintf(copy, sizeof(copy), "%s", path);
+	const char *name = basename(copy);
+	if (r == -ENOENT && daxctl_new(&ctx) == 0) {
+		struct daxctl_dev *dev = find_dev(ctx, name, 0);
+		if (dev && dev_is_system_ram(dev))
+			return system_ram_refusal(path, dev);
+		if (dev && !daxctl_dev_is_enabled(dev))
+			return backend_err(-ENXIO, "%s: dax device %s is disabled (daxctl "
+						   "enable-device %s)",
+					   path, name, name);
+	}
+	return backend_err(r, "%s: %m", path);
+}
+
+static int check_identity(struct backend *b, const char *path, const struct stat *st,
+			  uint64_t *ret_dax_size, uint64_t *ret_dax_align)
+{
+	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
+	char link[PATH_MAX], subsys[64];
+	int r;
+
+	if (!S_ISCHR(st->st_mode))
+		return backend_err(-ENODEV, "%s is not a character device, so not a device-dax "
+					    "device (a file is the emulated backend's)",
+				   path);
+	snprintf(link, sizeof(link), "/sys/dev/char/%u:%u/subsystem", major(st->st_rdev),
+		 minor(st->st_rdev));
+	link_basename(link, subsys, sizeof(subsys));
+	if (strcmp(subsys, "dax") != 0)
+		return backend_err(-ENODEV,
+				   "%s (character device %u:%u) is not a device-dax device: its "
+				   "subsystem is '%s'",
+				   path, major(st->st_rdev), minor(st->st_rdev),
+				   subsys[0] ? subsys : "unknown");
+
+	r = daxctl_new(&ctx);
+	if (r < 0)
+		return backend_err(r, "%s: libdaxctl: %m", path);
+	struct daxctl_dev *dev = find_dev(ctx, NULL, st->st_rdev);
+	if (!dev)
+		return backend_err(-ENODEV,
+				   "%s (character device %u:%u) is not a device libdaxctl knows "
+				   "(daxctl list -D shows the devices)",
+				   path, major(st->st_rdev), minor(st->st_rdev));
+	if (dev_is_system_ram(dev))
+		return system_ram_refusal(path, dev);
+	if (!daxctl_dev_is_enabled(dev))
+		return backend_err(-ENXIO, "%s: dax device %s is disabled (daxctl enable-device %s)",
+				   path, daxctl_dev_get_devname(dev), daxctl_dev_get_devname(dev));
+	b->devname = strdup(daxctl_dev_get_devname(dev));
+	if (!b->devname)
+		return backend_err(-ENOMEM, "devdax backend: out of memory");
+	*ret_dax_size = daxctl_dev_get_size(dev);
+	*ret_dax_align = daxctl_dev_get_align(dev);
+	return 0;
+}
+
+static int read_badblocks(struct backend *b, struct pmem2_source *src)
+{
+	_cleanup_(pmem2_badblock_context_deletep) struct pmem2_badblock_context *bbctx = NULL;
+	struct pmem2_badblock bb;
+	int r;
+
+	r = pmem2_badblock_context_new(&bbctx, src);
+	if (r) {
+		/* Device-dax not backed by an NVDIMM region (e.g. soft-reserved memory) has no
+		 * bad-block list; that is reported, not refused. */
+		b->bbstats.unknown = true;
+		return 0;
+	}
+	while ((r = pmem2_badblock_next(bbctx, &bb)) == 0) {
+		struct backend_badblock one = {.offset = bb.offset, .length = bb.length};
+		r = badblock_add(b, &one, 1);
+		if (r < 0)
+			return r;
+	}
+	if (r != PMEM2_E_NO_BAD_BLOCK_FOUND)
+		return backend_err(backend_pmem2_errno(r), "%s: reading bad blocks: %s", b->path,
+				   pmem2_errormsg());
+	return 0;
+}
+
+/* Maps the whole device for pmem2_deep_flush; its granularity says what clients must do. */
+static int map_device(struct backend *b, struct pmem2_source *src)
+{
+	_cleanup_(pmem2_config_deletep) struct pmem2_config *cfg = NULL;
+	int r;
+
+	r = pmem2_config_new(&cfg);
+	if (r == 0)
+		r = pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE);
+	if (r == 0)
+		r = pmem2_map_new(&b->map, cfg, src);
+	if (r)
+		return backend_err(backend_pmem2_errno(r), "%s: mapping: %s", b->path,
+				   pmem2_errormsg());
+	switch (pmem2_map_get_store_granularity(b->map)) {
+	case PMEM2_GRANULARITY_BYTE:
+		b->persistence = BACKEND_PERSIST_FENCE;
+		break;
+	case PMEM2_GRANULARITY_CACHE_LINE:
+		b->persistence = BACKEND_PERSIST_CPU_FLUSH;
+		break;
+	default:
+		b->persistence = BACKEND_PERSIST_MSYNC;
+		break;
+	}
+	return 0;
+}
+
+int devdax_open(struct backend *b, const char *path)
+{
+	_cleanup_(pmem2_source_deletep) struct pmem2_source *src = NULL;
+	uint64_t dax_size = 0, dax_align = 0;
+	size_t size = 0, align = 0;
+	struct stat st;
+	int r;
+
+	b->path = strdup(path);
+	if (!b->path)
+		return backend_err(-ENOMEM, "devdax backend: out of memory");
+	b->fd = open(path, O_RDWR | O_CLOEXEC);
+	if (b->fd < 0)
+		return explain_missing(path, negative_errno());
+	/* fstat on the fd, not stat on the path: what is checked is what will be used. */
+	if (fstat(b->fd, &st) < 0)
+		return backend_err(negative_errno(), "%s: fstat: %m", path);
+	r = check_identity(b, path, &st, &dax_size, &dax_align);
+	if (r < 0)
+		return r;
+
+	r = pmem2_source_from_fd(&src, b->fd);
+	if (r == 0)
+		r = pmem2_source_size(src, &size);
+	if (r == 0)
+		r = pmem2_source_alignment(src, &align);
+	if (r)
+		return backend_err(backend_pmem2_errno(r), "%s: libpmem2: %s", path,
+				   pmem2_errormsg());
+	if (size != dax_size)
+		return backend_err(-EINVAL, "%s: libpmem2 sees %zu bytes, libdaxctl %llu", path,
+				   size, (unsigned long long)dax_size);
+	if (dax_align && align != dax_align)
+		return backend_err(-EINVAL, "%s: libpmem2 sees alignment %zu, libdaxctl %llu", path,
+				   align, (unsigned long long)dax_align);
+	if (align != (UINT64_C(1) << 12) && align != (UINT64_C(1) << 21) &&
+	    align != (UINT64_C(1) << 30))
+		return backend_err(-EINVAL, "%s: alignment %zu is not 4K, 2M or 1G", path, align);
+	b->size = size;
+	b->alignment = align;
+	b->map_sync = true;
+	int node;
+	if (pmem2_source_numa_node(src, &node) == 0)
+		b->numa_node = node;
+
+	r = read_badblocks(b, src);
+	if (r < 0)
+		return r;
+	return map_device(b, src);
+}
+
+int devdax_deep_flush(struct backend *b, uint64_t offset, uint64_t len)
+{
+	char *base = pmem2_map_get_address(b->map);
+	int r = pmem2_deep_flush(b->map, base + offset, len);
+
+	if (r)
+		return backend_err(backend_pmem2_errno(r), "%s: deep flush: %s", b->path,
+				   pmem2_errormsg());
+	return 0;
+}

@@ -30,6 +30,9 @@ int main(void) { return strlen(daxpool_version()) > 0 ? 0 : 1; }
 C
 pcdir=$(dirname "$(find "$dest" -name daxpool.pc)")
 flags=$(PKG_CONFIG_PATH=$pcdir PKG_CONFIG_SYSROOT_DIR=$dest pkg-config --cflags --libs daxpool)
-cc -Wall -Werror "$dest/t.c" $flags -o "$dest/t"
+# An instrumented library needs an instrumented program (the ASan runtime must load first).
+san=""
+grep -q '^DAXPOOL_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" && san="-fsanitize=address,undefined"
+cc -Wall -Werror $san "$dest/t.c" $flags -o "$dest/t"
 LD_LIBRARY_PATH=$libdir "$dest/t"
 echo "install tree complete under DESTDIR; pkg-config build and run OK"

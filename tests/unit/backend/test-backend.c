@@ -1,0 +1,508 @@
+/*
+ * Backend tests that need no privileges: the emulated backend on a plain file (4K pages), pool
+ * identity by UUID, size checks, the bad-block reservation through extra_badblocks, and the
+ * device-dax refusal paths (no device-dax hardware is needed to be refused).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "backend.h"
+#include "macro.h"
+#include "pool.h"
+
+#define MiB (UINT64_C(1) << 20)
+
+static char tmpdir[] = "/tmp/daxpool-backend-XXXXXX";
+static char path[256];
+static int nfile;
+
+/* A fresh file name per test, so tests stay independent. */
+static const char *next_path(void)
+{
+	snprintf(path, sizeof(path), "%s/pool%d", tmpdir, ++nfile);
+	return path;
+}
+
+static struct backend_config cfg_4k(const char *p, uint64_t size)
+{
+	return (struct backend_config){.kind = BACKEND_EMULATED,
+				       .file_path = p,
+				       .size = size,
+				       .page_size = 4096,
+				       .create = true};
+}
+
+static uint64_t file_size(const char *p)
+{
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+static void test_emulated_4k_create_reopen(void **state)
+{
+	const char *p = next_path();
+	struct backend_config cfg = cfg_4k(p, 64 * MiB);
+	struct backend *b = NULL;
+	struct pool *pool = NULL;
+	struct backend_pool_info info;
+	struct pool_extent ext;
+	uint8_t uuid[16], uuid2[16];
+
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_kind(b), BACKEND_EMULATED);
+	assert_int_equal(backend_size(b), 64 * MiB);
+	assert_int_equal(backend_alignment(b), 4096);
+	assert_int_equal(backend_numa_node(b), -1);
+	assert_false(backend_supports_map_sync(b));
+	assert_true(backend_persistence(b) == BACKEND_PERSIST_NONE ||
+		    backend_persistence(b) == BACKEND_PERSIST_MSYNC);
+	assert_string_equal(backend_path(b), p);
+	assert_string_equal(backend_devname(b), strrchr(p, '/') + 1);
+	assert_int_equal(file_size(p), 64 * MiB);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* The fd a client receives: read-write, and not leaked into the daemon's children. */
+	int fd = backend_fd(b);
+	assert_int_equal(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDWR);
+	assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	assert_int_equal(backend_uuid(b, uuid), -ENODATA);
+
+	/* Opening never formats by itself. */
+	assert_int_equal(backend_open_pool(b, false, &pool, &info), -ENODATA);
+	assert_non_null(strstr(backend_errormsg(), "no daxpool pool"));
+	assert_int_equal(backend_open_pool(b, true, &pool, &info), 0);
+	assert_true(info.formatted);
+	assert_false(info.degraded);
+	assert_int_equal(backend_uuid(b, uuid), 0);
+	assert_memory_equal(uuid, info.uuid, 16);
+	assert_int_equal(backend_open_pool(b, true, &pool, &info), -EALREADY);
+
+	struct pool_alloc_req req = {.size = 1 * MiB, .align = POOL_ALIGN_4K, .name = "rec1",
+				     .uid = 1000, .mode = 0600};
+	assert_int_equal(pool_alloc(pool, &req, &ext), 0);
+	pool_delete(&pool);
+	backend_delete(&b);
+	assert_null(b);
+
+	/* "Daemon restart": the record and the identity are still there, nothing reformatted. */
+	cfg.create = false;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, true, &pool, &info), 0);
+	assert_false(info.formatted);
+	assert_int_equal(backend_uuid(b, uuid2), 0);
+	assert_memory_equal(uuid, uuid2, 16);
+	struct pool_record_info ri;
+	assert_int_equal(pool_lookup(pool, "rec1", &ri), 0);
+	assert_int_equal(ri.offset, ext.offset);
+	assert_int_equal(ri.length, ext.length);
+	assert_int_equal(ri.uid, 1000);
+	pool_delete(&pool);
+	backend_delete(&b);
+
+	/* size 0 = take the existing file's size. */
+	cfg.size = 0;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_size(b), 64 * MiB);
+	backend_delete(&b);
+	backend_delete(&b); /* *NULL is accepted */
+	backend_delete(NULL);
+}
+
+static void test_emulated_size_mismatch(void **state)
+{
+	const char *p = next_path();
+	struct backend_config cfg = cfg_4k(p, 32 * MiB);
+	struct backend *b = NULL;
+	struct pool *pool = NULL;
+
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, true, &pool, NULL), 0);
+	pool_delete(&pool);
+	backend_delete(&b);
+
+	/* Smaller or larger than the file: refused, and the file is left exactly as it was. */
+	cfg.size = 16 * MiB;
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	assert_null(b);
+	assert_non_null(strstr(backend_errormsg(), "refusing to resize"));
+	assert_int_equal(file_size(p), 32 * MiB);
+	cfg.size = 64 * MiB;
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	assert_int_equal(file_size(p), 32 * MiB);
+
+	cfg.size = 32 * MiB;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, false, &pool, NULL), 0);
+	pool_delete(&pool);
+	backend_delete(&b);
+}
+
+static void test_emulated_config_errors(void **state)
+{
+	const char *p = next_path();
+	struct backend_config cfg = cfg_4k(p, 32 * MiB);
+	struct backend *b = NULL;
+
+	cfg.create = false;
+	assert_int_equal(backend_open(&cfg, &b), -ENOENT);
+	assert_non_null(strstr(backend_errormsg(), p));
+	cfg.create = true;
+	cfg.size = 32 * MiB + 100;
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	cfg.size = 0;
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	assert_int_equal(access(p, F_OK), -1); /* nothing created on failure */
+	cfg.size = 32 * MiB;
+	cfg.page_size = 8192;
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	assert_non_null(strstr(backend_errormsg(), "not 4K, 2M or 1G"));
+	cfg.page_size = 2 * MiB; /* /tmp is not hugetlbfs */
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	assert_non_null(strstr(backend_errormsg(), "not on hugetlbfs"));
+	assert_int_equal(access(p, F_OK), -1); /* the file this call created was removed */
+	cfg.page_size = 4096;
+	cfg.device_path = "/dev/dax0.0";
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	cfg.device_path = NULL;
+	cfg.file_path = tmpdir; /* a directory */
+	cfg.create = false;
+	assert_true(backend_open(&cfg, &b) < 0);
+	cfg.kind = (enum backend_kind)42;
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	cfg.kind = BACKEND_NONE;
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	assert_int_equal(backend_open(NULL, &b), -EINVAL);
+	assert_null(b);
+}
+
+static void test_uuid_mismatch(void **state)
+{
+	const char *p = next_path();
+	struct backend_config cfg = cfg_4k(p, 32 * MiB);
+	struct backend *b = NULL;
+	struct pool *pool = NULL;
+	struct backend_pool_info info;
+	uint8_t other[16];
+
+	memset(other, 0xab, sizeof(other));
+	/* Expected identity + empty device: never formatted, even when formatting is allowed. */
+	cfg.expected_uuid = other;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, true, &pool, &info), -ESTALE);
+	assert_non_null(strstr(backend_errormsg(), "abababab-abab-abab-abab-abababababab"));
+	assert_null(pool);
+	backend_delete(&b);
+
+	cfg.expected_uuid = NULL;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, true, &pool, &info), 0);
+	assert_true(info.formatted);
+	pool_delete(&pool);
+	backend_delete(&b);
+
+	/* A different pool on "the same path": refused, the message names both pools. */
+	cfg.expected_uuid = other;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, true, &pool, NULL), -ESTALE);
+	assert_non_null(strstr(backend_errormsg(), "not the expected pool"));
+	assert_null(pool);
+	backend_delete(&b);
+
+	/* The right identity opens. */
+	cfg.expected_uuid = info.uuid;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, false, &pool, NULL), 0);
+	pool_delete(&pool);
+	backend_delete(&b);
+}
+
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+static void test_badblocks_never_handed_out(void **state)
+{
+	const char *p = next_path();
+	struct backend_config cfg = cfg_4k(p, 64 * MiB);
+	struct backend *b = NULL;
+	struct pool *pool = NULL;
+	struct pool_stats ps;
+	struct backend_badblock_stats bs;
+
+	/* Format first to learn where the data area starts. */
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, true, &pool, NULL), 0);
+	pool_get_stats(pool, &ps);
+	backend_badblock_stats(b, &bs);
+	assert_int_equal(bs.count, 0);
+	assert_int_equal(bs.reserved_records, 0);
+	pool_delete(&pool);
+	backend_delete(&b);
+
+	uint64_t d = ps.data_offset;
+	struct backend_badblock bad[] = {
+		{d + 5000, 100},	    /* inside one 4K page */
+		{d + 1 * MiB - 512, 1024},  /* across a page boundary */
+		{d + 2 * MiB + 100, 8},	    /* two bad ranges in one page */
+		{d + 2 * MiB + 3000, 8},
+		{d + 10 * MiB, 3 * 4096},   /* several pages */
+		{d + 10 * MiB + 4096, 100}, /* overlapping the previous one: merged */
+		{ps.pool_size - 4096, 4096}, /* the last page (may be past the data area) */
+	};
+	cfg.extra_badblocks = bad;
+	cfg.n_extra_badblocks = ARRAY_SIZE(bad);
+	cfg.create = false;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	const struct backend_badblock *list;
+	size_t n;
+	backend_badblocks(b, &list, &n);
+	assert_int_equal(n, 6); /* the overlapping pair merged */
+	for (size_t i = 1; i < n; i++)
+		assert_true(list[i - 1].offset + list[i - 1].length < list[i].offset);
+	assert_int_equal(backend_open_pool(b, false, &pool, NULL), 0);
+	backend_badblock_stats(b, &bs);
+	assert_int_equal(bs.count, 6);
+	assert_true(bs.newly_reserved >= 5);
+	assert_int_equal(bs.reserved_records, bs.newly_reserved);
+	assert_int_equal(bs.in_allocated, 0);
+	uint64_t reserved = bs.reserved_records;
+
+	/* Fill the pool; no extent may touch a bad range. */
+	struct pool_alloc_req req = {.size = 64 * 1024, .align = POOL_ALIGN_4K};
+	struct pool_extent ext;
+	unsigned count = 0;
+	int r;
+	while ((r = pool_alloc(pool, &req, &ext)) == 0) {
+		count++;
+		for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+			assert_false(overlaps(ext.offset, ext.length, bad[i].offset, bad[i].length));
+	}
+	assert_int_equal(r, -ENOSPC);
+	assert_true(count > 100);
+	req.size = 4096;
+	while ((r = pool_alloc(pool, &req, &ext)) == 0)
+		for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+			assert_false(overlaps(ext.offset, ext.length, bad[i].offset, bad[i].length));
+	/* The reserved records are the daemon's: reserved names, root-owned, mode 0. */
+	struct pool_record_info ri;
+	char name[64];
+	snprintf(name, sizeof(name), BACKEND_BADBLOCK_NAME_PREFIX "%llx",
+		 (unsigned long long)((d + 5000) / 4096 * 4096));
+	assert_int_equal(pool_lookup(pool, name, &ri), 0);
+	assert_true(backend_name_is_reserved(ri.name));
+	assert_int_equal(ri.uid, 0);
+	assert_int_equal(ri.mode, 0);
+	assert_int_equal(ri.length, 4096);
+	pool_delete(&pool);
+	backend_delete(&b);
+
+	/* Reopen: idempotent, nothing new. */
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, false, &pool, NULL), 0);
+	backend_badblock_stats(b, &bs);
+	assert_int_equal(bs.newly_reserved, 0);
+	assert_int_equal(bs.reserved_records, reserved);
+	/* Free every client record (the pool is full of them) but keep the bad ones. */
+	for (uint64_t id = 0; id < ps.table_capacity; id++)
+		if (pool_get(pool, id, &ri) == 0 && !backend_name_is_reserved(ri.name))
+			assert_int_equal(pool_free(pool, id), 0);
+	req.size = 8 * MiB;
+	assert_int_equal(pool_alloc(pool, &req, &ext), 0);
+	pool_delete(&pool);
+	backend_delete(&b);
+
+	/* A block that goes bad inside a client's extent: counted so the daemon can tell its
+	 * owner; the rest of the range is still reserved. */
+	struct backend_badblock late = {ext.offset + 4096, 16384};
+	cfg.extra_badblocks = &late;
+	cfg.n_extra_badblocks = 1;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, false, &pool, NULL), 0);
+	backend_badblock_stats(b, &bs);
+	assert_int_equal(bs.in_allocated, 1);
+	assert_int_equal(bs.newly_reserved, 0);
+	pool_delete(&pool);
+	backend_delete(&b);
+}
+
+static void test_badblocks_in_metadata(void **state)
+{
+	const char *p = next_path();
+	struct backend_config cfg = cfg_4k(p, 32 * MiB);
+	struct backend *b = NULL;
+	struct pool *pool = NULL;
+	struct backend_badblock sb = {100, 8}, table = {3 * 4096 + 4096, 8},
+				out = {32 * MiB - 8, 16};
+
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, true, &pool, NULL), 0);
+	pool_delete(&pool);
+	backend_delete(&b);
+
+	cfg.create = false;
+	cfg.extra_badblocks = &sb;
+	cfg.n_extra_badblocks = 1;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, false, &pool, NULL), -EIO);
+	assert_non_null(strstr(backend_errormsg(), "superblocks or log"));
+	backend_delete(&b);
+	cfg.extra_badblocks = &table;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, false, &pool, NULL), -EIO);
+	assert_non_null(strstr(backend_errormsg(), "metadata"));
+	assert_null(pool);
+	backend_delete(&b);
+	cfg.extra_badblocks = &out;
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	assert_non_null(strstr(backend_errormsg(), "outside"));
+	assert_null(b);
+}
+
+static void test_deep_flush(void **state)
+{
+	const char *p = next_path();
+	struct backend_config cfg = cfg_4k(p, 8 * MiB);
+	struct backend *b = NULL;
+
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_deep_flush(b, 0, 8 * MiB), 0);
+	assert_int_equal(backend_deep_flush(b, 4096, 0), 0);
+	assert_int_equal(backend_deep_flush(b, 8 * MiB - 1, 1), 0);
+	assert_int_equal(backend_deep_flush(b, 8 * MiB, 1), -EINVAL);
+	assert_int_equal(backend_deep_flush(b, 1, UINT64_MAX), -EINVAL);
+	assert_int_equal(backend_deep_flush(NULL, 0, 1), -EINVAL);
+	backend_delete(&b);
+}
+
+static struct backend_config cfg_devdax(const char *p)
+{
+	return (struct backend_config){.kind = BACKEND_DEVDAX, .device_path = p};
+}
+
+static void test_devdax_refusals(void **state)
+{
+	struct backend *b = NULL;
+	struct backend_config cfg;
+
+	cfg = cfg_devdax("/dev/dax-daxpool-test-missing9.9");
+	assert_int_equal(backend_open(&cfg, &b), -ENOENT);
+	assert_non_null(strstr(backend_errormsg(), "dax-daxpool-test-missing9.9"));
+
+	/* A regular file is the emulated backend's. */
+	const char *p = next_path();
+	int fd = open(p, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4 * MiB), 0);
+	close(fd);
+	cfg = cfg_devdax(p);
+	assert_int_equal(backend_open(&cfg, &b), -ENODEV);
+	assert_non_null(strstr(backend_errormsg(), "not a character device"));
+
+	/* A character device of another subsystem. */
+	cfg = cfg_devdax("/dev/null");
+	assert_int_equal(backend_open(&cfg, &b), -ENODEV);
+	assert_non_null(strstr(backend_errormsg(), "not a device-dax device"));
+	assert_non_null(strstr(backend_errormsg(), "'mem'"));
+
+	cfg = cfg_devdax(tmpdir);
+	assert_true(backend_open(&cfg, &b) < 0);
+
+	/* Emulated settings on a devdax config are a configuration mistake. */
+	cfg = cfg_devdax("/dev/null");
+	cfg.size = 4 * MiB;
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	cfg = cfg_devdax("");
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	cfg = cfg_devdax(NULL);
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	assert_null(b);
+}
+
+static void test_pool_alloc_at(void **state)
+{
+	const char *p = next_path();
+	struct backend_config cfg = cfg_4k(p, 32 * MiB);
+	struct backend *b = NULL;
+	struct pool *pool = NULL;
+	struct pool_stats ps;
+	struct pool_extent ext, ext2;
+
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, true, &pool, NULL), 0);
+	pool_get_stats(pool, &ps);
+	uint64_t d = ps.data_offset;
+	struct pool_alloc_req req = {.size = 8192, .align = POOL_ALIGN_4K};
+	assert_int_equal(pool_alloc_at(pool, &req, d + 4 * 4096, &ext), 0);
+	assert_int_equal(ext.offset, d + 4 * 4096);
+	assert_int_equal(ext.length, 8192);
+	/* Overlapping: busy. Partly outside: busy. Misaligned: invalid. In metadata: busy. */
+	assert_int_equal(pool_alloc_at(pool, &req, d + 5 * 4096, &ext2), -EBUSY);
+	assert_int_equal(pool_alloc_at(pool, &req, d + 3 * 4096, &ext2), -EBUSY);
+	assert_int_equal(pool_alloc_at(pool, &req, d + 100, &ext2), -EINVAL);
+	assert_int_equal(pool_alloc_at(pool, &req, 0, &ext2), -EBUSY);
+	assert_int_equal(pool_alloc_at(pool, &req, ps.data_offset + ps.data_size - 4096, &ext2),
+			 -EBUSY);
+	assert_int_equal(pool_alloc_at(pool, &req, d + 2 * 4096, &ext2), 0);
+	assert_int_equal(pool_alloc_at(pool, &req, d + 6 * 4096, &ext2), 0);
+	assert_int_equal(pool_free(pool, ext.id), 0);
+	assert_int_equal(pool_alloc_at(pool, &req, d + 4 * 4096, &ext2), 0);
+	uint8_t u1[16], u2[16];
+	assert_int_equal(pool_get_uuid(pool, u1), 0);
+	assert_int_equal(backend_uuid(b, u2), 0);
+	assert_memory_equal(u1, u2, 16);
+	pool_delete(&pool);
+	backend_delete(&b);
+}
+
+static void test_reserved_names(void **state)
+{
+	assert_true(backend_name_is_reserved("daxpool:badblock:1000"));
+	assert_true(backend_name_is_reserved("daxpool:"));
+	assert_false(backend_name_is_reserved("daxpool"));
+	assert_false(backend_name_is_reserved("mine"));
+	assert_false(backend_name_is_reserved(NULL));
+	assert_string_equal(backend_persistence_name(BACKEND_PERSIST_CPU_FLUSH), "cpu-flush");
+	assert_string_equal(backend_persistence_name(BACKEND_PERSIST_NONE), "none");
+}
+
+static int rm_tree(void **state)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_emulated_4k_create_reopen),
+		cmocka_unit_test(test_emulated_size_mismatch),
+		cmocka_unit_test(test_emulated_config_errors),
+		cmocka_unit_test(test_uuid_mismatch),
+		cmocka_unit_test(test_badblocks_never_handed_out),
+		cmocka_unit_test(test_badblocks_in_metadata),
+		cmocka_unit_test(test_deep_flush),
+		cmocka_unit_test(test_devdax_refusals),
+		cmocka_unit_test(test_pool_alloc_at),
+		cmocka_unit_test(test_reserved_names),
+	};
+	return cmocka_run_group_tests(tests, NULL, rm_tree);
+}

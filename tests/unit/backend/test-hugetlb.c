@@ -1,0 +1,351 @@
+/*
+ * The emulated backend on hugetlbfs, for real: this test reserves huge pages and mounts hugetlbfs
+ * itself (root only; exit 77 with the reason otherwise), runs the cases in a child process, and
+ * always unmounts and gives the pages back in the parent, whatever the child did.
+ *
+ * What it proves: 2M (and, when the kernel grants 1G pages, 1G) pools are created, reserved up
+ * front, refused on the wrong mount, survive a "daemon restart", and a client mapping of a slice
+ * through the backend fd takes PMD-sized (PUD-sized) faults — counted with getrusage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "backend.h"
+#include "macro.h"
+#include "pool.h"
+
+#define MiB (UINT64_C(1) << 20)
+#define GiB (UINT64_C(1) << 30)
+#define NR_2M "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+#define NR_1G "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"
+
+#define PAGES_2M 72 /* a 128 MiB pool (64) and slack */
+
+static char tmpdir[] = "/tmp/daxpool-hugetlb-XXXXXX";
+static char mnt2m[300], mnt1g[300];
+static long got_1g;	      /* 1G pages the kernel granted us: 0, 1 or 2 */
+static const char *why_no_1g; /* printed when 1G cases skip */
+
+static long read_long(const char *p)
+{
+	FILE *f = fopen(p, "re");
+	long v = -1;
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int write_long(const char *p, long v)
+{
+	FILE *f = fopen(p, "we");
+	if (!f)
+		return -errno;
+	fprintf(f, "%ld\n", v);
+	return fclose(f) == 0 ? 0 : -errno;
+}
+
+/* Minor faults taken while writing one byte per 4K page of [addr, addr+len). */
+static long touch_faults(volatile char *addr, uint64_t len)
+{
+	struct rusage before, after;
+
+	getrusage(RUSAGE_SELF, &before);
+	for (uint64_t off = 0; off < len; off += 4096)
+		addr[off] = 1;
+	getrusage(RUSAGE_SELF, &after);
+	return after.ru_minflt - before.ru_minflt;
+}
+
+static void test_2m_pool_faults_restart(void **state)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/pool", mnt2m);
+	struct backend_config cfg = {.kind = BACKEND_EMULATED, .file_path = path,
+				     .size = 128 * MiB, .page_size = 2 * MiB, .create = true};
+	struct backend *b = NULL;
+	struct pool *pool = NULL;
+	struct backend_pool_info info;
+	struct pool_extent ext;
+
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_alignment(b), 2 * MiB);
+	assert_false(backend_supports_map_sync(b));
+	assert_int_equal(backend_persistence(b), BACKEND_PERSIST_NONE);
+	/* Pages are reserved at open, not at first touch: all 64 are taken from the free pool. */
+	struct stat st;
+	assert_int_equal(fstat(backend_fd(b), &st), 0);
+	assert_int_equal((uint64_t)st.st_blocks * 512, 128 * MiB);
+
+	assert_int_equal(backend_open_pool(b, true, &pool, &info), 0);
+	assert_true(info.formatted);
+	struct pool_stats ps;
+	pool_get_stats(pool, &ps);
+	assert_int_equal(ps.device_align, 2 * MiB);
+	/* Even a 4K request is placed on a 2M boundary: a hugetlbfs file maps only there. */
+	struct pool_alloc_req small = {.size = 4096, .align = POOL_ALIGN_4K, .name = "small"};
+	assert_int_equal(pool_alloc(pool, &small, &ext), 0);
+	assert_int_equal(ext.offset % (2 * MiB), 0);
+	assert_int_equal(ext.length, 2 * MiB);
+	struct pool_alloc_req req = {.size = 64 * MiB, .align = POOL_ALIGN_2M, .name = "slice"};
+	assert_int_equal(pool_alloc(pool, &req, &ext), 0);
+
+	/* A client maps the slice through the fd it was passed. */
+	char *addr = mmap(NULL, ext.length, PROT_READ | PROT_WRITE, MAP_SHARED, backend_fd(b),
+			  (off_t)ext.offset);
+	assert_true(addr != MAP_FAILED);
+	long faults = touch_faults(addr, ext.length);
+	printf("# 2M hugetlbfs: %ld minor faults touching 64 MiB (4K pages would take 16384)\n",
+	       faults);
+	assert_true(faults >= 32 && faults <= 32 + 16);
+	memcpy(addr, "persisted", 10);
+	munmap(addr, ext.length);
+	pool_delete(&pool);
+	backend_delete(&b);
+
+	/* Restart: same pool, same record, same data. */
+	cfg.create = false;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, false, &pool, NULL), 0);
+	uint8_t uuid[16];
+	assert_int_equal(backend_uuid(b, uuid), 0);
+	assert_memory_equal(uuid, info.uuid, 16);
+	struct pool_record_info ri;
+	assert_int_equal(pool_lookup(pool, "slice", &ri), 0);
+	assert_int_equal(ri.offset, ext.offset);
+	addr = mmap(NULL, ri.length, PROT_READ, MAP_SHARED, backend_fd(b), (off_t)ri.offset);
+	assert_true(addr != MAP_FAILED);
+	assert_string_equal(addr, "persisted");
+	munmap(addr, ri.length);
+	pool_delete(&pool);
+	backend_delete(&b);
+
+	/* A different size is refused, and the file is untouched. */
+	cfg.size = 64 * MiB;
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal((uint64_t)st.st_size, 128 * MiB);
+	assert_int_equal(unlink(path), 0);
+}
+
+static void test_2m_enospc(void **state)
+{
+	char path[400];
+	long nfree = read_long("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+	snprintf(path, sizeof(path), "%s/toobig", mnt2m);
+	struct backend_config cfg = {.kind = BACKEND_EMULATED, .file_path = path,
+				     .size = (uint64_t)(nfree + 8) * 2 * MiB,
+				     .page_size = 2 * MiB, .create = true};
+	struct backend *b = NULL;
+
+	assert_int_equal(backend_open(&cfg, &b), -ENOSPC);
+	printf("# %s\n", backend_errormsg());
+	assert_non_null(strstr(backend_errormsg(), "huge pages"));
+	assert_non_null(strstr(backend_errormsg(), "nr_hugepages"));
+	/* The file it created is gone again, and no page stays taken. */
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(read_long("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"),
+			 nfree);
+}
+
+static void test_wrong_mount(void **state)
+{
+	char path[400];
+	struct backend *b = NULL;
+	snprintf(path, sizeof(path), "%s/wrong", mnt2m);
+	struct backend_config cfg = {.kind = BACKEND_EMULATED, .file_path = path,
+				     .size = 2 * GiB, .page_size = GiB, .create = true};
+
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	printf("# %s\n", backend_errormsg());
+	assert_non_null(strstr(backend_errormsg(), "2097152-byte pages, but 1G pages"));
+	assert_int_equal(access(path, F_OK), -1);
+
+	cfg.page_size = 4096;
+	cfg.size = 4 * MiB;
+	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+	assert_non_null(strstr(backend_errormsg(), "4K pages were requested"));
+	assert_int_equal(access(path, F_OK), -1);
+
+	if (got_1g > 0) {
+		snprintf(path, sizeof(path), "%s/wrong", mnt1g);
+		cfg.page_size = 2 * MiB;
+		assert_int_equal(backend_open(&cfg, &b), -EINVAL);
+		assert_non_null(strstr(backend_errormsg(), "but 2M pages"));
+		assert_int_equal(access(path, F_OK), -1);
+	}
+	assert_null(b);
+}
+
+static void test_1g(void **state)
+{
+	char path[400];
+	struct backend *b = NULL;
+	struct pool *pool = NULL;
+
+	if (got_1g == 0) {
+		printf("# skipping 1G: %s\n", why_no_1g);
+		skip();
+	}
+	/* One page: the backend and the fault size. A pool needs two (its metadata takes the
+	 * first 1G-aligned unit), tested when the kernel granted them. */
+	snprintf(path, sizeof(path), "%s/one", mnt1g);
+	struct backend_config cfg = {.kind = BACKEND_EMULATED, .file_path = path, .size = GiB,
+				     .page_size = GiB, .create = true};
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_alignment(b), GiB);
+	char *addr = mmap(NULL, GiB, PROT_READ | PROT_WRITE, MAP_SHARED, backend_fd(b), 0);
+	assert_true(addr != MAP_FAILED);
+	long faults = touch_faults(addr, GiB);
+	printf("# 1G hugetlbfs: %ld minor faults touching 1 GiB (4K pages would take 262144)\n",
+	       faults);
+	assert_true(faults >= 1 && faults <= 8);
+	munmap(addr, GiB);
+	backend_delete(&b);
+	assert_int_equal(unlink(path), 0);
+
+	if (got_1g < 2) {
+		printf("# skipping the 1G pool: only %ld 1G page granted (a pool needs 2)\n",
+		       got_1g);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/pool", mnt1g);
+	cfg.size = 2 * GiB;
+	struct backend_pool_info info;
+	struct pool_extent ext;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, true, &pool, &info), 0);
+	struct pool_alloc_req req = {.size = 4096, .align = POOL_ALIGN_4K, .name = "g"};
+	assert_int_equal(pool_alloc(pool, &req, &ext), 0);
+	assert_int_equal(ext.offset, GiB);
+	assert_int_equal(ext.length, GiB);
+	addr = mmap(NULL, GiB, PROT_READ | PROT_WRITE, MAP_SHARED, backend_fd(b), (off_t)ext.offset);
+	assert_true(addr != MAP_FAILED);
+	faults = touch_faults(addr, GiB);
+	printf("# 1G pool slice: %ld minor faults touching 1 GiB\n", faults);
+	assert_true(faults >= 1 && faults <= 8);
+	munmap(addr, GiB);
+	pool_delete(&pool);
+	backend_delete(&b);
+	cfg.create = false;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, false, &pool, NULL), 0);
+	struct pool_record_info ri;
+	assert_int_equal(pool_lookup(pool, "g", &ri), 0);
+	assert_int_equal(ri.offset, GiB);
+	pool_delete(&pool);
+	backend_delete(&b);
+	assert_int_equal(unlink(path), 0);
+}
+
+static int run_cases(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_2m_pool_faults_restart),
+		cmocka_unit_test(test_2m_enospc),
+		cmocka_unit_test(test_wrong_mount),
+		cmocka_unit_test(test_1g),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+int main(void)
+{
+	if (geteuid() != 0) {
+		printf("skipped: reserving huge pages and mounting hugetlbfs needs root\n");
+		return 77;
+	}
+	long prev2m = read_long(NR_2M), prev1g = read_long(NR_1G);
+	if (prev2m < 0) {
+		printf("skipped: %s not readable: no 2M hugetlb support in this kernel\n", NR_2M);
+		return 77;
+	}
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(mnt2m, sizeof(mnt2m), "%s/2m", tmpdir);
+	snprintf(mnt1g, sizeof(mnt1g), "%s/1g", tmpdir);
+	mkdir(mnt2m, 0700);
+	mkdir(mnt1g, 0700);
+
+	int rc = 1;
+	bool mounted2m = false, mounted1g = false;
+	if (write_long(NR_2M, prev2m + PAGES_2M) < 0 || read_long(NR_2M) < prev2m + PAGES_2M) {
+		printf("skipped: the kernel would not reserve %d more 2M huge pages\n", PAGES_2M);
+		rc = 77;
+		goto out;
+	}
+	if (mount("none", mnt2m, "hugetlbfs", 0, "pagesize=2M,mode=0700") < 0) {
+		printf("skipped: cannot mount hugetlbfs: %s\n", strerror(errno));
+		rc = 77;
+		goto out;
+	}
+	mounted2m = true;
+
+	if (prev1g < 0) {
+		why_no_1g = "no 1G hugetlb support in this kernel";
+	} else {
+		write_long(NR_1G, prev1g + 2);
+		got_1g = read_long(NR_1G) - prev1g;
+		if (got_1g <= 0) {
+			got_1g = 0;
+			why_no_1g = "the kernel granted no 1G page (memory too fragmented)";
+		} else if (mount("none", mnt1g, "hugetlbfs", 0, "pagesize=1G,mode=0700") < 0) {
+			got_1g = 0;
+			why_no_1g = "cannot mount a 1G hugetlbfs";
+		} else {
+			mounted1g = true;
+		}
+	}
+	fflush(stdout);
+
+	/* The cases run in a child so that a crash there still gives the pages back here. */
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		goto out;
+	}
+	if (pid == 0)
+		_exit(run_cases() == 0 ? 0 : 1);
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	rc = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+	if (WIFSIGNALED(status))
+		printf("cases killed by signal %d\n", WTERMSIG(status));
+out:
+	/* Unmount first: the files hold pages that a lower nr_hugepages could not take back. */
+	if (mounted2m && umount(mnt2m) < 0)
+		printf("umount %s: %s\n", mnt2m, strerror(errno));
+	if (mounted1g && umount(mnt1g) < 0)
+		printf("umount %s: %s\n", mnt1g, strerror(errno));
+	write_long(NR_2M, prev2m);
+	if (prev1g >= 0)
+		write_long(NR_1G, prev1g);
+	rmdir(mnt2m);
+	rmdir(mnt1g);
+	rmdir(tmpdir);
+	if (read_long(NR_2M) != prev2m || (prev1g >= 0 && read_long(NR_1G) != prev1g))
+		printf("warning: huge page counts not restored (2M %ld, was %ld; 1G %ld, was %ld)\n",
+		       read_long(NR_2M), prev2m, read_long(NR_1G), prev1g);
+	return rc;
+}

@@ -197,7 +197,8 @@ int badblock_reserve(struct backend *b, struct pool *p)
 			return backend_err(l.error, "bad-block reservation: out of memory");
 		if (r < 0)
 			return backend_err(r, "%s: %s", b->path, pool_errormsg());
-		qsort(l.v, l.n, sizeof(*l.v), cmp_rec);
+		if (l.n)
+			qsort(l.v, l.n, sizeof(*l.v), cmp_rec);
 	}
 	uint64_t done = 0; /* end of the last reserved rounded range */
 	for (size_t i = 0; i < b->nbadblocks; i++) {

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,8 +64,10 @@ static int write_long(const char *p, long v)
 	return fclose(f) == 0 ? 0 : -errno;
 }
 
-/* Minor faults taken while writing one byte per 4K page of [addr, addr+len). */
-static long touch_faults(volatile char *addr, uint64_t len)
+/* Minor faults taken while writing one byte per 4K page of [addr, addr+len). Not instrumented:
+ * under ASan every store would also touch shadow memory (1/8 of the range in 4K pages), and the
+ * count is about the kernel's mapping, not about this loop. */
+__attribute__((no_sanitize("address"))) static long touch_faults(volatile char *addr, uint64_t len)
 {
 	struct rusage before, after;
 
@@ -73,6 +76,13 @@ static long touch_faults(volatile char *addr, uint64_t len)
 		addr[off] = 1;
 	getrusage(RUSAGE_SELF, &after);
 	return after.ru_minflt - before.ru_minflt;
+}
+
+/* Under valgrind its own shadow memory faults are counted too: print the count, do not check it. */
+static bool fault_count_meaningful(void)
+{
+	const char *pre = getenv("LD_PRELOAD");
+	return !(pre && strstr(pre, "vgpreload"));
 }
 
 static void test_2m_pool_faults_restart(void **state)
@@ -115,7 +125,8 @@ static void test_2m_pool_faults_restart(void **state)
 	long faults = touch_faults(addr, ext.length);
 	printf("# 2M hugetlbfs: %ld minor faults touching 64 MiB (4K pages would take 16384)\n",
 	       faults);
-	assert_true(faults >= 32 && faults <= 32 + 16);
+	if (fault_count_meaningful())
+		assert_true(faults >= 32 && faults <= 32 + 16);
 	memcpy(addr, "persisted", 10);
 	munmap(addr, ext.length);
 	pool_delete(&pool);
@@ -217,7 +228,8 @@ static void test_1g(void **state)
 	long faults = touch_faults(addr, GiB);
 	printf("# 1G hugetlbfs: %ld minor faults touching 1 GiB (4K pages would take 262144)\n",
 	       faults);
-	assert_true(faults >= 1 && faults <= 8);
+	if (fault_count_meaningful())
+		assert_true(faults >= 1 && faults <= 8);
 	munmap(addr, GiB);
 	backend_delete(&b);
 	assert_int_equal(unlink(path), 0);
@@ -241,7 +253,8 @@ static void test_1g(void **state)
 	assert_true(addr != MAP_FAILED);
 	faults = touch_faults(addr, GiB);
 	printf("# 1G pool slice: %ld minor faults touching 1 GiB\n", faults);
-	assert_true(faults >= 1 && faults <= 8);
+	if (fault_count_meaningful())
+		assert_true(faults >= 1 && faults <= 8);
 	munmap(addr, GiB);
 	pool_delete(&pool);
 	backend_delete(&b);

@@ -37,6 +37,11 @@ struct backend {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose)
 
+/* alloc.c: every allocation of the backends goes through these (fault injection in tests). */
+void *backend_mem_realloc(void *p, size_t size);
+void *backend_mem_calloc(size_t n, size_t size);
+char *backend_mem_strdup(const char *s);
+
 /* error.c */
 /* Formats the thread-local message and returns r (a negative errno): `return backend_err(...)`. */
 int backend_err(int r, const char *fmt, ...) _printf_(2, 3);

@@ -34,7 +34,7 @@ int backend_open(const struct backend_config *cfg, struct backend **ret)
 	if (cfg->n_extra_badblocks && !cfg->extra_badblocks)
 		return backend_err(-EINVAL, "backend_open: extra bad-block count without a list");
 
-	b = calloc(1, sizeof(*b));
+	b = backend_mem_calloc(1, sizeof(*b));
 	if (!b)
 		return backend_err(-ENOMEM, "backend_open: out of memory");
 	b->fd = -1;

@@ -181,5 +181,9 @@ void backend_badblocks(const struct backend *b, const struct backend_badblock **
 /* Bad-block statistics (zero until backend_open_pool). Never fails. */
 void backend_badblock_stats(const struct backend *b, struct backend_badblock_stats *ret_stats);
 
+/* Test hook: make the Nth backend allocation from now fail with -ENOMEM (1 = next); 0 disables.
+ * Not thread-safe. (The pool library's allocations have their own: pool_test_fail_alloc_at.) */
+void backend_test_fail_alloc_at(unsigned long n);
+
 /* True when name is one of the daemon's reserved record names (BACKEND_RESERVED_NAME_PREFIX). */
 bool backend_name_is_reserved(const char *name);

@@ -37,7 +37,7 @@ int badblock_add(struct backend *b, const struct backend_badblock *list, size_t 
 	if (n > SIZE_MAX / sizeof(*list) - b->nbadblocks)
 		return backend_err(-ENOMEM, "too many bad blocks");
 	struct backend_badblock *all =
-		realloc(b->badblocks, (b->nbadblocks + n) * sizeof(*all));
+		backend_mem_realloc(b->badblocks, (b->nbadblocks + n) * sizeof(*all));
 	if (!all)
 		return backend_err(-ENOMEM, "bad-block list: out of memory");
 	memcpy(all + b->nbadblocks, list, n * sizeof(*all));
@@ -78,7 +78,7 @@ static int collect(const struct pool_record_info *info, void *userdata)
 
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 64;
-		struct pool_record_info *v = realloc(l->v, cap * sizeof(*v));
+		struct pool_record_info *v = backend_mem_realloc(l->v, cap * sizeof(*v));
 		if (!v) {
 			l->error = -ENOMEM;
 			return 1;

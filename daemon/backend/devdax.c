@@ -158,7 +158,7 @@ static int check_identity(struct backend *b, const char *path, const struct stat
 	if (!daxctl_dev_is_enabled(dev))
 		return backend_err(-ENXIO, "%s: dax device %s is disabled (daxctl enable-device %s)",
 				   path, daxctl_dev_get_devname(dev), daxctl_dev_get_devname(dev));
-	b->devname = strdup(daxctl_dev_get_devname(dev));
+	b->devname = backend_mem_strdup(daxctl_dev_get_devname(dev));
 	if (!b->devname)
 		return backend_err(-ENOMEM, "devdax backend: out of memory");
 	*ret_dax_size = daxctl_dev_get_size(dev);
@@ -227,7 +227,7 @@ int devdax_open(struct backend *b, const char *path)
 	struct stat st;
 	int r;
 
-	b->path = strdup(path);
+	b->path = backend_mem_strdup(path);
 	if (!b->path)
 		return backend_err(-ENOMEM, "devdax backend: out of memory");
 	b->fd = open(path, O_RDWR | O_CLOEXEC);

@@ -179,9 +179,9 @@ int emulated_open(struct backend *b, const struct backend_config *cfg)
 		return backend_err(-EINVAL, "emulated backend: size %llu is not a multiple of the "
 					    "%s page",
 				   (unsigned long long)cfg->size, page_name(ps));
-	b->path = strdup(cfg->file_path);
+	b->path = backend_mem_strdup(cfg->file_path);
 	const char *slash = strrchr(cfg->file_path, '/');
-	b->devname = strdup(slash ? slash + 1 : cfg->file_path);
+	b->devname = backend_mem_strdup(slash ? slash + 1 : cfg->file_path);
 	if (!b->path || !b->devname)
 		return backend_err(-ENOMEM, "emulated backend: out of memory");
 

@@ -38,3 +38,12 @@ void dp_error_clear(void);
  */
 int dp_request(struct daxpool *dp, uint16_t type, const void *payload, uint32_t payload_len,
 	       size_t *ret_len);
+/* Like dp_request for replies that carry an fd (ALLOC, OPEN): *ret_fd receives it (close-on-exec),
+ * and a reply without one is a protocol error. Any fd passed with a failed reply is closed. */
+int dp_request_fd(struct daxpool *dp, uint16_t type, const void *payload, uint32_t payload_len,
+		  size_t *ret_len, int *ret_fd);
+
+struct daxpool_slice {
+	struct dxp_slice desc;
+	int fd;
+};

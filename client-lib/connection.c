@@ -33,8 +33,39 @@ static int send_frame(struct daxpool *dp, const uint8_t *frame, size_t len)
 	return 0;
 }
 
+/* Receives one packet with recvmsg, keeping at most one passed fd in *ret_fd (others closed). */
+static ssize_t recv_packet(struct daxpool *dp, int *ret_fd)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} control;
+	struct iovec iov = { .iov_base = dp->buf, .iov_len = sizeof(dp->buf) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			      .msg_controllen = sizeof(control.buf) };
+	ssize_t n = recvmsg(dp->fd, &msg, MSG_TRUNC | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+	if (n < 0)
+		return n;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfds; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (*ret_fd < 0)
+				*ret_fd = fd;
+			else
+				close(fd);
+		}
+	}
+	return n;
+}
+
 /* Receives one frame within the deadline; returns its length. */
-static int recv_frame(struct daxpool *dp, int64_t deadline_ms, size_t *ret_len)
+static int recv_frame(struct daxpool *dp, int64_t deadline_ms, size_t *ret_len, int *ret_fd)
 {
 	for (;;) {
 		struct pollfd pfd = { .fd = dp->fd, .events = POLLIN };
@@ -52,14 +83,14 @@ static int recv_frame(struct daxpool *dp, int64_t deadline_ms, size_t *ret_len)
 			return dp_error(-errno, "waiting for daxpoold: %s", strerror(errno));
 		if (r == 0)
 			continue;
-		n = recv(dp->fd, dp->buf, sizeof(dp->buf), MSG_TRUNC | MSG_DONTWAIT);
+		n = recv_packet(dp, ret_fd);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0 && errno == ECONNRESET) {
 			/* The daemon closed while our request sat unread in its queue. Linux reports
 			 * that reset once, ahead of any frame the daemon sent before closing (e.g.
 			 * the reason it refused us); fetch that frame if there is one. */
-			n = recv(dp->fd, dp->buf, sizeof(dp->buf), MSG_TRUNC | MSG_DONTWAIT);
+			n = recv_packet(dp, ret_fd);
 			if (n <= 0)
 				return dp_error(-ECONNRESET, "daxpoold reset the connection");
 		}
@@ -77,6 +108,13 @@ static int recv_frame(struct daxpool *dp, int64_t deadline_ms, size_t *ret_len)
 int dp_request(struct daxpool *dp, uint16_t type, const void *payload, uint32_t payload_len,
 	       size_t *ret_len)
 {
+	return dp_request_fd(dp, type, payload, payload_len, ret_len, NULL);
+}
+
+int dp_request_fd(struct daxpool *dp, uint16_t type, const void *payload, uint32_t payload_len,
+		  size_t *ret_len, int *ret_fd)
+{
+	_cleanup_(closep) int fd = -1;
 	int64_t deadline = now_ms() + DAXPOOL_REPLY_TIMEOUT_MS;
 	uint32_t id = ++dp->next_request_id;
 	struct dxp_header h;
@@ -90,12 +128,12 @@ int dp_request(struct daxpool *dp, uint16_t type, const void *payload, uint32_t 
 	if (r == -EPIPE || r == -ECONNRESET) {
 		/* The daemon may have refused us and closed (e.g. too many clients): its reason is
 		 * still queued on the socket, and is more useful than EPIPE. */
-		if (recv_frame(dp, now_ms() + 100, &len) < 0)
+		if (recv_frame(dp, now_ms() + 100, &len, &fd) < 0)
 			return dp_error(r, "daxpoold closed the connection");
 	} else if (r < 0) {
 		return r;
 	} else {
-		r = recv_frame(dp, deadline, &len);
+		r = recv_frame(dp, deadline, &len, &fd);
 		if (r < 0)
 			return r;
 	}
@@ -120,6 +158,12 @@ int dp_request(struct daxpool *dp, uint16_t type, const void *payload, uint32_t 
 	}
 	if (h.type != (type | DXP_REPLY_BIT))
 		return dp_error(-DAXPOOL_E_PROTOCOL, "error frame without an error status");
+	if (ret_fd) {
+		if (fd < 0)
+			return dp_error(-DAXPOOL_E_PROTOCOL, "%s reply carried no file descriptor",
+					dxp_msg_type_name(type));
+		*ret_fd = TAKE_FD(fd);
+	}
 	*ret_len = h.payload_len;
 	return 0;
 }

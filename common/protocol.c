@@ -14,6 +14,24 @@ const char *dxp_msg_type_name(uint16_t type)
 		return "PING";
 	case DXP_MSG_STATUS:
 		return "STATUS";
+	case DXP_MSG_ALLOC:
+		return "ALLOC";
+	case DXP_MSG_OPEN:
+		return "OPEN";
+	case DXP_MSG_FREE:
+		return "FREE";
+	case DXP_MSG_CLOSE:
+		return "CLOSE";
+	case DXP_MSG_PIN:
+		return "PIN";
+	case DXP_MSG_UNPIN:
+		return "UNPIN";
+	case DXP_MSG_STAT:
+		return "STAT";
+	case DXP_MSG_LIST:
+		return "LIST";
+	case DXP_MSG_DEEP_FLUSH:
+		return "DEEP_FLUSH";
 	case DXP_MSG_ERROR:
 		return "ERROR";
 	default:
@@ -212,5 +230,253 @@ int dxp_negotiate_version(uint16_t peer_min, uint16_t peer_max, uint16_t *ret_ve
 	if (lo > hi)
 		return -EPROTONOSUPPORT;
 	*ret_version = hi;
+	return 0;
+}
+
+int dxp_name_validate(const char *name, size_t len)
+{
+	if (len == 0 || len > DXP_NAME_MAX || name[0] == '.')
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c < 0x21 || c > 0x7e || c == '/')
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* A name on the wire: u16 length in the fixed part, then the bytes, no NUL. */
+static int decode_name(const uint8_t *p, size_t avail, uint16_t name_len, char *out)
+{
+	if (name_len > DXP_NAME_MAX || name_len != avail)
+		return -EBADMSG;
+	memcpy(out, p, name_len);
+	out[name_len] = '\0';
+	if (name_len && dxp_name_validate(out, name_len) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+size_t dxp_alloc_request_encode(const struct dxp_alloc_request *m, uint8_t *buf)
+{
+	size_t n = strnlen(m->name, DXP_NAME_MAX);
+
+	put_le64(buf + 0, m->size);
+	put_le32(buf + 8, m->align);
+	put_le32(buf + 12, m->flags);
+	put_le32(buf + 16, m->mode);
+	put_le32(buf + 20, m->owner_uid);
+	put_le32(buf + 24, m->owner_gid);
+	put_le16(buf + 28, (uint16_t)n);
+	put_le16(buf + 30, 0);
+	memcpy(buf + DXP_ALLOC_REQUEST_FIXED, m->name, n);
+	return DXP_ALLOC_REQUEST_FIXED + n;
+}
+
+int dxp_alloc_request_decode(const uint8_t *p, size_t len, struct dxp_alloc_request *ret)
+{
+	struct dxp_alloc_request m;
+
+	if (len < DXP_ALLOC_REQUEST_FIXED || get_le16(p + 30) != 0)
+		return -EBADMSG;
+	m.size = get_le64(p + 0);
+	m.align = get_le32(p + 8);
+	m.flags = get_le32(p + 12);
+	m.mode = get_le32(p + 16);
+	m.owner_uid = get_le32(p + 20);
+	m.owner_gid = get_le32(p + 24);
+	int r = decode_name(p + DXP_ALLOC_REQUEST_FIXED, len - DXP_ALLOC_REQUEST_FIXED, get_le16(p + 28), m.name);
+	if (r < 0)
+		return r;
+	*ret = m;
+	return 0;
+}
+
+size_t dxp_open_request_encode(const struct dxp_open_request *m, uint8_t *buf)
+{
+	size_t n = strnlen(m->name, DXP_NAME_MAX);
+
+	put_le32(buf + 0, m->flags);
+	put_le16(buf + 4, (uint16_t)n);
+	put_le16(buf + 6, 0);
+	memcpy(buf + DXP_OPEN_REQUEST_FIXED, m->name, n);
+	return DXP_OPEN_REQUEST_FIXED + n;
+}
+
+int dxp_open_request_decode(const uint8_t *p, size_t len, struct dxp_open_request *ret)
+{
+	struct dxp_open_request m;
+
+	if (len < DXP_OPEN_REQUEST_FIXED || get_le16(p + 6) != 0)
+		return -EBADMSG;
+	m.flags = get_le32(p + 0);
+	int r = decode_name(p + DXP_OPEN_REQUEST_FIXED, len - DXP_OPEN_REQUEST_FIXED, get_le16(p + 4), m.name);
+	if (r < 0)
+		return r;
+	if (!m.name[0])
+		return -EINVAL;
+	*ret = m;
+	return 0;
+}
+
+size_t dxp_slice_encode(const struct dxp_slice *m, uint8_t *buf)
+{
+	size_t n = strnlen(m->name, DXP_NAME_MAX);
+
+	put_le64(buf + 0, m->handle);
+	put_le64(buf + 8, m->offset);
+	put_le64(buf + 16, m->length);
+	put_le64(buf + 24, m->align);
+	put_le64(buf + 32, m->device_size);
+	put_le32(buf + 40, m->uid);
+	put_le32(buf + 44, m->gid);
+	put_le32(buf + 48, m->mode);
+	put_le32(buf + 52, m->flags);
+	put_le32(buf + 56, m->properties);
+	put_le32(buf + 60, m->backend);
+	put_le16(buf + 64, (uint16_t)n);
+	put_le16(buf + 66, 0);
+	put_le32(buf + 68, 0);
+	memcpy(buf + DXP_SLICE_FIXED, m->name, n);
+	return DXP_SLICE_FIXED + n;
+}
+
+int dxp_slice_decode(const uint8_t *p, size_t len, struct dxp_slice *ret, size_t *ret_used)
+{
+	struct dxp_slice m;
+	uint16_t n;
+
+	if (len < DXP_SLICE_FIXED)
+		return -EBADMSG;
+	n = get_le16(p + 64);
+	if (n > DXP_NAME_MAX || len - DXP_SLICE_FIXED < n)
+		return -EBADMSG;
+	m.handle = get_le64(p + 0);
+	m.offset = get_le64(p + 8);
+	m.length = get_le64(p + 16);
+	m.align = get_le64(p + 24);
+	m.device_size = get_le64(p + 32);
+	m.uid = get_le32(p + 40);
+	m.gid = get_le32(p + 44);
+	m.mode = get_le32(p + 48);
+	m.flags = get_le32(p + 52);
+	m.properties = get_le32(p + 56);
+	m.backend = get_le32(p + 60);
+	if (decode_name(p + DXP_SLICE_FIXED, n, n, m.name) < 0)
+		return -EBADMSG;
+	/* A slice must lie inside its device: a client maps exactly this range. */
+	if (m.length == 0 || m.offset > m.device_size || m.length > m.device_size - m.offset)
+		return -EBADMSG;
+	*ret = m;
+	*ret_used = DXP_SLICE_FIXED + n;
+	return 0;
+}
+
+size_t dxp_handle_request_encode(const struct dxp_handle_request *m, uint8_t *buf)
+{
+	put_le64(buf, m->id);
+	return DXP_HANDLE_REQUEST_SIZE;
+}
+
+int dxp_handle_request_decode(const uint8_t *p, size_t len, struct dxp_handle_request *ret)
+{
+	if (len != DXP_HANDLE_REQUEST_SIZE)
+		return -EBADMSG;
+	ret->id = get_le64(p);
+	return 0;
+}
+
+size_t dxp_range_request_encode(const struct dxp_range_request *m, uint8_t *buf)
+{
+	put_le64(buf + 0, m->handle);
+	put_le64(buf + 8, m->offset);
+	put_le64(buf + 16, m->length);
+	return DXP_RANGE_REQUEST_SIZE;
+}
+
+int dxp_range_request_decode(const uint8_t *p, size_t len, struct dxp_range_request *ret)
+{
+	if (len != DXP_RANGE_REQUEST_SIZE)
+		return -EBADMSG;
+	ret->handle = get_le64(p + 0);
+	ret->offset = get_le64(p + 8);
+	ret->length = get_le64(p + 16);
+	return 0;
+}
+
+size_t dxp_pin_reply_encode(const struct dxp_pin_reply *m, uint8_t *buf)
+{
+	put_le64(buf, m->pin_id);
+	return DXP_PIN_REPLY_SIZE;
+}
+
+int dxp_pin_reply_decode(const uint8_t *p, size_t len, struct dxp_pin_reply *ret)
+{
+	if (len != DXP_PIN_REPLY_SIZE)
+		return -EBADMSG;
+	ret->pin_id = get_le64(p);
+	return 0;
+}
+
+size_t dxp_stat_reply_encode(const struct dxp_stat_reply *m, uint8_t *buf)
+{
+	const uint64_t fields[] = {
+		m->pool_size, m->data_size, m->device_align, m->allocated_bytes,
+		m->free_bytes[0], m->free_bytes[1], m->free_bytes[2],
+		m->largest_free[0], m->largest_free[1], m->largest_free[2],
+		m->records_used, m->records_anonymous, m->records_quarantined, m->table_capacity,
+		m->badblocks, m->badblock_bytes, m->zeroing_pending_bytes, m->zeroed_bytes_total,
+		m->pins, m->leases_waiting,
+	};
+	size_t off = 0;
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++, off += 8)
+		put_le64(buf + off, fields[i]);
+	put_le32(buf + off, m->fragmentation_ppm);
+	put_le32(buf + off + 4, m->backend);
+	memcpy(buf + off + 8, m->uuid, 16);
+	return off + 24; /* 20 * 8 + 24 = DXP_STAT_REPLY_SIZE */
+}
+
+int dxp_stat_reply_decode(const uint8_t *p, size_t len, struct dxp_stat_reply *ret)
+{
+	struct dxp_stat_reply m;
+	uint64_t *fields[] = {
+		&m.pool_size, &m.data_size, &m.device_align, &m.allocated_bytes,
+		&m.free_bytes[0], &m.free_bytes[1], &m.free_bytes[2],
+		&m.largest_free[0], &m.largest_free[1], &m.largest_free[2],
+		&m.records_used, &m.records_anonymous, &m.records_quarantined, &m.table_capacity,
+		&m.badblocks, &m.badblock_bytes, &m.zeroing_pending_bytes, &m.zeroed_bytes_total,
+		&m.pins, &m.leases_waiting,
+	};
+	size_t off = 0;
+
+	if (len < DXP_STAT_REPLY_SIZE) /* may grow at the end */
+		return -EBADMSG;
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++, off += 8)
+		*fields[i] = get_le64(p + off);
+	m.fragmentation_ppm = get_le32(p + off);
+	m.backend = get_le32(p + off + 4);
+	memcpy(m.uuid, p + off + 8, 16);
+	*ret = m;
+	return 0;
+}
+
+size_t dxp_list_request_encode(const struct dxp_list_request *m, uint8_t *buf)
+{
+	put_le64(buf + 0, m->cursor);
+	put_le32(buf + 8, m->max_entries);
+	return DXP_LIST_REQUEST_SIZE;
+}
+
+int dxp_list_request_decode(const uint8_t *p, size_t len, struct dxp_list_request *ret)
+{
+	if (len != DXP_LIST_REQUEST_SIZE)
+		return -EBADMSG;
+	ret->cursor = get_le64(p + 0);
+	ret->max_entries = get_le32(p + 8);
+	if (ret->max_entries == 0)
+		return -EBADMSG;
 	return 0;
 }

@@ -28,6 +28,15 @@ enum dxp_msg_type {
 	DXP_MSG_HELLO = 1,
 	DXP_MSG_PING = 2,
 	DXP_MSG_STATUS = 3,
+	DXP_MSG_ALLOC = 4,	/* reply carries the device fd (SCM_RIGHTS) */
+	DXP_MSG_OPEN = 5,	/* reply carries the device fd (SCM_RIGHTS) */
+	DXP_MSG_FREE = 6,
+	DXP_MSG_CLOSE = 7,	/* "I no longer map this slice" */
+	DXP_MSG_PIN = 8,	/* declare a long-term pin (RDMA MR, io_uring buffer, ...) */
+	DXP_MSG_UNPIN = 9,
+	DXP_MSG_STAT = 10,	/* pool and lease statistics */
+	DXP_MSG_LIST = 11,
+	DXP_MSG_DEEP_FLUSH = 12,
 	/* Sent by the daemon for a frame it could not attribute to a request type. */
 	DXP_MSG_ERROR = 0x7fff,
 };
@@ -97,6 +106,121 @@ size_t dxp_ping_encode(const struct dxp_ping *m, uint8_t *buf);
 int dxp_ping_decode(const uint8_t *p, size_t len, struct dxp_ping *ret);
 size_t dxp_status_reply_encode(const struct dxp_status_reply *m, uint8_t *buf);
 int dxp_status_reply_decode(const uint8_t *p, size_t len, struct dxp_status_reply *ret);
+
+#define DXP_NAME_MAX 255
+
+/* ALLOC flags */
+#define DXP_ALLOC_ANONYMOUS (1u << 0) /* reclaimed when the client goes; no name */
+#define DXP_ALLOC_FLAGS_ALL DXP_ALLOC_ANONYMOUS
+/* OPEN flags */
+#define DXP_OPEN_WRITE (1u << 0) /* read-write fd; needs write permission */
+#define DXP_OPEN_FLAGS_ALL DXP_OPEN_WRITE
+
+/* Slice flags (dxp_slice.flags) */
+#define DXP_SLICE_ANONYMOUS (1u << 0)
+#define DXP_SLICE_WRITABLE (1u << 1) /* the fd passed with it is read-write */
+/* Device properties (dxp_slice.properties) */
+#define DXP_PROP_MAP_SYNC (1u << 0)   /* MAP_SHARED_VALIDATE|MAP_SYNC works on the fd */
+#define DXP_PROP_DURABLE (1u << 1)    /* stores survive power loss once flushed (real pmem) */
+#define DXP_PROP_DEEP_FLUSH (1u << 2) /* DEEP_FLUSH does more than a CPU-cache flush */
+
+#define DXP_OWNER_CALLER 0xffffffffu
+
+struct dxp_alloc_request {
+	uint64_t size;
+	uint32_t align;
+	uint32_t flags;
+	uint32_t mode;	    /* permission bits 0..0777; 0 means 0600 */
+	uint32_t owner_uid; /* DXP_OWNER_CALLER, or another uid (admins only) */
+	uint32_t owner_gid; /* DXP_OWNER_CALLER, or another gid (admins only) */
+	char name[DXP_NAME_MAX + 1]; /* "" for none */
+};
+#define DXP_ALLOC_REQUEST_FIXED 32
+
+struct dxp_open_request {
+	uint32_t flags;
+	char name[DXP_NAME_MAX + 1];
+};
+#define DXP_OPEN_REQUEST_FIXED 8
+
+/* A slice as the daemon describes it (ALLOC/OPEN replies, LIST entries). */
+struct dxp_slice {
+	uint64_t handle; /* per connection; 0 in LIST entries */
+	uint64_t offset; /* in the device (mmap offset for the fd) */
+	uint64_t length;
+	uint64_t align;
+	uint64_t device_size;
+	uint32_t uid, gid, mode;
+	uint32_t flags;
+	uint32_t properties;
+	uint32_t backend; /* 1 devdax, 2 emulated */
+	char name[DXP_NAME_MAX + 1];
+};
+#define DXP_SLICE_FIXED 72
+
+/* Requests naming one handle (FREE, CLOSE, UNPIN use the id field). */
+struct dxp_handle_request {
+	uint64_t id;
+};
+#define DXP_HANDLE_REQUEST_SIZE 8
+
+/* PIN and DEEP_FLUSH: a range within a slice (relative to the slice's start). */
+struct dxp_range_request {
+	uint64_t handle;
+	uint64_t offset;
+	uint64_t length;
+};
+#define DXP_RANGE_REQUEST_SIZE 24
+
+struct dxp_pin_reply {
+	uint64_t pin_id;
+};
+#define DXP_PIN_REPLY_SIZE 8
+
+struct dxp_stat_reply {
+	uint64_t pool_size, data_size, device_align;
+	uint64_t allocated_bytes;
+	uint64_t free_bytes[3], largest_free[3]; /* 4K, 2M, 1G */
+	uint64_t records_used, records_anonymous, records_quarantined, table_capacity;
+	uint64_t badblocks, badblock_bytes;
+	uint64_t zeroing_pending_bytes, zeroed_bytes_total;
+	uint64_t pins, leases_waiting;
+	uint32_t fragmentation_ppm;
+	uint32_t backend;
+	uint8_t uuid[16];
+};
+#define DXP_STAT_REPLY_SIZE 208
+
+struct dxp_list_request {
+	uint64_t cursor; /* 0 to start; the previous reply's next_cursor to go on */
+	uint32_t max_entries;
+};
+#define DXP_LIST_REQUEST_SIZE 12
+/* LIST reply: u64 next_cursor (0 = done), u32 count, u32 reserved, then count slices. */
+#define DXP_LIST_REPLY_FIXED 16
+
+size_t dxp_alloc_request_encode(const struct dxp_alloc_request *m, uint8_t *buf);
+int dxp_alloc_request_decode(const uint8_t *p, size_t len, struct dxp_alloc_request *ret);
+size_t dxp_open_request_encode(const struct dxp_open_request *m, uint8_t *buf);
+int dxp_open_request_decode(const uint8_t *p, size_t len, struct dxp_open_request *ret);
+/* Returns the encoded size (DXP_SLICE_FIXED + name length). */
+size_t dxp_slice_encode(const struct dxp_slice *m, uint8_t *buf);
+/* Decodes one slice from p; *ret_used gets the bytes consumed. */
+int dxp_slice_decode(const uint8_t *p, size_t len, struct dxp_slice *ret, size_t *ret_used);
+size_t dxp_handle_request_encode(const struct dxp_handle_request *m, uint8_t *buf);
+int dxp_handle_request_decode(const uint8_t *p, size_t len, struct dxp_handle_request *ret);
+size_t dxp_range_request_encode(const struct dxp_range_request *m, uint8_t *buf);
+int dxp_range_request_decode(const uint8_t *p, size_t len, struct dxp_range_request *ret);
+size_t dxp_pin_reply_encode(const struct dxp_pin_reply *m, uint8_t *buf);
+int dxp_pin_reply_decode(const uint8_t *p, size_t len, struct dxp_pin_reply *ret);
+size_t dxp_stat_reply_encode(const struct dxp_stat_reply *m, uint8_t *buf);
+int dxp_stat_reply_decode(const uint8_t *p, size_t len, struct dxp_stat_reply *ret);
+size_t dxp_list_request_encode(const struct dxp_list_request *m, uint8_t *buf);
+int dxp_list_request_decode(const uint8_t *p, size_t len, struct dxp_list_request *ret);
+
+/* Names: 1..DXP_NAME_MAX bytes of printable ASCII other than '/', no leading '.', so they are
+ * safe in logs, tables and file names. Returns 0 or -EINVAL. */
+int dxp_name_validate(const char *name, size_t len);
 
 /* Picks the highest version both sides speak, or -EPROTONOSUPPORT. */
 int dxp_negotiate_version(uint16_t peer_min, uint16_t peer_max, uint16_t *ret_version);

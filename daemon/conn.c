@@ -1,6 +1,9 @@
 /* Client connections: reading frames, validating them, queuing replies; see conn.h. */
 #include "conn.h"
+#include "lease.h"
+#include "pool.h"
 #include "log.h"
+#include "usage.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -12,6 +15,59 @@
 #include <unistd.h>
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+static void conn_send_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = (struct conn *)((char *)w - offsetof(struct conn, send_timer));
+
+	log_notice("client %" PRIu64 " (pid %d) took no reply for %u s, closing", c->id, (int)c->pid,
+		   c->daemon->opts.send_timeout_s);
+	conn_free(c);
+}
+
+static void conn_idle_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = (struct conn *)((char *)w - offsetof(struct conn, idle_timer));
+
+	/* Only connections that hold nothing are idle: closing one with slices would reclaim them. */
+	if (HASH_COUNT(c->slices) > 0)
+		return;
+	log_info("client %" PRIu64 " (pid %d) idle for %u s, closing", c->id, (int)c->pid,
+		 c->daemon->opts.idle_timeout_s);
+	conn_free(c);
+}
+
+/* Supplementary groups of the peer, for the admin group and group permission bits. */
+static void conn_read_groups(struct conn *c)
+{
+	socklen_t len = 0;
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &len) < 0 && errno != ERANGE)
+		return;
+	if (len == 0)
+		return;
+	c->groups = malloc(len);
+	if (!c->groups)
+		return;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &len) < 0) {
+		free(c->groups);
+		c->groups = NULL;
+		return;
+	}
+	c->n_groups = (int)(len / sizeof(gid_t));
+}
+
+bool conn_in_group(const struct conn *c, gid_t gid)
+{
+	if (gid == (gid_t)-1)
+		return false;
+	if (c->gid == gid)
+		return true;
+	for (int i = 0; i < c->n_groups; i++)
+		if (c->groups[i] == gid)
+			return true;
+	return false;
+}
 
 static void conn_hello_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -35,6 +91,7 @@ int conn_new(struct daxpoold *d, int fd, struct conn **ret)
 	}
 	c->daemon = d;
 	c->fd = fd;
+	c->pending_fd = -1;
 	c->id = ++d->conns_total;
 	/* The kernel's view of the peer, not anything the client says, decides who it is. */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
@@ -46,6 +103,12 @@ int conn_new(struct daxpoold *d, int fd, struct conn **ret)
 		c->uid = (uid_t)-1;
 		c->gid = (gid_t)-1;
 	}
+	conn_read_groups(c);
+	c->admin = c->uid == 0 || conn_in_group(c, d->admin_gid);
+	ev_timer_init(&c->send_timer, conn_send_timeout_cb, d->opts.send_timeout_s, 0.);
+	ev_timer_init(&c->idle_timer, conn_idle_timeout_cb, d->opts.idle_timeout_s, d->opts.idle_timeout_s);
+	if (d->opts.idle_timeout_s)
+		ev_timer_start(d->loop, &c->idle_timer);
 	ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
 	ev_io_start(d->loop, &c->io);
 	ev_timer_init(&c->hello_timer, conn_hello_timeout_cb, CONN_HELLO_TIMEOUT_S, 0.);
@@ -62,9 +125,40 @@ void conn_free(struct conn *c)
 {
 	if (!c)
 		return;
+	struct conn_slice *sl, *stmp;
+	struct conn_pin *pin, *ptmp;
+
 	log_debug("client %" PRIu64 " (pid %d) disconnected", c->id, (int)c->pid);
 	ev_io_stop(c->daemon->loop, &c->io);
 	ev_timer_stop(c->daemon->loop, &c->hello_timer);
+	ev_timer_stop(c->daemon->loop, &c->send_timer);
+	ev_timer_stop(c->daemon->loop, &c->idle_timer);
+	/* Pins outlive the connection (an RDMA MR lives until the process deregisters it or exits):
+	 * they stay counted on the holder process; only the ids die here. */
+	HASH_ITER(hh, c->pins, pin, ptmp) {
+		HASH_DEL(c->pins, pin);
+		free(pin);
+	}
+	/* Anonymous slices die with their connection; the process may still map them, so the lease
+	 * keeps them quarantined until it exits or closes them. */
+	HASH_ITER(hh, c->slices, sl, stmp) {
+		if (sl->anonymous && c->daemon->pool) {
+			struct pool_record_info info;
+
+			if (pool_get(c->daemon->pool, sl->record_id, &info) < 0 ||
+			    info.flags & POOL_REC_QUARANTINED)
+				goto drop;
+			usage_sub(c->daemon, info.uid, info.length);
+			int r = lease_free(c->daemon, sl->record_id);
+			if (r < 0)
+				log_error_errno(r, "reclaiming anonymous record %" PRIu64 " of client %" PRIu64 ": %m",
+						sl->record_id, c->id);
+		}
+	drop:
+		HASH_DEL(c->slices, sl);
+		free(sl);
+	}
+	free(c->groups);
 	LIST_REMOVE(c, link);
 	c->daemon->n_conns--;
 	close(c->fd);
@@ -84,8 +178,33 @@ static void conn_update_events(struct conn *c)
 	ev_io_start(c->daemon->loop, &c->io);
 }
 
-int conn_send_reply(struct conn *c, uint16_t type, uint32_t request_id, int32_t status,
-		    const void *payload, uint32_t payload_len)
+/* One packet, with fd attached when fd >= 0. */
+static ssize_t send_packet(int sock, const uint8_t *frame, size_t len, int fd)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = { .iov_base = (void *)frame, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (fd >= 0) {
+		struct cmsghdr *cm;
+
+		memset(&control, 0, sizeof(control));
+		msg.msg_control = control.buf;
+		msg.msg_controllen = sizeof(control.buf);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static int conn_send_frame(struct conn *c, uint16_t type, uint32_t request_id, int32_t status,
+			   const void *payload, uint32_t payload_len, int fd)
 {
 	uint8_t frame[DXP_MAX_FRAME];
 	size_t len;
@@ -94,7 +213,7 @@ int conn_send_reply(struct conn *c, uint16_t type, uint32_t request_id, int32_t 
 	/* Before HELLO completes, replies use the lowest version so any client can parse them. */
 	len = dxp_frame_encode(frame, c->version ? c->version : DXP_PROTOCOL_VERSION_MIN,
 			       type | DXP_REPLY_BIT, request_id, status, payload, payload_len);
-	n = send(c->fd, frame, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	n = send_packet(c->fd, frame, len, fd);
 	if (n == (ssize_t)len)
 		return 0;
 	if (n >= 0)
@@ -106,8 +225,22 @@ int conn_send_reply(struct conn *c, uint16_t type, uint32_t request_id, int32_t 
 		return -ENOMEM;
 	memcpy(c->pending, frame, len);
 	c->pending_len = len;
+	c->pending_fd = fd;
+	ev_timer_start(c->daemon->loop, &c->send_timer);
 	conn_update_events(c);
 	return 0;
+}
+
+int conn_send_reply(struct conn *c, uint16_t type, uint32_t request_id, int32_t status,
+		    const void *payload, uint32_t payload_len)
+{
+	return conn_send_frame(c, type, request_id, status, payload, payload_len, -1);
+}
+
+int conn_send_reply_fd(struct conn *c, uint16_t type, uint32_t request_id, const void *payload,
+		       uint32_t payload_len, int fd)
+{
+	return conn_send_frame(c, type, request_id, 0, payload, payload_len, fd);
 }
 
 int conn_send_error(struct conn *c, uint16_t type, uint32_t request_id, int error, const char *fmt, ...)
@@ -168,24 +301,54 @@ static int conn_read(struct conn *c)
 {
 	ssize_t n;
 
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(16 * sizeof(int))];
+	} control;
+	struct iovec iov = { .iov_base = c->in, .iov_len = sizeof(c->in) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			      .msg_controllen = sizeof(control.buf) };
+	bool got_fds = false;
+
 	/* MSG_TRUNC makes recv report the real size of an oversized packet, which we then refuse. */
-	n = recv(c->fd, c->in, sizeof(c->in), MSG_TRUNC | MSG_DONTWAIT);
+	n = recvmsg(c->fd, &msg, MSG_TRUNC | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	if (n < 0)
 		return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
+	/* Clients never send descriptors: close any we were handed so they cannot pile up. */
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+			size_t nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+			for (size_t i = 0; i < nfds; i++) {
+				int fd;
+
+				memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+				close(fd);
+			}
+			got_fds = true;
+		}
+	}
+	if (got_fds || (msg.msg_flags & MSG_CTRUNC))
+		return conn_protocol_error(c, DXP_MSG_ERROR, 0, -EBADMSG,
+					   "unexpected file descriptors in a request (closed)");
 	if (n == 0)
 		return -ECONNRESET; /* orderly shutdown by the client */
+	if (c->daemon->opts.idle_timeout_s)
+		ev_timer_again(c->daemon->loop, &c->idle_timer);
 	return conn_handle_frame(c, (size_t)n);
 }
 
 static int conn_flush(struct conn *c)
 {
-	ssize_t n = send(c->fd, c->pending, c->pending_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	ssize_t n = send_packet(c->fd, c->pending, c->pending_len, c->pending_fd);
 
 	if (n < 0)
 		return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
 	free(c->pending);
 	c->pending = NULL;
 	c->pending_len = 0;
+	c->pending_fd = -1;
+	ev_timer_stop(c->daemon->loop, &c->send_timer);
 	conn_update_events(c);
 	return 0;
 }

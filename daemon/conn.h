@@ -5,6 +5,8 @@
 #include "protocol.h"
 
 #include <ev.h>
+#include <stdbool.h>
+#include <uthash.h>
 #include <sys/queue.h>
 #include <sys/types.h>
 
@@ -12,6 +14,22 @@
 #define CONN_HELLO_TIMEOUT_S 10.0
 /* A client that sends this many malformed frames is disconnected. */
 #define CONN_MAX_PROTOCOL_ERRORS 8
+
+/* A slice this connection was given (ALLOC/OPEN): the handle it names it by. */
+struct conn_slice {
+	uint64_t handle;
+	uint64_t record_id; /* the lease is looked up by it: a lease may end before the handle */
+	bool writable;
+	bool anonymous; /* allocated anonymous by this connection: reclaimed when it closes */
+	unsigned pins;
+	UT_hash_handle hh;
+};
+
+struct conn_pin {
+	uint64_t pin_id;
+	struct conn_slice *slice;
+	UT_hash_handle hh;
+};
 
 struct conn {
 	struct daxpoold *daemon;
@@ -25,6 +43,15 @@ struct conn {
 	gid_t gid;
 	uint16_t version; /* 0 until HELLO */
 	unsigned protocol_errors;
+	gid_t *groups; /* supplementary groups (SO_PEERGROUPS) */
+	int n_groups;
+	bool admin;
+	uint64_t next_handle;
+	struct conn_slice *slices;
+	struct conn_pin *pins;
+	ev_timer send_timer; /* a parked reply not taken in time closes the connection */
+	ev_timer idle_timer;
+	int pending_fd;	     /* fd to pass with the parked reply, or -1 */
 	/* At most one reply waits for the socket to become writable; while it waits the connection
 	 * reads no further requests, so a client that never reads its replies costs one frame. */
 	size_t pending_len;
@@ -39,6 +66,11 @@ void conn_free(struct conn *c);
 /* Queues or sends one reply frame. Returns 0, or a negative errno when the connection must close. */
 int conn_send_reply(struct conn *c, uint16_t type, uint32_t request_id, int32_t status,
 		    const void *payload, uint32_t payload_len);
+/* Like conn_send_reply, passing fd (not closed; owned by the caller) with SCM_RIGHTS. */
+int conn_send_reply_fd(struct conn *c, uint16_t type, uint32_t request_id, const void *payload,
+		       uint32_t payload_len, int fd);
+/* Whether the peer is in group gid (primary or supplementary). */
+bool conn_in_group(const struct conn *c, gid_t gid);
 int conn_send_error(struct conn *c, uint16_t type, uint32_t request_id, int error, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 

@@ -10,6 +10,11 @@
 #include <time.h>
 
 struct conn;
+struct backend;
+struct pool;
+struct zeroer;
+struct lease_table;
+struct usage;
 
 struct daxpoold {
 	struct ev_loop *loop;
@@ -29,6 +34,20 @@ struct daxpoold {
 	unsigned n_conns;
 	uint64_t conns_total;	 /* accepted since start, for status */
 	uint64_t protocol_errors;
+
+	/* The pool and what it lives on (NULL/-1 with no backend configured). */
+	struct backend *backend;
+	struct pool *pool;
+	int pool_fd;	     /* read-write fd of the backend, passed to writers */
+	int pool_ro_fd;	     /* read-only fd of the same file, passed to read-only openers */
+	uint64_t pool_size;
+	struct zeroer *zeroer;
+	struct lease_table *leases;
+	struct usage *usage; /* per-uid bytes and slices, for quotas (uthash) */
+	gid_t admin_gid;     /* (gid_t)-1 when the admin group does not exist */
+	uint64_t next_pin_id;
+	uint64_t *orphans;   /* scratch for leases_recover */
+	size_t n_orphans, cap_orphans;
 
 	struct timespec start_mono;
 	time_t start_realtime;

@@ -1,9 +1,19 @@
 /* Requests to replies: one handler per message type. */
 #include "build-config.h"
 #include "conn.h"
+#include "endian-util.h"
+#include "macro.h"
+#include "backend.h"
+#include "lease.h"
 #include "log.h"
+#include "parse-util.h"
+#include "pool.h"
+#include "usage.h"
+#include "zero.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <inttypes.h>
 #include <string.h>
 #include <unistd.h>
@@ -65,6 +75,475 @@ static int handle_status(struct conn *c, const struct dxp_header *h, const uint8
 	return conn_send_reply(c, h->type, h->request_id, 0, out, sizeof(out));
 }
 
+
+/* ---- slices ------------------------------------------------------------------------------ */
+
+enum access {
+	ACCESS_READ = 4,
+	ACCESS_WRITE = 2,
+};
+
+/* Unix permission bits of the record against the peer: owner, then group, then other. */
+static bool may_access(const struct conn *c, const struct pool_record_info *rec, enum access want)
+{
+	unsigned bits;
+
+	if (c->admin)
+		return true;
+	if (c->uid == rec->uid)
+		bits = (rec->mode >> 6) & 7;
+	else if (conn_in_group(c, rec->gid))
+		bits = (rec->mode >> 3) & 7;
+	else
+		bits = rec->mode & 7;
+	return (bits & want) == want;
+}
+
+static uint32_t slice_properties(const struct daxpoold *d)
+{
+	uint32_t p = 0;
+	enum backend_persistence pers = backend_persistence(d->backend);
+
+	if (backend_supports_map_sync(d->backend))
+		p |= DXP_PROP_MAP_SYNC;
+	if (pers == BACKEND_PERSIST_CPU_FLUSH || pers == BACKEND_PERSIST_FENCE)
+		p |= DXP_PROP_DURABLE | DXP_PROP_DEEP_FLUSH;
+	return p;
+}
+
+static void slice_describe(const struct daxpoold *d, const struct pool_record_info *rec,
+			   struct dxp_slice *out)
+{
+	*out = (struct dxp_slice){
+		.offset = rec->offset,
+		.length = rec->length,
+		.align = rec->align,
+		.device_size = d->pool_size,
+		.uid = (uint32_t)rec->uid,
+		.gid = (uint32_t)rec->gid,
+		.mode = rec->mode,
+		.flags = (rec->flags & POOL_REC_ANONYMOUS) ? DXP_SLICE_ANONYMOUS : 0,
+		.properties = slice_properties(d),
+		.backend = backend_kind(d->backend) == BACKEND_DEVDAX ? 1 : 2,
+	};
+	snprintf(out->name, sizeof(out->name), "%s", rec->name);
+}
+
+/* Hands rec to the client: a handle, a lease hold for its process, the fd and the reply. */
+static int grant_slice(struct conn *c, const struct dxp_header *h, const struct pool_record_info *rec,
+		       bool writable, bool anonymous)
+{
+	struct daxpoold *d = c->daemon;
+	uint8_t out[DXP_SLICE_FIXED + DXP_NAME_MAX];
+	struct conn_slice *sl;
+	struct lease *lease;
+	struct dxp_slice desc;
+	size_t len;
+	int r;
+
+	sl = calloc(1, sizeof(*sl));
+	if (!sl)
+		return -ENOMEM;
+	r = lease_grant(d, rec->id, c->pid, &lease);
+	if (r < 0) {
+		free(sl);
+		return r;
+	}
+	sl->handle = ++c->next_handle;
+	sl->record_id = rec->id;
+	sl->writable = writable;
+	sl->anonymous = anonymous;
+	HASH_ADD(hh, c->slices, handle, sizeof(sl->handle), sl);
+
+	slice_describe(d, rec, &desc);
+	desc.handle = sl->handle;
+	if (writable)
+		desc.flags |= DXP_SLICE_WRITABLE;
+	len = dxp_slice_encode(&desc, out);
+	r = conn_send_reply_fd(c, h->type, h->request_id, out, (uint32_t)len,
+			       writable ? d->pool_fd : d->pool_ro_fd);
+	if (r < 0) {
+		/* Nothing reached the client: undo the grant (an anonymous slice is then unowned). */
+		HASH_DEL(c->slices, sl);
+		lease_ungrant(d, lease, c->pid);
+		free(sl);
+	}
+	return r;
+}
+
+static int require_pool(struct conn *c, const struct dxp_header *h)
+{
+	if (c->daemon->pool)
+		return 0;
+	conn_send_error(c, h->type, h->request_id, -ENODEV, "daxpoold serves no pool (no backend configured)");
+	return -ENODEV;
+}
+
+static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
+{
+	struct daxpoold *d = c->daemon;
+	struct dxp_alloc_request req;
+	struct pool_alloc_req preq;
+	struct pool_extent ext;
+	struct pool_record_info rec;
+	bool anonymous;
+	char why[160];
+	int r;
+
+	if (require_pool(c, h) < 0)
+		return 0;
+	r = dxp_alloc_request_decode(payload, h->payload_len, &req);
+	if (r == -EINVAL)
+		return conn_send_error(c, h->type, h->request_id, -EINVAL,
+				       "invalid name: 1..%d printable ASCII bytes, no '/', not starting with '.'", DXP_NAME_MAX);
+	if (r < 0)
+		return conn_send_error(c, h->type, h->request_id, -EBADMSG, "malformed ALLOC");
+	anonymous = req.flags & DXP_ALLOC_ANONYMOUS;
+	if (req.flags & ~DXP_ALLOC_FLAGS_ALL)
+		return conn_send_error(c, h->type, h->request_id, -EINVAL, "unknown ALLOC flags 0x%x", req.flags);
+	if (!page_size_name(req.align))
+		return conn_send_error(c, h->type, h->request_id, -EINVAL,
+				       "alignment %u is not 4K, 2M or 1G", req.align);
+	if (req.size == 0)
+		return conn_send_error(c, h->type, h->request_id, -EINVAL, "size must be positive");
+	if (req.mode > 0777)
+		return conn_send_error(c, h->type, h->request_id, -EINVAL, "mode %o has bits beyond 0777", req.mode);
+	if (anonymous == (req.name[0] != '\0'))
+		return conn_send_error(c, h->type, h->request_id, -EINVAL,
+				       anonymous ? "an anonymous slice has no name" : "a persistent slice needs a name");
+	if (backend_name_is_reserved(req.name))
+		return conn_send_error(c, h->type, h->request_id, -EPERM,
+				       "names starting with \"%s\" are reserved", BACKEND_RESERVED_NAME_PREFIX);
+	preq = (struct pool_alloc_req){
+		.size = req.size,
+		.align = req.align,
+		.name = anonymous ? NULL : req.name,
+		.uid = c->uid,
+		.gid = c->gid,
+		.mode = req.mode ? req.mode : 0600,
+		.flags = anonymous ? POOL_ALLOC_ANONYMOUS : 0,
+	};
+	if (req.owner_uid != DXP_OWNER_CALLER || req.owner_gid != DXP_OWNER_CALLER) {
+		if (!c->admin)
+			return conn_send_error(c, h->type, h->request_id, -EPERM,
+					       "only an administrator may allocate for another owner");
+		if (anonymous)
+			return conn_send_error(c, h->type, h->request_id, -EINVAL,
+					       "an anonymous slice belongs to its connection");
+		if (req.owner_uid != DXP_OWNER_CALLER)
+			preq.uid = req.owner_uid;
+		if (req.owner_gid != DXP_OWNER_CALLER)
+			preq.gid = req.owner_gid;
+	}
+	if (!c->admin && usage_check(d, preq.uid, req.size, why, sizeof(why)) < 0)
+		return conn_send_error(c, h->type, h->request_id, -EDQUOT, "%s", why);
+
+	r = pool_alloc(d->pool, &preq, &ext);
+	if (r < 0)
+		return conn_send_error(c, h->type, h->request_id, r, "%s", pool_errormsg());
+	r = pool_get(d->pool, ext.id, &rec);
+	if (r == 0)
+		r = usage_add(d, rec.uid, rec.length);
+	if (r == 0)
+		r = grant_slice(c, h, &rec, true, anonymous);
+	if (r < 0) {
+		int r2 = pool_free(d->pool, ext.id); /* never reached anyone: no zeroing needed */
+
+		if (r2 < 0)
+			log_error_errno(r2, "undoing allocation of record %" PRIu64 ": %s", ext.id, pool_errormsg());
+		usage_sub(d, preq.uid, ext.length);
+		if (r == -ENOMEM || r == -ESRCH)
+			return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s",
+					       strerror(-r));
+		return r;
+	}
+	log_info("client %" PRIu64 " (pid %d uid %u): ALLOC %s%s%s %" PRIu64 " bytes at %" PRIu64 " (%s)",
+		 c->id, (int)c->pid, (unsigned)c->uid, anonymous ? "anonymous" : "\"", anonymous ? "" : req.name,
+		 anonymous ? "" : "\"", ext.length, ext.offset, page_size_name(req.align));
+	return 0;
+}
+
+static int handle_open(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
+{
+	struct daxpoold *d = c->daemon;
+	struct dxp_open_request req;
+	struct pool_record_info rec;
+	bool write;
+	int r;
+
+	if (require_pool(c, h) < 0)
+		return 0;
+	r = dxp_open_request_decode(payload, h->payload_len, &req);
+	if (r == -EINVAL)
+		return conn_send_error(c, h->type, h->request_id, -EINVAL, "invalid slice name");
+	if (r < 0)
+		return conn_send_error(c, h->type, h->request_id, -EBADMSG, "malformed OPEN");
+	if (req.flags & ~DXP_OPEN_FLAGS_ALL)
+		return conn_send_error(c, h->type, h->request_id, -EINVAL, "unknown OPEN flags 0x%x", req.flags);
+	write = req.flags & DXP_OPEN_WRITE;
+	if (backend_name_is_reserved(req.name) || pool_lookup(d->pool, req.name, &rec) < 0)
+		return conn_send_error(c, h->type, h->request_id, -ENOENT, "no slice named \"%s\"", req.name);
+	if (!may_access(c, &rec, write ? ACCESS_READ | ACCESS_WRITE : ACCESS_READ))
+		return conn_send_error(c, h->type, h->request_id, -EACCES,
+				       "slice \"%s\" (owner %u:%u, mode %03o) is not %s for uid %u", req.name,
+				       (unsigned)rec.uid, (unsigned)rec.gid, rec.mode,
+				       write ? "writable" : "readable", (unsigned)c->uid);
+	r = grant_slice(c, h, &rec, write, false);
+	if (r == -ENOMEM || r == -ESRCH)
+		return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s", strerror(-r));
+	return r;
+}
+
+static struct conn_slice *find_handle(struct conn *c, uint64_t handle)
+{
+	struct conn_slice *sl;
+
+	HASH_FIND(hh, c->slices, &handle, sizeof(handle), sl);
+	return sl;
+}
+
+static int handle_free(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
+{
+	struct daxpoold *d = c->daemon;
+	struct dxp_handle_request req;
+	struct pool_record_info rec;
+	struct conn_slice *sl;
+	int r;
+
+	if (require_pool(c, h) < 0)
+		return 0;
+	if (dxp_handle_request_decode(payload, h->payload_len, &req) < 0)
+		return conn_send_error(c, h->type, h->request_id, -EBADMSG, "malformed FREE");
+	sl = find_handle(c, req.id);
+	if (!sl)
+		return conn_send_error(c, h->type, h->request_id, -EBADF, "no slice handle %" PRIu64 " on this connection", req.id);
+	if (pool_get(d->pool, sl->record_id, &rec) < 0 || rec.flags & POOL_REC_QUARANTINED)
+		return conn_send_error(c, h->type, h->request_id, -ENOENT, "the slice was already freed");
+	if (!sl->anonymous && !(sl->writable && (c->uid == rec.uid || c->admin)))
+		return conn_send_error(c, h->type, h->request_id, -EACCES,
+				       "only the owner (uid %u) or an administrator may free \"%s\", through a writable handle",
+				       (unsigned)rec.uid, rec.name);
+	if (sl->pins)
+		return conn_send_error(c, h->type, h->request_id, -EBUSY,
+				       "%u pins declared on this handle: UNPIN first", sl->pins);
+	r = lease_free(d, sl->record_id);
+	if (r < 0)
+		return conn_send_error(c, h->type, h->request_id, r, "%s", pool_errormsg());
+	usage_sub(d, rec.uid, rec.length);
+	/* FREE implies CLOSE for the caller (it unmapped first: docs/PROTOCOL.md). */
+	lease_ungrant(d, lease_find(d, sl->record_id), c->pid);
+	HASH_DEL(c->slices, sl);
+	free(sl);
+	log_info("client %" PRIu64 " (pid %d uid %u): FREE %s%s%s (record %" PRIu64 ")", c->id, (int)c->pid,
+		 (unsigned)c->uid, rec.name[0] ? "\"" : "anonymous", rec.name, rec.name[0] ? "\"" : "", rec.id);
+	return conn_send_reply(c, h->type, h->request_id, 0, NULL, 0);
+}
+
+static int handle_close(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
+{
+	struct dxp_handle_request req;
+	struct conn_slice *sl;
+
+	if (dxp_handle_request_decode(payload, h->payload_len, &req) < 0)
+		return conn_send_error(c, h->type, h->request_id, -EBADMSG, "malformed CLOSE");
+	sl = find_handle(c, req.id);
+	if (!sl)
+		return conn_send_error(c, h->type, h->request_id, -EBADF, "no slice handle %" PRIu64 " on this connection", req.id);
+	if (sl->pins)
+		return conn_send_error(c, h->type, h->request_id, -EBUSY,
+				       "%u pins declared on this handle: UNPIN first", sl->pins);
+	if (sl->anonymous) {
+		/* Closing an anonymous slice gives it up: nobody else can reach it. */
+		struct pool_record_info rec;
+
+		if (pool_get(c->daemon->pool, sl->record_id, &rec) == 0 && !(rec.flags & POOL_REC_QUARANTINED)) {
+			usage_sub(c->daemon, rec.uid, rec.length);
+			lease_free(c->daemon, sl->record_id);
+		}
+	}
+	lease_ungrant(c->daemon, lease_find(c->daemon, sl->record_id), c->pid);
+	HASH_DEL(c->slices, sl);
+	free(sl);
+	return conn_send_reply(c, h->type, h->request_id, 0, NULL, 0);
+}
+
+/* A range inside a slice: offset and length relative to the slice, no overflow. */
+static int check_range(const struct pool_record_info *rec, const struct dxp_range_request *req)
+{
+	if (req->length == 0 || req->offset > rec->length || req->length > rec->length - req->offset)
+		return -ERANGE;
+	return 0;
+}
+
+static int handle_pin(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
+{
+	struct daxpoold *d = c->daemon;
+	struct dxp_range_request req;
+	struct pool_record_info rec;
+	struct dxp_pin_reply reply;
+	uint8_t out[DXP_PIN_REPLY_SIZE];
+	struct conn_slice *sl;
+	struct conn_pin *pin;
+	int r;
+
+	if (dxp_range_request_decode(payload, h->payload_len, &req) < 0)
+		return conn_send_error(c, h->type, h->request_id, -EBADMSG, "malformed PIN");
+	sl = find_handle(c, req.handle);
+	if (!sl || pool_get(d->pool, sl->record_id, &rec) < 0)
+		return conn_send_error(c, h->type, h->request_id, -EBADF, "no slice handle %" PRIu64, req.handle);
+	if (check_range(&rec, &req) < 0)
+		return conn_send_error(c, h->type, h->request_id, -ERANGE, "range %" PRIu64 "+%" PRIu64
+				       " is outside the slice (%" PRIu64 " bytes)", req.offset, req.length, rec.length);
+	pin = calloc(1, sizeof(*pin));
+	if (!pin)
+		return conn_send_error(c, h->type, h->request_id, -ENOMEM, "out of memory");
+	r = lease_pin(d, lease_find(d, sl->record_id), c->pid);
+	if (r < 0) {
+		free(pin);
+		return conn_send_error(c, h->type, h->request_id, r, "cannot record the pin");
+	}
+	pin->pin_id = ++d->next_pin_id;
+	pin->slice = sl;
+	sl->pins++;
+	HASH_ADD(hh, c->pins, pin_id, sizeof(pin->pin_id), pin);
+	reply.pin_id = pin->pin_id;
+	dxp_pin_reply_encode(&reply, out);
+	return conn_send_reply(c, h->type, h->request_id, 0, out, sizeof(out));
+}
+
+static int handle_unpin(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
+{
+	struct dxp_handle_request req;
+	struct conn_pin *pin;
+
+	if (dxp_handle_request_decode(payload, h->payload_len, &req) < 0)
+		return conn_send_error(c, h->type, h->request_id, -EBADMSG, "malformed UNPIN");
+	HASH_FIND(hh, c->pins, &req.id, sizeof(req.id), pin);
+	if (!pin)
+		return conn_send_error(c, h->type, h->request_id, -ENOENT, "no pin %" PRIu64 " on this connection", req.id);
+	pin->slice->pins--;
+	lease_unpin(c->daemon, lease_find(c->daemon, pin->slice->record_id), c->pid);
+	HASH_DEL(c->pins, pin);
+	free(pin);
+	return conn_send_reply(c, h->type, h->request_id, 0, NULL, 0);
+}
+
+static int handle_deep_flush(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
+{
+	struct daxpoold *d = c->daemon;
+	struct dxp_range_request req;
+	struct pool_record_info rec;
+	struct conn_slice *sl;
+	int r;
+
+	if (dxp_range_request_decode(payload, h->payload_len, &req) < 0)
+		return conn_send_error(c, h->type, h->request_id, -EBADMSG, "malformed DEEP_FLUSH");
+	sl = find_handle(c, req.handle);
+	if (!sl || pool_get(d->pool, sl->record_id, &rec) < 0)
+		return conn_send_error(c, h->type, h->request_id, -EBADF, "no slice handle %" PRIu64, req.handle);
+	if (check_range(&rec, &req) < 0)
+		return conn_send_error(c, h->type, h->request_id, -ERANGE, "range outside the slice");
+	r = backend_deep_flush(d->backend, rec.offset + req.offset, req.length);
+	if (r < 0)
+		return conn_send_error(c, h->type, h->request_id, r, "deep flush: %s", backend_errormsg());
+	return conn_send_reply(c, h->type, h->request_id, 0, NULL, 0);
+}
+
+static int handle_stat(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
+{
+	struct daxpoold *d = c->daemon;
+	struct dxp_stat_reply st = {};
+	struct backend_badblock_stats bb;
+	struct lease_stats ls;
+	struct pool_stats ps;
+	uint8_t out[DXP_STAT_REPLY_SIZE];
+
+	if (require_pool(c, h) < 0)
+		return 0;
+	if (h->payload_len != 0)
+		return conn_send_error(c, h->type, h->request_id, -EBADMSG, "STAT takes no payload");
+	pool_get_stats(d->pool, &ps);
+	backend_badblock_stats(d->backend, &bb);
+	leases_get_stats(d, &ls);
+	st.pool_size = ps.pool_size;
+	st.data_size = ps.data_size;
+	st.device_align = ps.device_align;
+	st.allocated_bytes = ps.allocated_bytes;
+	for (int i = 0; i < 3; i++) {
+		st.free_bytes[i] = ps.free_bytes[i];
+		st.largest_free[i] = ps.largest_free[i];
+	}
+	st.records_used = ps.records_used;
+	st.records_anonymous = ps.records_anonymous;
+	st.records_quarantined = ps.records_quarantined;
+	st.table_capacity = ps.table_capacity;
+	st.badblocks = bb.count;
+	st.badblock_bytes = bb.bytes;
+	st.zeroing_pending_bytes = zeroer_pending_bytes(d->zeroer);
+	st.zeroed_bytes_total = zeroer_done_bytes(d->zeroer);
+	st.pins = ls.pins;
+	st.leases_waiting = ls.leases_waiting;
+	st.fragmentation_ppm = (uint32_t)(ps.fragmentation * 1e6);
+	st.backend = backend_kind(d->backend) == BACKEND_DEVDAX ? 1 : 2;
+	backend_uuid(d->backend, st.uuid);
+	dxp_stat_reply_encode(&st, out);
+	return conn_send_reply(c, h->type, h->request_id, 0, out, sizeof(out));
+}
+
+struct list_walk {
+	struct conn *c;
+	uint64_t cursor;
+	uint32_t max;
+	uint32_t count;
+	uint64_t next;
+	uint8_t *out;
+	size_t used, cap;
+};
+
+static int list_one(const struct pool_record_info *rec, void *userdata)
+{
+	struct list_walk *w = userdata;
+	struct dxp_slice desc;
+
+	if (rec->id < w->cursor)
+		return 0;
+	if (w->count == w->max || w->cap - w->used < DXP_SLICE_FIXED + DXP_NAME_MAX) {
+		w->next = rec->id;
+		return 1;
+	}
+	/* Quarantined extents are being reclaimed and reserved ones are the daemon's: not slices. */
+	if (rec->flags & POOL_REC_QUARANTINED || backend_name_is_reserved(rec->name))
+		return 0;
+	if (!w->c->admin && rec->uid != w->c->uid && !may_access(w->c, rec, ACCESS_READ))
+		return 0;
+	slice_describe(w->c->daemon, rec, &desc);
+	w->used += dxp_slice_encode(&desc, w->out + w->used);
+	w->count++;
+	return 0;
+}
+
+static int handle_list(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
+{
+	struct dxp_list_request req;
+	struct list_walk w = {};
+	_cleanup_(freep) uint8_t *out = NULL;
+
+	if (require_pool(c, h) < 0)
+		return 0;
+	if (dxp_list_request_decode(payload, h->payload_len, &req) < 0)
+		return conn_send_error(c, h->type, h->request_id, -EBADMSG, "malformed LIST");
+	out = malloc(DXP_MAX_PAYLOAD);
+	if (!out)
+		return conn_send_error(c, h->type, h->request_id, -ENOMEM, "out of memory");
+	w = (struct list_walk){ .c = c, .cursor = req.cursor, .max = req.max_entries, .out = out,
+				.used = DXP_LIST_REPLY_FIXED, .cap = DXP_MAX_PAYLOAD };
+	pool_iterate(c->daemon->pool, 0, list_one, &w);
+	put_le64(out, w.next);
+	put_le32(out + 8, w.count);
+	put_le32(out + 12, 0);
+	return conn_send_reply(c, h->type, h->request_id, 0, out, (uint32_t)w.used);
+}
+
 int dispatch_request(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
 {
 	log_debug("client %" PRIu64 ": %s request %u (%u bytes)", c->id, dxp_msg_type_name(h->type),
@@ -76,6 +555,24 @@ int dispatch_request(struct conn *c, const struct dxp_header *h, const uint8_t *
 		return handle_ping(c, h, payload);
 	case DXP_MSG_STATUS:
 		return handle_status(c, h, payload);
+	case DXP_MSG_ALLOC:
+		return handle_alloc(c, h, payload);
+	case DXP_MSG_OPEN:
+		return handle_open(c, h, payload);
+	case DXP_MSG_FREE:
+		return handle_free(c, h, payload);
+	case DXP_MSG_CLOSE:
+		return handle_close(c, h, payload);
+	case DXP_MSG_PIN:
+		return handle_pin(c, h, payload);
+	case DXP_MSG_UNPIN:
+		return handle_unpin(c, h, payload);
+	case DXP_MSG_STAT:
+		return handle_stat(c, h, payload);
+	case DXP_MSG_LIST:
+		return handle_list(c, h, payload);
+	case DXP_MSG_DEEP_FLUSH:
+		return handle_deep_flush(c, h, payload);
 	default:
 		return conn_send_error(c, h->type, h->request_id, -EOPNOTSUPP,
 				       "unknown request type %u", h->type);

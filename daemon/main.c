@@ -1,13 +1,18 @@
 /* daxpoold: start-up order, detaching outside systemd, readiness, and shutdown order. */
 #include "build-config.h"
 #include "daemon.h"
+#include "backend.h"
+#include "lease.h"
 #include "log.h"
+#include "pool.h"
+#include "usage.h"
 #include "parse-util.h"
 #include "protocol.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +84,79 @@ static int detach(int *ret_ready_fd)
 	return 0;
 }
 
+static void format_uuid(const uint8_t u[16], char out[37])
+{
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+/* Backend, pool, read-only fd, quotas, leases: everything that serves slices. */
+static int pool_start(struct daxpoold *d)
+{
+	struct backend_config cfg = {
+		.kind = d->opts.backend,
+		.device_path = d->opts.device_path,
+		.file_path = d->opts.emulate_path,
+		.size = d->opts.size,
+		.page_size = d->opts.page_size,
+		.create = d->opts.format_if_empty > 0,
+		.expected_uuid = d->opts.has_expected_uuid ? d->opts.expected_uuid : NULL,
+	};
+	struct backend_pool_info info = {};
+	struct backend_badblock_stats bb;
+	char path[64], uuid[37];
+	int r;
+
+	if (d->opts.backend == BACKEND_NONE)
+		return 0;
+	r = backend_open(&cfg, &d->backend);
+	if (r < 0)
+		return log_error_errno(r, "backend: %s", backend_errormsg());
+	r = backend_open_pool(d->backend, d->opts.format_if_empty > 0, &d->pool, &info);
+	if (r == -ENODATA)
+		return log_error_errno(r, "%s holds no daxpool pool; format it with daxpoolctl format, or "
+				       "start with --format-if-empty", backend_path(d->backend));
+	if (r < 0)
+		return log_error_errno(r, "pool: %s", backend_errormsg());
+	if (info.degraded)
+		log_warning("pool opened from one superblock copy: %s; run daxpoolctl fsck --repair", backend_errormsg());
+	format_uuid(info.uuid, uuid);
+	d->pool_fd = backend_fd(d->backend);
+	d->pool_size = backend_size(d->backend);
+	/* Readers get an fd that cannot map for writing: reopen the same file read-only. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", d->pool_fd);
+	d->pool_ro_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (d->pool_ro_fd < 0)
+		return log_error_errno(-errno, "reopening %s read-only: %m", backend_path(d->backend));
+
+	r = usage_init(d);
+	if (r < 0)
+		return log_error_errno(r, "counting usage: %m");
+	r = leases_init(d);
+	if (r < 0)
+		return r;
+	r = leases_recover(d);
+	if (r < 0)
+		return log_error_errno(r, "recovering leases: %m");
+	backend_badblock_stats(d->backend, &bb);
+	log_info("pool %s on %s (%s, %" PRIu64 " bytes, %s alignment)%s; %" PRIu64 " bad ranges reserved",
+		 uuid, backend_path(d->backend), backend_kind(d->backend) == BACKEND_DEVDAX ? "devdax" : "emulated",
+		 d->pool_size, page_size_name(backend_alignment(d->backend)) ?: "?",
+		 info.formatted ? ", newly formatted" : "", bb.count);
+	return 0;
+}
+
+static void pool_stop(struct daxpoold *d)
+{
+	leases_done(d);
+	usage_done(d);
+	pool_delete(&d->pool);
+	if (d->pool_ro_fd >= 0)
+		close(d->pool_ro_fd);
+	d->pool_ro_fd = -1;
+	backend_delete(&d->backend);
+}
+
 static void report_ready(struct daxpoold *d, int32_t status)
 {
 	if (d->ready_fd < 0)
@@ -90,7 +168,9 @@ static void report_ready(struct daxpoold *d, int32_t status)
 
 int main(int argc, char **argv)
 {
-	struct daxpoold d = { .listen_fd = -1, .ready_fd = -1, .exit_code = EXIT_FAILURE };
+	struct daxpoold d = { .listen_fd = -1, .ready_fd = -1, .pool_fd = -1, .pool_ro_fd = -1,
+			      .exit_code = EXIT_FAILURE, .admin_gid = (gid_t)-1 };
+	struct group *admin;
 	int r;
 
 	log_setup("daxpoold", LOG_INFO);
@@ -125,17 +205,23 @@ int main(int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &d.start_mono);
 	d.start_realtime = time(NULL);
+	admin = getgrnam(d.opts.admin_group);
+	if (admin)
+		d.admin_gid = admin->gr_gid;
+	else
+		log_notice("admin group \"%s\" does not exist: only root may administer", d.opts.admin_group);
 
+	/* The pool before the socket: READY=1 promises a pool that is open and recovered. */
+	r = pool_start(&d);
+	if (r < 0) {
+		sd_notifyf(0, "STATUS=Failed to open the pool: %s\nERRNO=%d", strerror(-r), -r);
+		goto out;
+	}
 	r = server_start(&d);
 	if (r < 0) {
 		sd_notifyf(0, "STATUS=Failed to start: %s\nERRNO=%d", strerror(-r), -r);
 		goto out;
 	}
-	if (d.opts.backend != BACKEND_NONE)
-		log_warning("backend \"%s\" (%s) is validated but not served yet: slices arrive with the "
-			    "allocator service (issue 3); answering HELLO/PING/STATUS only",
-			    backend_kind_name(d.opts.backend),
-			    d.opts.backend == BACKEND_DEVDAX ? d.opts.device_path : d.opts.emulate_path);
 	log_info("daxpoold %s ready (backend: %s, max %u clients)", DAXPOOL_VERSION_STRING,
 		 backend_kind_name(d.opts.backend), d.opts.max_clients);
 	sd_notifyf(0, "READY=1\nSTATUS=Serving on %s (backend: %s)\nMAINPID=%d",
@@ -151,6 +237,7 @@ int main(int argc, char **argv)
 out:
 	report_ready(&d, r < 0 ? r : -EIO);
 	server_stop(&d);
+	pool_stop(&d);
 	if (d.loop)
 		ev_loop_destroy(d.loop);
 	options_free(&d.opts);

@@ -2,12 +2,16 @@
 #include "options.h"
 #include "build-config.h"
 #include "log.h"
+#include "macro.h"
 #include "parse-util.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <json-c/json.h>
+#include <pwd.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +33,8 @@ const char *backend_kind_name(enum backend_kind kind)
 		return "none";
 	}
 }
+
+static int parse_uuid(const char *s, uint8_t out[16]);
 
 static int set_string(char **field, const char *value)
 {
@@ -54,6 +60,9 @@ void options_print_help(const char *argv0)
 	       "      --emulate PATH     serve an emulated pool in the file PATH\n"
 	       "      --size BYTES       size of the emulated pool, e.g. 4G\n"
 	       "      --page 4K|2M|1G    page size of the emulated pool (default 2M)\n"
+	       "      --format-if-empty  write a new pool when the backend holds none\n"
+	       "                         (default for --emulate; never over an existing pool)\n"
+	       "      --no-format        refuse to start on a backend without a pool\n"
 	       "  -l, --log-level LEVEL emerg..debug (default info)\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n",
@@ -105,6 +114,16 @@ static int config_load_backend(struct daxpoold_options *opts, json_object *backe
 				r = set_string(&opts->emulate_path, s);
 		} else if (strcmp(key, "size") == 0) {
 			r = config_get_size(v, "backend.size", &opts->size);
+		} else if (strcmp(key, "format_if_empty") == 0) {
+			if (!json_object_is_type(v, json_type_boolean))
+				r = log_error_errno(-EINVAL, "config: \"backend.format_if_empty\" must be true or false");
+			else
+				opts->format_if_empty = json_object_get_boolean(v);
+		} else if (strcmp(key, "uuid") == 0) {
+			r = config_get_string(v, "backend.uuid", &s);
+			if (r == 0 && parse_uuid(s, opts->expected_uuid) < 0)
+				r = log_error_errno(-EINVAL, "config: \"backend.uuid\" must be a UUID such as 01234567-89ab-cdef-0123-456789abcdef");
+			opts->has_expected_uuid = r == 0;
 		} else if (strcmp(key, "page") == 0) {
 			r = config_get_string(v, "backend.page", &s);
 			if (r == 0 && parse_page_size(s, &opts->page_size) < 0)
@@ -124,6 +143,106 @@ static int config_load_backend(struct daxpoold_options *opts, json_object *backe
 	else
 		return log_error_errno(-EINVAL, "config: \"backend.type\" must be \"devdax\" or \"emulated\", not \"%s\"", type);
 	return 0;
+}
+
+static int config_get_uint(json_object *v, const char *key, unsigned max, unsigned *ret)
+{
+	int64_t n = json_object_get_int64(v);
+
+	if (!json_object_is_type(v, json_type_int) || n < 0 || n > max)
+		return log_error_errno(-EINVAL, "config: \"%s\" must be an integer in 0..%u", key, max);
+	*ret = (unsigned)n;
+	return 0;
+}
+
+static int config_get_quota(json_object *v, const char *key, struct quota *ret)
+{
+	struct quota q = {};
+	int r = 0;
+
+	if (!json_object_is_type(v, json_type_object))
+		return log_error_errno(-EINVAL, "config: \"%s\" must be an object with \"bytes\" and/or \"slices\"", key);
+	json_object_object_foreach(v, k, val)
+	{
+		if (strcmp(k, "bytes") == 0) {
+			r = config_get_size(val, "quota.bytes", &q.bytes);
+		} else if (strcmp(k, "slices") == 0) {
+			int64_t n = json_object_get_int64(val);
+
+			if (!json_object_is_type(val, json_type_int) || n < 1)
+				r = log_error_errno(-EINVAL, "config: \"%s.slices\" must be a positive integer", key);
+			else
+				q.slices = (uint64_t)n;
+		} else {
+			r = log_error_errno(-EINVAL, "config: unknown key \"%s.%s\"", key, k);
+		}
+		if (r < 0)
+			return r;
+	}
+	*ret = q;
+	return 0;
+}
+
+/* "quotas": { "1000": {...}, "alice": {...} } — users by uid or by name. */
+static int config_load_quotas(struct daxpoold_options *opts, json_object *v)
+{
+	size_t n = 0;
+	int r;
+
+	if (!json_object_is_type(v, json_type_object))
+		return log_error_errno(-EINVAL, "config: \"quotas\" must be an object of user → quota");
+	free(opts->quotas);
+	opts->quotas = calloc((size_t)json_object_object_length(v) + 1, sizeof(*opts->quotas));
+	opts->n_quotas = 0;
+	if (!opts->quotas)
+		return log_error_errno(-ENOMEM, "out of memory");
+	json_object_object_foreach(v, user, q)
+	{
+		struct quota_entry *e = &opts->quotas[n];
+		char *end;
+		unsigned long uid = strtoul(user, &end, 10);
+
+		if (*user && !*end && uid < UINT32_MAX) {
+			e->uid = (uid_t)uid;
+		} else {
+			struct passwd *pw = getpwnam(user);
+
+			if (!pw)
+				return log_error_errno(-EINVAL, "config: \"quotas\": no user \"%s\"", user);
+			e->uid = pw->pw_uid;
+		}
+		r = config_get_quota(q, "quotas entry", &e->quota);
+		if (r < 0)
+			return r;
+		n++;
+		opts->n_quotas = n;
+	}
+	return 0;
+}
+
+struct quota options_quota_for(const struct daxpoold_options *opts, uid_t uid)
+{
+	for (size_t i = 0; i < opts->n_quotas; i++)
+		if (opts->quotas[i].uid == uid)
+			return opts->quotas[i].quota;
+	return opts->default_quota;
+}
+
+static int parse_uuid(const char *s, uint8_t out[16])
+{
+	size_t n = 0;
+
+	for (const char *p = s; *p; p++) {
+		unsigned v;
+
+		if (*p == '-')
+			continue;
+		if (n == 32 || sscanf(p, "%1x", &v) != 1)
+			return -EINVAL;
+		out[n / 2] = (uint8_t)(n % 2 ? (out[n / 2] | v) : (v << 4));
+		n++;
+	}
+	return n == 32 ? 0 : -EINVAL;
 }
 
 int options_load_config(struct daxpoold_options *opts, const char *path)
@@ -162,6 +281,28 @@ int options_load_config(struct daxpoold_options *opts, const char *path)
 				opts->max_clients = (unsigned)n;
 		} else if (strcmp(key, "backend") == 0) {
 			r = config_load_backend(opts, v);
+		} else if (strcmp(key, "runtime_dir") == 0) {
+			r = config_get_string(v, "runtime_dir", &s);
+			if (r == 0 && s[0] != '/')
+				r = log_error_errno(-EINVAL, "config: \"runtime_dir\" must be an absolute path");
+			if (r == 0)
+				r = set_string(&opts->runtime_dir, s);
+		} else if (strcmp(key, "admin_group") == 0) {
+			r = config_get_string(v, "admin_group", &s);
+			if (r == 0)
+				r = set_string(&opts->admin_group, s);
+		} else if (strcmp(key, "pin_grace_ms") == 0) {
+			r = config_get_uint(v, "pin_grace_ms", 600000, &opts->pin_grace_ms);
+		} else if (strcmp(key, "send_timeout_s") == 0) {
+			r = config_get_uint(v, "send_timeout_s", 3600, &opts->send_timeout_s);
+			if (r == 0 && opts->send_timeout_s == 0)
+				r = log_error_errno(-EINVAL, "config: \"send_timeout_s\" must be at least 1");
+		} else if (strcmp(key, "idle_timeout_s") == 0) {
+			r = config_get_uint(v, "idle_timeout_s", 86400 * 365, &opts->idle_timeout_s);
+		} else if (strcmp(key, "quota") == 0) {
+			r = config_get_quota(v, "quota", &opts->default_quota);
+		} else if (strcmp(key, "quotas") == 0) {
+			r = config_load_quotas(opts, v);
 		} else {
 			r = log_error_errno(-EINVAL, "config: unknown key \"%s\"", key);
 		}
@@ -213,6 +354,8 @@ enum {
 	OPT_EMULATE,
 	OPT_SIZE,
 	OPT_PAGE,
+	OPT_FORMAT,
+	OPT_NO_FORMAT,
 };
 
 int options_parse(struct daxpoold_options *opts, int argc, char **argv)
@@ -225,6 +368,8 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 		{ "emulate", required_argument, NULL, OPT_EMULATE },
 		{ "size", required_argument, NULL, OPT_SIZE },
 		{ "page", required_argument, NULL, OPT_PAGE },
+		{ "format-if-empty", no_argument, NULL, OPT_FORMAT },
+		{ "no-format", no_argument, NULL, OPT_NO_FORMAT },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -233,7 +378,7 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 	/* Command-line values are collected first and applied over the config file afterwards. */
 	const char *socket = NULL, *device = NULL, *emulate = NULL, *config = NULL;
 	uint64_t size = 0, page = 0;
-	int level = -1, c, r;
+	int level = -1, format = -1, c, r;
 	bool foreground = false, page_given = false;
 
 	*opts = (struct daxpoold_options){
@@ -241,6 +386,9 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 		.log_level = LOG_INFO,
 		.max_clients = 1024,
 		.page_size = 2u << 20,
+		.format_if_empty = -1,
+		.pin_grace_ms = 1000,
+		.send_timeout_s = 30,
 	};
 	optind = 1;
 	opterr = 0;
@@ -270,6 +418,12 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 			if (parse_page_size(optarg, &page) < 0)
 				return log_error_errno(-EINVAL, "--page: must be 4K, 2M or 1G, not \"%s\"", optarg);
 			page_given = true;
+			break;
+		case OPT_FORMAT:
+			format = 1;
+			break;
+		case OPT_NO_FORMAT:
+			format = 0;
 			break;
 		case 'l':
 			if (parse_log_level(optarg, &level) < 0)
@@ -331,6 +485,18 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 	}
 	if (size && opts->backend != BACKEND_EMULATED)
 		return log_error_errno(-EINVAL, "--size needs --emulate");
+	if (format >= 0)
+		opts->format_if_empty = format;
+	if (opts->format_if_empty < 0)
+		opts->format_if_empty = opts->backend == BACKEND_EMULATED;
+	if (!opts->admin_group && set_string(&opts->admin_group, "daxpool-admin") < 0)
+		return -ENOMEM;
+	if (!opts->runtime_dir) {
+		_cleanup_(freep) char *copy = strdup(opts->socket_path);
+
+		if (!copy || set_string(&opts->runtime_dir, dirname(copy)) < 0)
+			return log_error_errno(-ENOMEM, "out of memory");
+	}
 	return options_validate(opts);
 }
 
@@ -340,5 +506,8 @@ void options_free(struct daxpoold_options *opts)
 	free(opts->socket_path);
 	free(opts->device_path);
 	free(opts->emulate_path);
+	free(opts->runtime_dir);
+	free(opts->admin_group);
+	free(opts->quotas);
 	*opts = (struct daxpoold_options){};
 }

@@ -3,11 +3,22 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 enum backend_kind {
 	BACKEND_NONE,	  /* no pool configured: the daemon answers HELLO/PING/STATUS only */
 	BACKEND_DEVDAX,	  /* /dev/daxX.Y */
 	BACKEND_EMULATED, /* a file on hugetlbfs (2M/1G) or any file system (4K) */
+};
+
+struct quota {
+	uint64_t bytes;	 /* 0 = unlimited */
+	uint64_t slices; /* 0 = unlimited */
+};
+
+struct quota_entry {
+	uid_t uid;
+	struct quota quota;
 };
 
 struct daxpoold_options {
@@ -23,6 +34,17 @@ struct daxpoold_options {
 	char *emulate_path;  /* emulated */
 	uint64_t size;	     /* emulated: bytes */
 	uint64_t page_size;  /* emulated: 4K, 2M or 1G */
+	int format_if_empty; /* -1 default (emulated yes, devdax no), 0 no, 1 yes */
+	bool has_expected_uuid;
+	uint8_t expected_uuid[16];
+	char *runtime_dir;	  /* holder journal; default: the socket's directory */
+	unsigned pin_grace_ms;	  /* wait after a pinning holder exits before reuse */
+	unsigned send_timeout_s;  /* a client that does not take a reply for this long is dropped */
+	unsigned idle_timeout_s;  /* connections holding no slice are closed after this; 0 = never */
+	char *admin_group;	  /* members (and root) may administer */
+	struct quota default_quota;
+	struct quota_entry *quotas;
+	size_t n_quotas;
 	bool show_help;
 	bool show_version;
 };
@@ -38,5 +60,7 @@ int options_load_config(struct daxpoold_options *opts, const char *path);
 int options_validate(const struct daxpoold_options *opts);
 
 void options_free(struct daxpoold_options *opts);
+/* The quota of uid (its own entry, else the default). */
+struct quota options_quota_for(const struct daxpoold_options *opts, uid_t uid);
 void options_print_help(const char *argv0);
 const char *backend_kind_name(enum backend_kind kind);

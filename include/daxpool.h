@@ -102,6 +102,142 @@ DAXPOOL_EXPORT uint64_t daxpool_status_get_uptime_ns(const struct daxpool_status
 DAXPOOL_EXPORT uint64_t daxpool_status_get_start_time(const struct daxpool_status *st);
 DAXPOOL_EXPORT unsigned daxpool_status_get_clients(const struct daxpool_status *st);
 
+/* ---- slices ------------------------------------------------------------------------------ */
+
+/* A slice of the pool this connection was given (by daxpool_alloc or daxpool_open). It holds
+ * the device fd the daemon passed, the slice's place in the device and its properties. */
+struct daxpool_slice;
+
+#define DAXPOOL_ALIGN_4K (UINT64_C(1) << 12) /* PTE mappings */
+#define DAXPOOL_ALIGN_2M (UINT64_C(1) << 21) /* PMD mappings */
+#define DAXPOOL_ALIGN_1G (UINT64_C(1) << 30) /* PUD mappings */
+
+/* daxpool_alloc flags */
+#define DAXPOOL_ANONYMOUS (1u << 0) /* no name; reclaimed when this connection closes */
+/* daxpool_open flags */
+#define DAXPOOL_OPEN_RDWR (1u << 0) /* a read-write fd (needs write permission); else read-only */
+
+/*
+ * daxpool_alloc - allocate a slice.
+ * @name: NULL with DAXPOOL_ANONYMOUS, else 1..255 printable ASCII bytes without '/' and not
+ *        starting with '.'; names starting with "daxpool:" are reserved.
+ * @size: bytes (> 0), rounded up to @align; @align: DAXPOOL_ALIGN_4K, _2M or _1G.
+ * @mode: permission bits (0..0777) for other users, as for files; 0 means 0600.
+ * @ret: receives the slice (free its local state with daxpool_close or daxpool_free).
+ * A named slice persists across client, daemon and machine restarts until freed; an anonymous
+ * one lives as long as this connection. The memory is zeroed.
+ * Errors: -EINVAL (bad arguments), -EEXIST (name taken), -ENOSPC (no aligned space), -EDQUOT
+ * (quota), -EPERM (reserved name), -ENODEV (the daemon serves no pool), connection errors.
+ * Thread safety: safe on a shared connection.
+ */
+DAXPOOL_EXPORT int daxpool_alloc(struct daxpool *dp, const char *name, uint64_t size, uint64_t align,
+				 unsigned mode, unsigned flags, struct daxpool_slice **ret);
+
+/*
+ * daxpool_alloc_owned - as daxpool_alloc for a named slice owned by uid:gid (administrators only:
+ * root or the daemon's admin group). (uid_t)-1 / (gid_t)-1 keep the caller's.
+ * Errors: as daxpool_alloc, plus -EPERM for a non-administrator.
+ */
+DAXPOOL_EXPORT int daxpool_alloc_owned(struct daxpool *dp, const char *name, uint64_t size,
+				       uint64_t align, unsigned mode, uid_t uid, gid_t gid,
+				       struct daxpool_slice **ret);
+
+/*
+ * daxpool_open - open an existing named slice. The owner, group and mode of the slice decide
+ * (read permission; write permission too with DAXPOOL_OPEN_RDWR).
+ * Errors: -ENOENT (no such slice), -EACCES (permission), -EINVAL, connection errors.
+ */
+DAXPOOL_EXPORT int daxpool_open(struct daxpool *dp, const char *name, unsigned flags,
+				struct daxpool_slice **ret);
+
+/*
+ * daxpool_close - tell the daemon this process no longer maps the slice, close the local fd and
+ * free *slice (set to NULL). Unmap first. The slice itself stays (an anonymous one is given up).
+ * Errors: -EBUSY (declared pins remain), connection errors; *slice is freed in every case but
+ * -EBUSY and -EINVAL.
+ */
+DAXPOOL_EXPORT int daxpool_close(struct daxpool *dp, struct daxpool_slice **slice);
+
+/*
+ * daxpool_free - free the slice (implies daxpool_close for this process; unmap first). Only the
+ * owner or an administrator may free a named slice, through a handle opened read-write. Its
+ * extent is reused only after every process that may map or pin it let go, and after zeroing.
+ * Errors: -EACCES, -EBUSY (declared pins remain), -ENOENT (already freed), connection errors;
+ * *slice is freed on success.
+ */
+DAXPOOL_EXPORT int daxpool_free(struct daxpool *dp, struct daxpool_slice **slice);
+
+/* Slice properties. The fd is owned by the slice (valid until daxpool_close/daxpool_free). */
+DAXPOOL_EXPORT int daxpool_slice_get_fd(const struct daxpool_slice *s);
+DAXPOOL_EXPORT uint64_t daxpool_slice_get_offset(const struct daxpool_slice *s); /* mmap offset */
+DAXPOOL_EXPORT uint64_t daxpool_slice_get_length(const struct daxpool_slice *s);
+DAXPOOL_EXPORT uint64_t daxpool_slice_get_alignment(const struct daxpool_slice *s);
+DAXPOOL_EXPORT const char *daxpool_slice_get_name(const struct daxpool_slice *s); /* "" if anonymous */
+DAXPOOL_EXPORT uid_t daxpool_slice_get_uid(const struct daxpool_slice *s);
+DAXPOOL_EXPORT gid_t daxpool_slice_get_gid(const struct daxpool_slice *s);
+DAXPOOL_EXPORT unsigned daxpool_slice_get_mode(const struct daxpool_slice *s);
+DAXPOOL_EXPORT int daxpool_slice_is_writable(const struct daxpool_slice *s);
+DAXPOOL_EXPORT int daxpool_slice_is_anonymous(const struct daxpool_slice *s);
+/* 1 when the device supports MAP_SHARED_VALIDATE|MAP_SYNC (real device-dax), else 0. */
+DAXPOOL_EXPORT int daxpool_slice_supports_map_sync(const struct daxpool_slice *s);
+/* 1 when flushed stores survive power loss (real persistent memory), else 0. */
+DAXPOOL_EXPORT int daxpool_slice_is_durable(const struct daxpool_slice *s);
+
+/*
+ * daxpool_pin_declare - declare a long-term pin the application made itself on
+ * [offset, offset+length) of the slice (e.g. ibv_reg_mr, io_uring buffer registration), so the
+ * daemon never reuses the extent while it may exist. @ret_pin receives an id for
+ * daxpool_pin_undeclare. A declared pin outlives the connection until the process exits.
+ * Errors: -ERANGE (outside the slice), -EBADF (slice not of this connection), connection errors.
+ */
+DAXPOOL_EXPORT int daxpool_pin_declare(struct daxpool *dp, const struct daxpool_slice *s,
+				       uint64_t offset, uint64_t length, uint64_t *ret_pin);
+/* daxpool_pin_undeclare - the pin is gone. Errors: -ENOENT, connection errors. */
+DAXPOOL_EXPORT int daxpool_pin_undeclare(struct daxpool *dp, uint64_t pin);
+
+/*
+ * daxpool_deep_flush - have the daemon make [offset, offset+length) of the slice durable beyond
+ * the CPU persistence domain (pmem2_deep_flush: the region's deep_flush, root-only, which is why
+ * the daemon does it). Errors: -ERANGE, -EBADF, -EIO, connection errors.
+ */
+DAXPOOL_EXPORT int daxpool_deep_flush(struct daxpool *dp, const struct daxpool_slice *s,
+				      uint64_t offset, uint64_t length);
+
+/* Pool statistics (daxpool_stat). Fields are only ever appended; pass sizeof. */
+struct daxpool_stats {
+	uint64_t pool_size, data_size, device_align, allocated_bytes;
+	uint64_t free_bytes[3], largest_free[3]; /* per alignment: 4K, 2M, 1G */
+	uint64_t slices, anonymous_slices, quarantined, table_capacity;
+	uint64_t badblocks, badblock_bytes;
+	uint64_t zeroing_pending_bytes, zeroed_bytes_total;
+	uint64_t pins, leases_waiting;
+	double fragmentation;
+	unsigned backend; /* 1 devdax, 2 emulated */
+	uint8_t uuid[16];
+};
+
+/* daxpool_stat - pool statistics. Errors: -EINVAL (NULL, size too small), -ENODEV, connection errors. */
+DAXPOOL_EXPORT int daxpool_stat(struct daxpool *dp, struct daxpool_stats *ret, size_t size);
+
+/* A slice as listed by daxpool_list. */
+struct daxpool_slice_info {
+	char name[256];
+	uint64_t offset, length, align;
+	uid_t uid;
+	gid_t gid;
+	unsigned mode;
+	int anonymous;
+};
+
+/*
+ * daxpool_list - calls fn for every slice the caller may see (own, readable, or all for an
+ * administrator); fn returning non-zero stops the walk and that value is returned.
+ * Errors: -EINVAL, -ENODEV, connection errors.
+ */
+DAXPOOL_EXPORT int daxpool_list(struct daxpool *dp,
+				int (*fn)(const struct daxpool_slice_info *info, void *userdata),
+				void *userdata);
+
 /*
  * daxpool_errormsg - the message of the last failure of a daxpool call on this thread, or ""
  * if there was none. The buffer is thread-local and overwritten by the next failing call.

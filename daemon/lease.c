@@ -1,0 +1,550 @@
+/* Leases, holder processes, quarantine and reclaim; see lease.h for the rule. */
+#include "lease.h"
+#include "daemon.h"
+#include "log.h"
+#include "macro.h"
+#include "pool.h"
+#include "zero.h"
+
+#include <libpmem2.h>
+#include <limits.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/queue.h>
+#include <unistd.h>
+#include <uthash.h>
+
+/* A process that holds slices; watched through a pidfd so its exit is an event, not a poll. */
+struct proc {
+	struct daxpoold *d;
+	pid_t pid;
+	uint64_t starttime; /* /proc/PID/stat field 22: tells a reused pid from the holder */
+	int pidfd;
+	ev_io exit_watcher;
+	LIST_HEAD(, hold) holds;
+	UT_hash_handle hh;
+};
+
+struct hold {
+	struct lease *lease;
+	struct proc *proc;
+	unsigned refs; /* grants not yet CLOSEd */
+	unsigned pins; /* declared pins not yet UNPINned */
+	LIST_ENTRY(hold) proc_link, lease_link;
+};
+
+enum lease_state {
+	LEASE_LIVE,    /* allocated, handed out */
+	LEASE_FREED,   /* freed; quarantined in the pool until holders and pins are gone */
+	LEASE_GRACE,   /* freed, holders gone, waiting out the pin grace period */
+	LEASE_ZEROING, /* queued for zeroing */
+};
+
+struct lease {
+	struct daxpoold *d;
+	uint64_t record_id;
+	uint64_t offset, length;
+	enum lease_state state;
+	bool had_pins;
+	unsigned pins;
+	LIST_HEAD(, hold) holds;
+	ev_timer grace;
+	UT_hash_handle hh;
+};
+
+struct lease_table {
+	struct lease *by_record;
+	struct proc *by_pid;
+	uint64_t pins;
+	FILE *journal;
+	char journal_path[PATH_MAX];
+};
+
+static void lease_maybe_reclaim(struct lease *l);
+
+static uint64_t proc_starttime(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long start = 0;
+	FILE *f;
+	char *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (!fgets(buf, sizeof(buf), f)) {
+		fclose(f);
+		return 0;
+	}
+	fclose(f);
+	/* The command name may contain spaces and parentheses: fields start after the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* field 3 is state; starttime is field 22, i.e. the 20th after the ')' */
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+		   &start) != 1)
+		return 0;
+	return start;
+}
+
+static void lease_unlink(struct lease *l)
+{
+	struct lease_table *t = l->d->leases;
+
+	ev_timer_stop(l->d->loop, &l->grace);
+	HASH_DEL(t->by_record, l);
+	free(l);
+}
+
+static void hold_drop(struct hold *h)
+{
+	struct lease *l = h->lease;
+
+	if (h->pins) {
+		l->pins -= h->pins;
+		l->d->leases->pins -= h->pins;
+		l->had_pins = true;
+	}
+	LIST_REMOVE(h, proc_link);
+	LIST_REMOVE(h, lease_link);
+	free(h);
+	if (LIST_EMPTY(&l->holds) && l->state == LEASE_LIVE) {
+		lease_unlink(l); /* nothing to remember about a live slice nobody holds */
+		return;
+	}
+	lease_maybe_reclaim(l);
+}
+
+static void proc_free(struct proc *p)
+{
+	struct lease_table *t = p->d->leases;
+
+	while (!LIST_EMPTY(&p->holds))
+		hold_drop(LIST_FIRST(&p->holds));
+	if (p->pidfd >= 0) {
+		ev_io_stop(p->d->loop, &p->exit_watcher);
+		close(p->pidfd);
+	}
+	HASH_DEL(t->by_pid, p);
+	free(p);
+}
+
+static void proc_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct proc *p = w->data;
+
+	log_debug("holder process %d exited; releasing its holds", (int)p->pid);
+	proc_free(p);
+}
+
+static int journal_append(struct lease_table *t, uint64_t record_id, struct proc *p)
+{
+	if (!t->journal)
+		return 0;
+	/* tmpfs: surviving a daemon crash only needs the data in the kernel, not on disk. */
+	if (fprintf(t->journal, "%" PRIu64 " %d %" PRIu64 "\n", record_id, (int)p->pid, p->starttime) < 0 ||
+	    fflush(t->journal) != 0)
+		return log_warning_errno(-EIO, "holder journal %s: write failed; a daemon crash now would "
+					 "keep affected extents quarantined until reboot", t->journal_path);
+	return 0;
+}
+
+static int proc_get(struct daxpoold *d, pid_t pid, uint64_t starttime, struct proc **ret)
+{
+	struct lease_table *t = d->leases;
+	struct proc *p;
+
+	HASH_FIND(hh, t->by_pid, &pid, sizeof(pid), p);
+	if (p) {
+		*ret = p;
+		return 0;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->d = d;
+	p->pid = pid;
+	p->starttime = starttime ? starttime : proc_starttime(pid);
+	LIST_INIT(&p->holds);
+	p->pidfd = pidfd_open(pid, 0);
+	if (p->pidfd < 0) {
+		int r = -errno;
+
+		free(p);
+		/* ESRCH: it is already gone, so it holds nothing. */
+		return r;
+	}
+	fcntl(p->pidfd, F_SETFD, FD_CLOEXEC);
+	ev_io_init(&p->exit_watcher, proc_exit_cb, p->pidfd, EV_READ);
+	p->exit_watcher.data = p;
+	ev_io_start(d->loop, &p->exit_watcher);
+	HASH_ADD(hh, t->by_pid, pid, sizeof(p->pid), p);
+	*ret = p;
+	return 0;
+}
+
+static int lease_get(struct daxpoold *d, uint64_t record_id, struct lease **ret)
+{
+	struct lease_table *t = d->leases;
+	struct pool_record_info info;
+	struct lease *l;
+	int r;
+
+	HASH_FIND(hh, t->by_record, &record_id, sizeof(record_id), l);
+	if (l) {
+		*ret = l;
+		return 0;
+	}
+	r = pool_get(d->pool, record_id, &info);
+	if (r < 0)
+		return r;
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->d = d;
+	l->record_id = record_id;
+	l->offset = info.offset;
+	l->length = info.length;
+	l->state = (info.flags & POOL_REC_QUARANTINED) ? LEASE_FREED : LEASE_LIVE;
+	LIST_INIT(&l->holds);
+	ev_timer_init(&l->grace, NULL, 0., 0.);
+	HASH_ADD(hh, t->by_record, record_id, sizeof(l->record_id), l);
+	*ret = l;
+	return 0;
+}
+
+static struct hold *hold_find(struct lease *l, pid_t pid)
+{
+	struct hold *h;
+
+	LIST_FOREACH(h, &l->holds, lease_link)
+		if (h->proc->pid == pid)
+			return h;
+	return NULL;
+}
+
+static int hold_add(struct lease *l, struct proc *p, struct hold **ret)
+{
+	struct hold *h = hold_find(l, p->pid);
+
+	if (!h) {
+		h = calloc(1, sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		h->lease = l;
+		h->proc = p;
+		LIST_INSERT_HEAD(&l->holds, h, lease_link);
+		LIST_INSERT_HEAD(&p->holds, h, proc_link);
+		journal_append(l->d->leases, l->record_id, p);
+	}
+	*ret = h;
+	return 0;
+}
+
+int lease_grant(struct daxpoold *d, uint64_t record_id, pid_t pid, struct lease **ret)
+{
+	struct lease *l;
+	struct proc *p;
+	struct hold *h;
+	int r;
+
+	r = lease_get(d, record_id, &l);
+	if (r < 0)
+		return r;
+	if (l->state != LEASE_LIVE)
+		return -ENOENT; /* freed: must never be handed out again */
+	r = proc_get(d, pid, 0, &p);
+	if (r < 0) {
+		if (LIST_EMPTY(&l->holds))
+			lease_unlink(l);
+		return r;
+	}
+	r = hold_add(l, p, &h);
+	if (r < 0)
+		return r;
+	h->refs++;
+	*ret = l;
+	return 0;
+}
+
+void lease_ungrant(struct daxpoold *d, struct lease *l, pid_t pid)
+{
+	struct hold *h = l ? hold_find(l, pid) : NULL;
+
+	if (!h || h->refs == 0)
+		return;
+	if (--h->refs == 0 && h->pins == 0)
+		hold_drop(h);
+}
+
+int lease_pin(struct daxpoold *d, struct lease *l, pid_t pid)
+{
+	struct hold *h = l ? hold_find(l, pid) : NULL;
+
+	if (!h)
+		return -ENOENT;
+	h->pins++;
+	l->pins++;
+	l->had_pins = true;
+	d->leases->pins++;
+	return 0;
+}
+
+void lease_unpin(struct daxpoold *d, struct lease *l, pid_t pid)
+{
+	struct hold *h = l ? hold_find(l, pid) : NULL;
+
+	if (!h || h->pins == 0)
+		return;
+	h->pins--;
+	l->pins--;
+	d->leases->pins--;
+	if (h->refs == 0 && h->pins == 0)
+		hold_drop(h);
+}
+
+static void zero_done(void *userdata, uint64_t offset, uint64_t length, int status)
+{
+	struct daxpoold *d = userdata;
+	struct lease *l, *tmp;
+	int r;
+
+	HASH_ITER(hh, d->leases->by_record, l, tmp) {
+		if (l->state != LEASE_ZEROING || l->offset != offset || l->length != length)
+			continue;
+		r = status < 0 ? status : pool_release(d->pool, l->record_id);
+		if (r < 0)
+			log_error_errno(r, "extent %" PRIu64 "+%" PRIu64 " (record %" PRIu64 ") stays quarantined: %s",
+					offset, length, l->record_id, status < 0 ? "zeroing failed" : pool_errormsg());
+		else
+			log_debug("record %" PRIu64 " zeroed and released (%" PRIu64 " bytes)", l->record_id, length);
+		lease_unlink(l);
+		return;
+	}
+}
+
+static void grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct lease *l = w->data;
+
+	l->had_pins = false;
+	l->state = LEASE_FREED;
+	lease_maybe_reclaim(l);
+}
+
+static void lease_maybe_reclaim(struct lease *l)
+{
+	struct daxpoold *d = l->d;
+	int r;
+
+	if (l->state != LEASE_FREED || !LIST_EMPTY(&l->holds))
+		return;
+	if (l->had_pins && d->opts.pin_grace_ms > 0) {
+		l->state = LEASE_GRACE;
+		ev_timer_init(&l->grace, grace_cb, d->opts.pin_grace_ms / 1000., 0.);
+		l->grace.data = l;
+		ev_timer_start(d->loop, &l->grace);
+		return;
+	}
+	l->state = LEASE_ZEROING;
+	r = zeroer_submit(d->zeroer, l->offset, l->length);
+	if (r < 0) {
+		log_error_errno(r, "cannot queue zeroing of record %" PRIu64 "; it stays quarantined", l->record_id);
+		lease_unlink(l);
+	}
+}
+
+int lease_free(struct daxpoold *d, uint64_t record_id)
+{
+	struct lease *l;
+	int r;
+
+	r = pool_quarantine(d->pool, record_id);
+	if (r < 0 && r != -EALREADY)
+		return r;
+	r = lease_get(d, record_id, &l);
+	if (r < 0)
+		return r;
+	if (l->state == LEASE_LIVE)
+		l->state = LEASE_FREED;
+	lease_maybe_reclaim(l);
+	return 0;
+}
+
+struct lease *lease_find(struct daxpoold *d, uint64_t record_id)
+{
+	struct lease *l;
+
+	HASH_FIND(hh, d->leases->by_record, &record_id, sizeof(record_id), l);
+	return l;
+}
+
+uint64_t lease_record_id(const struct lease *l)
+{
+	return l->record_id;
+}
+
+bool lease_is_freed(const struct lease *l)
+{
+	return l->state != LEASE_LIVE;
+}
+
+void leases_get_stats(struct daxpoold *d, struct lease_stats *ret)
+{
+	struct lease *l, *tmp;
+
+	*ret = (struct lease_stats){ .pins = d->leases->pins, .procs = HASH_COUNT(d->leases->by_pid) };
+	HASH_ITER(hh, d->leases->by_record, l, tmp)
+		if (l->state != LEASE_LIVE)
+			ret->leases_waiting++;
+}
+
+void leases_settle(struct daxpoold *d)
+{
+	if (d->zeroer)
+		zeroer_drain(d->zeroer);
+}
+
+int leases_init(struct daxpoold *d)
+{
+	struct lease_table *t = calloc(1, sizeof(*t));
+	int r;
+
+	if (!t)
+		return -ENOMEM;
+	d->leases = t;
+	r = zeroer_new(d->loop, d->pool_fd, d->pool_size, zero_done, d, &d->zeroer);
+	if (r < 0)
+		return log_error_errno(r, "cannot start the zeroing worker: %s", pmem2_errormsg());
+	return 0;
+}
+
+/* Reads "record pid starttime" lines; keeps holders that are still the same live process. */
+static int journal_load(struct daxpoold *d)
+{
+	struct lease_table *t = d->leases;
+	unsigned long long rec, start;
+	unsigned kept = 0, dropped = 0;
+	int pid;
+	FILE *f;
+
+	snprintf(t->journal_path, sizeof(t->journal_path), "%s/holders.journal", d->opts.runtime_dir);
+	f = fopen(t->journal_path, "re");
+	if (f) {
+		while (fscanf(f, "%llu %d %llu", &rec, &pid, &start) == 3) {
+			struct lease *l;
+			struct proc *p;
+			struct hold *h;
+
+			if (pid <= 0 || proc_starttime(pid) != start || lease_get(d, rec, &l) < 0) {
+				dropped++;
+				continue;
+			}
+			if (proc_get(d, pid, start, &p) < 0 || hold_add(l, p, &h) < 0) {
+				dropped++;
+				continue;
+			}
+			h->refs = 1; /* it may map the slice until it exits or CLOSEs */
+			kept++;
+		}
+		fclose(f);
+	}
+	/* Rewrite compactly: what hold_add above appended went to no journal yet (t->journal NULL). */
+	t->journal = fopen(t->journal_path, "we");
+	if (!t->journal)
+		return log_warning_errno(-errno, "cannot write the holder journal %s: %m; quarantined "
+					 "extents will wait for a reboot after a daemon crash", t->journal_path);
+	struct lease *l, *tmp;
+	HASH_ITER(hh, t->by_record, l, tmp) {
+		struct hold *h;
+
+		LIST_FOREACH(h, &l->holds, lease_link)
+			journal_append(t, l->record_id, h->proc);
+	}
+	if (kept || dropped)
+		log_info("holder journal: %u holders still alive, %u gone", kept, dropped);
+	return 0;
+}
+
+static int collect_orphans(const struct pool_record_info *info, void *userdata)
+{
+	struct daxpoold *d = userdata;
+
+	/* Anonymous records belong to connections of a previous daemon instance: all gone. */
+	if ((info->flags & (POOL_REC_ANONYMOUS | POOL_REC_QUARANTINED)) == 0)
+		return 0;
+	if (d->n_orphans < d->cap_orphans)
+		d->orphans[d->n_orphans++] = info->id;
+	return 0;
+}
+
+int leases_recover(struct daxpoold *d)
+{
+	struct pool_stats st;
+	int r;
+
+	r = journal_load(d);
+	if (r < 0 && r != -ENOENT)
+		log_debug_errno(r, "holder journal unavailable");
+	pool_get_stats(d->pool, &st);
+	d->cap_orphans = st.records_anonymous + st.records_quarantined;
+	if (d->cap_orphans == 0)
+		return 0;
+	d->orphans = calloc(d->cap_orphans, sizeof(*d->orphans));
+	if (!d->orphans)
+		return -ENOMEM;
+	d->n_orphans = 0;
+	pool_iterate(d->pool, 0, collect_orphans, d);
+	for (size_t i = 0; i < d->n_orphans; i++) {
+		r = lease_free(d, d->orphans[i]);
+		if (r < 0)
+			log_error_errno(r, "reclaiming record %" PRIu64 ": %s", d->orphans[i], pool_errormsg());
+	}
+	log_info("reclaiming %zu anonymous or quarantined extents from the previous run", d->n_orphans);
+	free(d->orphans);
+	d->orphans = NULL;
+	return 0;
+}
+
+void leases_done(struct daxpoold *d)
+{
+	struct lease_table *t = d->leases;
+	struct proc *p, *ptmp;
+	struct lease *l, *ltmp;
+
+	if (!t)
+		return;
+	/* Stop the worker first: pending extents stay quarantined on the device for next time. */
+	zeroer_delete(&d->zeroer);
+	HASH_ITER(hh, t->by_pid, p, ptmp) {
+		while (!LIST_EMPTY(&p->holds)) {
+			struct hold *h = LIST_FIRST(&p->holds);
+			LIST_REMOVE(h, proc_link);
+			LIST_REMOVE(h, lease_link);
+			free(h);
+		}
+		if (p->pidfd >= 0) {
+			ev_io_stop(d->loop, &p->exit_watcher);
+			close(p->pidfd);
+		}
+		HASH_DEL(t->by_pid, p);
+		free(p);
+	}
+	HASH_ITER(hh, t->by_record, l, ltmp) {
+		ev_timer_stop(d->loop, &l->grace);
+		HASH_DEL(t->by_record, l);
+		free(l);
+	}
+	if (t->journal)
+		fclose(t->journal);
+	free(t);
+	d->leases = NULL;
+}

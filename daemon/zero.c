@@ -1,0 +1,226 @@
+/* The zeroing worker; see zero.h. */
+#include "zero.h"
+#include "macro.h"
+
+#include <errno.h>
+#include <libpmem2.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/queue.h>
+
+/* Zero in chunks so a huge extent does not hold the queue lock's readers off for seconds, and
+ * so the done-bytes counter moves smoothly. */
+#define ZERO_CHUNK (64ull << 20)
+
+struct zero_job {
+	STAILQ_ENTRY(zero_job) link;
+	uint64_t offset, length;
+	int status;
+};
+STAILQ_HEAD(zero_queue, zero_job);
+
+struct zeroer {
+	struct ev_loop *loop;
+	ev_async async;
+	zero_done_fn done;
+	void *userdata;
+
+	struct pmem2_config *cfg;
+	struct pmem2_source *src;
+	struct pmem2_map *map;
+	uint8_t *base;
+	uint64_t size;
+	pmem2_memset_fn memset_fn;
+
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct zero_queue todo, finished;
+	bool stop;
+	bool busy; /* the worker is zeroing a job outside the lock */
+	uint64_t pending_bytes, done_bytes;
+};
+
+static void *zero_worker(void *arg)
+{
+	struct zeroer *z = arg;
+
+	pthread_mutex_lock(&z->lock);
+	for (;;) {
+		struct zero_job *job;
+
+		while (STAILQ_EMPTY(&z->todo) && !z->stop)
+			pthread_cond_wait(&z->cond, &z->lock);
+		if (z->stop)
+			break;
+		job = STAILQ_FIRST(&z->todo);
+		STAILQ_REMOVE_HEAD(&z->todo, link);
+		z->busy = true;
+		pthread_mutex_unlock(&z->lock);
+
+		for (uint64_t off = 0; off < job->length; off += ZERO_CHUNK) {
+			uint64_t n = MIN(ZERO_CHUNK, job->length - off);
+
+			/* Non-temporal stores: zeroing must not evict the clients' working sets. */
+			z->memset_fn(z->base + job->offset + off, 0, n, PMEM2_F_MEM_NONTEMPORAL);
+			__atomic_add_fetch(&z->done_bytes, n, __ATOMIC_RELAXED);
+		}
+		job->status = 0;
+
+		pthread_mutex_lock(&z->lock);
+		z->busy = false;
+		STAILQ_INSERT_TAIL(&z->finished, job, link);
+		pthread_cond_broadcast(&z->cond);
+		ev_async_send(z->loop, &z->async);
+	}
+	pthread_mutex_unlock(&z->lock);
+	return NULL;
+}
+
+static void zero_async_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct zeroer *z = w->data;
+	struct zero_queue done = STAILQ_HEAD_INITIALIZER(done);
+	struct zero_job *job;
+
+	pthread_mutex_lock(&z->lock);
+	STAILQ_CONCAT(&done, &z->finished);
+	pthread_mutex_unlock(&z->lock);
+	while ((job = STAILQ_FIRST(&done))) {
+		STAILQ_REMOVE_HEAD(&done, link);
+		pthread_mutex_lock(&z->lock);
+		z->pending_bytes -= job->length;
+		pthread_cond_broadcast(&z->cond);
+		pthread_mutex_unlock(&z->lock);
+		z->done(z->userdata, job->offset, job->length, job->status);
+		free(job);
+	}
+}
+
+int zeroer_new(struct ev_loop *loop, int fd, uint64_t size, zero_done_fn done, void *userdata,
+	       struct zeroer **ret)
+{
+	struct zeroer *z = calloc(1, sizeof(*z));
+	int r;
+
+	if (!z)
+		return -ENOMEM;
+	z->loop = loop;
+	z->done = done;
+	z->userdata = userdata;
+	z->size = size;
+	STAILQ_INIT(&z->todo);
+	STAILQ_INIT(&z->finished);
+	pthread_mutex_init(&z->lock, NULL);
+	pthread_cond_init(&z->cond, NULL);
+
+	r = pmem2_config_new(&z->cfg);
+	if (r == 0)
+		r = pmem2_config_set_required_store_granularity(z->cfg, PMEM2_GRANULARITY_PAGE);
+	if (r == 0)
+		r = pmem2_source_from_fd(&z->src, fd);
+	if (r == 0)
+		r = pmem2_map_new(&z->map, z->cfg, z->src);
+	if (r != 0) {
+		zeroer_delete(&z);
+		return r < 0 ? r : -EIO;
+	}
+	z->base = pmem2_map_get_address(z->map);
+	z->size = MIN(size, pmem2_map_get_size(z->map));
+	z->memset_fn = pmem2_get_memset_fn(z->map);
+
+	ev_async_init(&z->async, zero_async_cb);
+	z->async.data = z;
+	ev_async_start(loop, &z->async);
+	/* The worker must not take the loop's signals: they are handled by ev_signal there. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = -pthread_create(&z->thread, NULL, zero_worker, z);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0) {
+		zeroer_delete(&z);
+		return r;
+	}
+	z->thread_started = true;
+	*ret = z;
+	return 0;
+}
+
+void zeroer_delete(struct zeroer **zp)
+{
+	struct zeroer *z = zp ? *zp : NULL;
+	struct zero_job *job;
+
+	if (!z)
+		return;
+	if (z->thread_started) {
+		pthread_mutex_lock(&z->lock);
+		z->stop = true;
+		pthread_cond_broadcast(&z->cond);
+		pthread_mutex_unlock(&z->lock);
+		pthread_join(z->thread, NULL);
+		ev_async_stop(z->loop, &z->async);
+	}
+	/* Unfinished jobs stay quarantined in the pool and are zeroed again after restart. */
+	STAILQ_CONCAT(&z->todo, &z->finished);
+	while ((job = STAILQ_FIRST(&z->todo))) {
+		STAILQ_REMOVE_HEAD(&z->todo, link);
+		free(job);
+	}
+	if (z->map)
+		pmem2_map_delete(&z->map);
+	if (z->src)
+		pmem2_source_delete(&z->src);
+	if (z->cfg)
+		pmem2_config_delete(&z->cfg);
+	pthread_cond_destroy(&z->cond);
+	pthread_mutex_destroy(&z->lock);
+	free(z);
+	*zp = NULL;
+}
+
+int zeroer_submit(struct zeroer *z, uint64_t offset, uint64_t length)
+{
+	struct zero_job *job;
+
+	if (offset > z->size || length > z->size - offset)
+		return -EINVAL;
+	job = calloc(1, sizeof(*job));
+	if (!job)
+		return -ENOMEM;
+	job->offset = offset;
+	job->length = length;
+	pthread_mutex_lock(&z->lock);
+	STAILQ_INSERT_TAIL(&z->todo, job, link);
+	z->pending_bytes += length;
+	pthread_cond_broadcast(&z->cond);
+	pthread_mutex_unlock(&z->lock);
+	return 0;
+}
+
+uint64_t zeroer_pending_bytes(struct zeroer *z)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&z->lock);
+	v = z->pending_bytes;
+	pthread_mutex_unlock(&z->lock);
+	return v;
+}
+
+uint64_t zeroer_done_bytes(struct zeroer *z)
+{
+	return __atomic_load_n(&z->done_bytes, __ATOMIC_RELAXED);
+}
+
+void zeroer_drain(struct zeroer *z)
+{
+	pthread_mutex_lock(&z->lock);
+	while (!STAILQ_EMPTY(&z->todo) || z->busy)
+		pthread_cond_wait(&z->cond, &z->lock);
+	pthread_mutex_unlock(&z->lock);
+	zero_async_cb(z->loop, &z->async, 0);
+}

@@ -1,0 +1,28 @@
+/*
+ * Background zeroing of freed extents. A worker thread writes zeros (non-temporal, persisted,
+ * through the memset function libpmem2 gives for the mapping) so a grant never waits on it; the
+ * event loop learns of completions through an ev_async and only then lets the allocator reuse the
+ * extent. The worker touches only extents that are quarantined in the pool, so it never races
+ * the loop's metadata updates.
+ */
+#pragma once
+
+#include <ev.h>
+#include <stdint.h>
+
+struct zeroer;
+
+typedef void (*zero_done_fn)(void *userdata, uint64_t offset, uint64_t length, int status);
+
+/* Maps fd (size bytes) through libpmem2 and starts the worker. done is called on the loop thread. */
+int zeroer_new(struct ev_loop *loop, int fd, uint64_t size, zero_done_fn done, void *userdata,
+	       struct zeroer **ret);
+/* Stops the worker after the extents already queued (their completions are dropped) and unmaps. */
+void zeroer_delete(struct zeroer **z);
+/* Queues [offset, offset+length). Returns 0 or -ENOMEM / -EINVAL (outside the mapping). */
+int zeroer_submit(struct zeroer *z, uint64_t offset, uint64_t length);
+/* Bytes queued or in progress, and bytes zeroed since start. */
+uint64_t zeroer_pending_bytes(struct zeroer *z);
+uint64_t zeroer_done_bytes(struct zeroer *z);
+/* Test/maintenance hook: returns once the queue is empty and completions were delivered. */
+void zeroer_drain(struct zeroer *z);

@@ -1,0 +1,574 @@
+/* Slices end to end on the emulated backend: fd passing, persistence across restarts, leases,
+ * reclaim on client death, zeroing before reuse, pins, permissions, quotas, many clients. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "daxpool.h"
+#include "harness.h"
+#include "protocol.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <unistd.h>
+
+#define NOBODY 65534
+
+static struct test_daemon daemon_;
+static char pool_path[128], config_path[128], pool_dir[64];
+
+static const char *const *daemon_args(void)
+{
+	static const char *args[8];
+
+	args[0] = "--config";
+	args[1] = config_path;
+	args[2] = NULL;
+	return args;
+}
+
+static void write_config(const char *extra)
+{
+	FILE *f = fopen(config_path, "w");
+
+	assert_non_null(f);
+	fprintf(f,
+		"{ \"socket_mode\": \"0666\", \"pin_grace_ms\": 200, %s"
+		"  \"backend\": { \"type\": \"emulated\", \"path\": \"%s\", \"size\": \"256M\", \"page\": \"4K\" } }\n",
+		extra, pool_path);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	strcpy(pool_dir, "/tmp/daxpool-slices-XXXXXX");
+	if (!mkdtemp(pool_dir))
+		return -1;
+	chmod(pool_dir, 0755);
+	snprintf(pool_path, sizeof(pool_path), "%s/pool", pool_dir);
+	snprintf(config_path, sizeof(config_path), "%s/daxpool.json", pool_dir);
+	write_config("\"quotas\": { \"65534\": { \"slices\": 3 } },");
+	if (test_daemon_start(&daemon_, daemon_args()) < 0)
+		return -1;
+	chmod(daemon_.dir, 0755); /* the unprivileged clients below must reach the socket */
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+	int r = test_daemon_stop(&daemon_, SIGTERM);
+
+	test_daemon_cleanup(&daemon_);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pool_dir);
+	(void)!system(cmd);
+	return r == 0 ? 0 : -1;
+}
+
+static struct daxpool *connect_ok(void)
+{
+	struct daxpool *dp = NULL;
+
+	assert_int_equal(daxpool_connect(daemon_.socket, &dp), 0);
+	return dp;
+}
+
+static uint8_t *map_slice(const struct daxpool_slice *s, int prot)
+{
+	void *p = mmap(NULL, daxpool_slice_get_length(s), prot, MAP_SHARED, daxpool_slice_get_fd(s),
+		       (off_t)daxpool_slice_get_offset(s));
+
+	assert_true(p != MAP_FAILED);
+	return p;
+}
+
+static void get_stats(struct daxpool *dp, struct daxpool_stats *st)
+{
+	assert_int_equal(daxpool_stat(dp, st, sizeof(*st)), 0);
+}
+
+/* Polls until no freed extent waits for holders, grace or zeroing. */
+static void wait_settled(struct daxpool *dp)
+{
+	struct daxpool_stats st;
+
+	for (int i = 0; i < 500; i++) {
+		get_stats(dp, &st);
+		if (st.quarantined == 0 && st.leases_waiting == 0 && st.zeroing_pending_bytes == 0)
+			return;
+		usleep(10000);
+	}
+	fail_msg("freed extents never settled: %llu quarantined, %llu waiting",
+		 (unsigned long long)st.quarantined, (unsigned long long)st.leases_waiting);
+}
+
+static void test_alloc_map_reopen(void **state)
+{
+	struct daxpool *dp = connect_ok(), *dp2 = connect_ok();
+	struct daxpool_slice *s = NULL, *again = NULL;
+	uint8_t *p;
+
+	assert_int_equal(daxpool_alloc(dp, "db/log", 3 << 20, DAXPOOL_ALIGN_2M, 0640, 0, &s), -EINVAL); /* '/' */
+	assert_int_equal(daxpool_alloc(dp, "db-log", 3 << 20, DAXPOOL_ALIGN_2M, 0640, 0, &s), 0);
+	assert_int_equal(daxpool_slice_get_offset(s) % DAXPOOL_ALIGN_2M, 0);
+	assert_int_equal(daxpool_slice_get_length(s), 4 << 20); /* rounded up to the alignment */
+	assert_int_equal(daxpool_slice_get_alignment(s), DAXPOOL_ALIGN_2M);
+	assert_string_equal(daxpool_slice_get_name(s), "db-log");
+	assert_int_equal(daxpool_slice_get_mode(s), 0640);
+	assert_int_equal(daxpool_slice_get_uid(s), getuid());
+	assert_true(daxpool_slice_is_writable(s));
+	assert_false(daxpool_slice_supports_map_sync(s)); /* emulated */
+	assert_false(daxpool_slice_is_durable(s));
+	p = map_slice(s, PROT_READ | PROT_WRITE);
+	for (size_t i = 0; i < (4u << 20); i += 4096)
+		assert_int_equal(p[i], 0); /* handed out zeroed */
+	memset(p, 0x5a, 4 << 20);
+	munmap(p, 4 << 20);
+
+	assert_int_equal(daxpool_alloc(dp2, "db-log", 4096, DAXPOOL_ALIGN_4K, 0, 0, &again), -EEXIST);
+	assert_int_equal(daxpool_open(dp2, "no-such", 0, &again), -ENOENT);
+	assert_int_equal(daxpool_open(dp2, "db-log", 0, &again), 0);
+	assert_false(daxpool_slice_is_writable(again));
+	assert_int_equal(daxpool_slice_get_offset(again), daxpool_slice_get_offset(s));
+	/* A read-only open passes a read-only fd: a writable shared mapping is refused. */
+	assert_true(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, daxpool_slice_get_fd(again),
+			 (off_t)daxpool_slice_get_offset(again)) == MAP_FAILED);
+	p = map_slice(again, PROT_READ);
+	assert_int_equal(p[0], 0x5a);
+	assert_int_equal(p[(4 << 20) - 1], 0x5a);
+	munmap(p, 4 << 20);
+	/* A read-only handle cannot free. */
+	assert_int_equal(daxpool_free(dp2, &again), -EACCES);
+	assert_int_equal(daxpool_close(dp2, &again), 0);
+	assert_null(again);
+	assert_int_equal(daxpool_close(dp, &s), 0);
+	daxpool_disconnect(&dp);
+	daxpool_disconnect(&dp2);
+}
+
+static void test_survives_daemon_restart(void **state)
+{
+	struct daxpool *dp;
+	struct daxpool_slice *s = NULL;
+	uint8_t *p;
+
+	assert_int_equal(test_daemon_stop(&daemon_, SIGTERM), 0);
+	test_daemon_cleanup(&daemon_);
+	assert_int_equal(test_daemon_start(&daemon_, daemon_args()), 0);
+	chmod(daemon_.dir, 0755);
+	dp = connect_ok();
+	assert_int_equal(daxpool_open(dp, "db-log", DAXPOOL_OPEN_RDWR, &s), 0);
+	p = map_slice(s, PROT_READ | PROT_WRITE);
+	assert_int_equal(p[12345], 0x5a);
+	munmap(p, daxpool_slice_get_length(s));
+	assert_int_equal(daxpool_free(dp, &s), 0);
+	assert_null(s);
+	wait_settled(dp);
+	assert_int_equal(daxpool_open(dp, "db-log", 0, &s), -ENOENT);
+	daxpool_disconnect(&dp);
+}
+
+static void test_freed_memory_is_zeroed(void **state)
+{
+	struct daxpool *dp = connect_ok();
+	struct daxpool_slice *a = NULL, *b = NULL;
+	uint64_t off;
+	uint8_t *p;
+
+	assert_int_equal(daxpool_alloc(dp, NULL, 8 << 20, DAXPOOL_ALIGN_2M, 0, DAXPOOL_ANONYMOUS, &a), 0);
+	assert_true(daxpool_slice_is_anonymous(a));
+	off = daxpool_slice_get_offset(a);
+	p = map_slice(a, PROT_READ | PROT_WRITE);
+	memset(p, 0xab, 8 << 20);
+	munmap(p, 8 << 20);
+	assert_int_equal(daxpool_free(dp, &a), 0);
+	wait_settled(dp);
+	/* Same size and alignment on an otherwise idle pool: the allocator hands the same extent
+	 * back, which is what makes this test prove zeroing. */
+	assert_int_equal(daxpool_alloc(dp, NULL, 8 << 20, DAXPOOL_ALIGN_2M, 0, DAXPOOL_ANONYMOUS, &b), 0);
+	assert_int_equal(daxpool_slice_get_offset(b), off);
+	p = map_slice(b, PROT_READ);
+	for (size_t i = 0; i < (8u << 20); i += 64)
+		if (p[i] != 0)
+			fail_msg("byte %zu of a reused extent is 0x%02x, not zero", i, p[i]);
+	munmap(p, 8 << 20);
+	struct daxpool_stats st;
+	get_stats(dp, &st);
+	assert_true(st.zeroed_bytes_total >= (8u << 20));
+	assert_int_equal(daxpool_free(dp, &b), 0);
+	daxpool_disconnect(&dp);
+}
+
+/* A child that allocates, writes, reports over a pipe and then waits to be killed. */
+static pid_t spawn_holder(const char *named, bool anonymous, int *ret_report)
+{
+	int pipefd[2];
+	pid_t pid;
+
+	assert_int_equal(pipe(pipefd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct daxpool *dp = NULL;
+		struct daxpool_slice *s = NULL, *n = NULL;
+		char ok = 'y';
+
+		close(pipefd[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed assertion in the parent must not leave us */
+		if (daxpool_connect(daemon_.socket, &dp) < 0)
+			_exit(1);
+		if (anonymous && daxpool_alloc(dp, NULL, 2 << 20, DAXPOOL_ALIGN_2M, 0, DAXPOOL_ANONYMOUS, &s) < 0)
+			ok = 'a';
+		if (named && daxpool_alloc(dp, named, 2 << 20, DAXPOOL_ALIGN_2M, 0644, 0, &n) < 0)
+			ok = 'n';
+		if (s)
+			memset(map_slice(s, PROT_READ | PROT_WRITE), 0x77, 2 << 20);
+		(void)!write(pipefd[1], &ok, 1);
+		pause();
+		_exit(0);
+	}
+	close(pipefd[1]);
+	*ret_report = pipefd[0];
+	return pid;
+}
+
+static void test_sigkill_reclaims_anonymous_only(void **state)
+{
+	struct daxpool *dp = connect_ok();
+	struct daxpool_stats before, during, after;
+	struct daxpool_slice *s = NULL;
+	int report, status;
+	char ok = 0;
+	pid_t pid;
+
+	wait_settled(dp); /* earlier tests' frees still count until reclaimed */
+	get_stats(dp, &before);
+	pid = spawn_holder("kept-after-kill", true, &report);
+	assert_int_equal(read(report, &ok, 1), 1);
+	assert_int_equal(ok, 'y');
+	get_stats(dp, &during);
+	assert_int_equal(during.anonymous_slices, before.anonymous_slices + 1);
+	assert_int_equal(during.slices, before.slices + 2);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	close(report);
+	/* The daemon sees the connection close asynchronously: wait for the reclaim to begin. */
+	for (int i = 0; i < 500; i++) {
+		get_stats(dp, &after);
+		if (after.anonymous_slices == before.anonymous_slices)
+			break;
+		usleep(10000);
+	}
+	wait_settled(dp);
+	get_stats(dp, &after);
+	assert_int_equal(after.anonymous_slices, before.anonymous_slices);
+	assert_int_equal(after.slices, before.slices + 1); /* the named one stays */
+	assert_int_equal(daxpool_open(dp, "kept-after-kill", DAXPOOL_OPEN_RDWR, &s), 0);
+	assert_int_equal(daxpool_free(dp, &s), 0);
+	wait_settled(dp);
+	daxpool_disconnect(&dp);
+}
+
+static void test_live_holder_blocks_reuse(void **state)
+{
+	struct daxpool *dp = connect_ok();
+	struct daxpool_slice *s = NULL;
+	struct daxpool_stats st;
+	int report, status;
+	char ok = 0;
+	pid_t pid;
+
+	/* The child keeps "shared" mapped; we free it: it must stay quarantined while the child
+	 * lives, and be zeroed and released once it is gone. */
+	pid = spawn_holder("shared", false, &report);
+	assert_int_equal(read(report, &ok, 1), 1);
+	assert_int_equal(ok, 'y');
+	assert_int_equal(daxpool_open(dp, "shared", DAXPOOL_OPEN_RDWR, &s), 0);
+	assert_int_equal(daxpool_free(dp, &s), 0);
+	usleep(300000);
+	get_stats(dp, &st);
+	assert_int_equal(st.quarantined, 1);
+	assert_int_equal(st.leases_waiting, 1);
+	/* The name is free at once, though the extent is not. */
+	assert_int_equal(daxpool_alloc(dp, "shared", 4096, DAXPOOL_ALIGN_4K, 0, 0, &s), 0);
+	assert_int_equal(daxpool_free(dp, &s), 0);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	close(report);
+	wait_settled(dp);
+	daxpool_disconnect(&dp);
+}
+
+static void test_pins(void **state)
+{
+	struct daxpool *dp = connect_ok();
+	struct daxpool_slice *s = NULL;
+	struct daxpool_stats st;
+	uint64_t pin, pin2;
+
+	assert_int_equal(daxpool_alloc(dp, "pinned", 2 << 20, DAXPOOL_ALIGN_2M, 0, 0, &s), 0);
+	assert_int_equal(daxpool_pin_declare(dp, s, 0, (2 << 20) + 1, &pin), -ERANGE);
+	assert_int_equal(daxpool_pin_declare(dp, s, UINT64_MAX, 2, &pin), -ERANGE);
+	assert_int_equal(daxpool_pin_declare(dp, s, 4096, 8192, &pin), 0);
+	assert_int_equal(daxpool_pin_declare(dp, s, 0, 2 << 20, &pin2), 0);
+	get_stats(dp, &st);
+	assert_int_equal(st.pins, 2);
+	assert_int_equal(daxpool_free(dp, &s), -EBUSY);
+	assert_non_null(s);
+	assert_int_equal(daxpool_close(dp, &s), -EBUSY);
+	assert_int_equal(daxpool_pin_undeclare(dp, pin), 0);
+	assert_int_equal(daxpool_pin_undeclare(dp, pin), -ENOENT);
+	assert_int_equal(daxpool_pin_undeclare(dp, pin2), 0);
+	get_stats(dp, &st);
+	assert_int_equal(st.pins, 0);
+	assert_int_equal(daxpool_deep_flush(dp, s, 0, 4096), 0);
+	assert_int_equal(daxpool_deep_flush(dp, s, 0, 0), -ERANGE);
+	assert_int_equal(daxpool_free(dp, &s), 0);
+	wait_settled(dp);
+	daxpool_disconnect(&dp);
+}
+
+static void test_pin_outlives_connection(void **state)
+{
+	struct daxpool *dp = connect_ok();
+	struct daxpool_slice *s = NULL;
+	struct daxpool_stats st;
+	int pipefd[2], status;
+	char c;
+	pid_t pid;
+
+	assert_int_equal(daxpool_alloc(dp, "rdma-buf", 2 << 20, DAXPOOL_ALIGN_2M, 0666, 0, &s), 0);
+	assert_int_equal(pipe(pipefd), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct daxpool *cdp = NULL;
+		struct daxpool_slice *cs = NULL;
+		uint64_t pin;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (daxpool_connect(daemon_.socket, &cdp) < 0 ||
+		    daxpool_open(cdp, "rdma-buf", DAXPOOL_OPEN_RDWR, &cs) < 0 ||
+		    daxpool_pin_declare(cdp, cs, 0, 2 << 20, &pin) < 0)
+			_exit(1);
+		/* Like an RDMA MR: the pin stays while the process lives, connection or not. */
+		daxpool_disconnect(&cdp);
+		(void)!write(pipefd[1], "p", 1);
+		pause();
+		_exit(0);
+	}
+	close(pipefd[1]);
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+	assert_int_equal(daxpool_free(dp, &s), 0);
+	usleep(300000);
+	get_stats(dp, &st);
+	assert_int_equal(st.pins, 1);
+	assert_int_equal(st.leases_waiting, 1);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	close(pipefd[0]);
+	wait_settled(dp); /* after the pin grace period (200 ms in this config) */
+	get_stats(dp, &st);
+	assert_int_equal(st.pins, 0);
+	daxpool_disconnect(&dp);
+}
+
+/* Runs fn as uid/gid nobody in a child; returns its exit status. */
+static int as_nobody(int (*fn)(void))
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+			_exit(99);
+		_exit(fn());
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
+}
+
+static int nobody_permissions(void)
+{
+	struct daxpool *dp = NULL;
+	struct daxpool_slice *s = NULL, *a = NULL, *b = NULL, *c = NULL;
+
+	if (daxpool_connect(daemon_.socket, &dp) < 0)
+		return 1;
+	if (daxpool_open(dp, "private", 0, &s) != -EACCES)
+		return 2;
+	if (daxpool_open(dp, "public-ro", DAXPOOL_OPEN_RDWR, &s) != -EACCES)
+		return 3;
+	if (daxpool_open(dp, "public-ro", 0, &s) != 0)
+		return 4;
+	if (daxpool_free(dp, &s) != -EACCES)
+		return 5;
+	daxpool_close(dp, &s);
+	if (daxpool_open(dp, "public-rw", DAXPOOL_OPEN_RDWR, &s) != 0)
+		return 6;
+	if (daxpool_free(dp, &s) != -EACCES) /* write permission is not ownership */
+		return 7;
+	daxpool_close(dp, &s);
+	if (daxpool_alloc_owned(dp, "stolen", 4096, DAXPOOL_ALIGN_4K, 0, 0, 0, &s) != -EPERM)
+		return 8;
+	/* quota for uid 65534: 3 slices, one of them "for-nobody" allocated by root */
+	if (daxpool_alloc(dp, "nobody-1", 4096, DAXPOOL_ALIGN_4K, 0, 0, &a) != 0 ||
+	    daxpool_alloc(dp, NULL, 4096, DAXPOOL_ALIGN_4K, 0, DAXPOOL_ANONYMOUS, &b) != 0)
+		return 9;
+	if (daxpool_alloc(dp, "nobody-3", 4096, DAXPOOL_ALIGN_4K, 0, 0, &c) != -EDQUOT)
+		return 10;
+	if (!strstr(daxpool_errormsg(), "quota"))
+		return 11;
+	if (daxpool_slice_get_uid(a) != NOBODY || daxpool_free(dp, &a) != 0)
+		return 12;
+	if (daxpool_alloc(dp, "nobody-3", 4096, DAXPOOL_ALIGN_4K, 0, 0, &c) != 0 || daxpool_free(dp, &c) != 0)
+		return 13;
+	daxpool_disconnect(&dp);
+	return 0;
+}
+
+static void test_permissions_and_quota(void **state)
+{
+	struct daxpool *dp = connect_ok();
+	struct daxpool_slice *p = NULL, *ro = NULL, *rw = NULL, *owned = NULL;
+
+	assert_int_equal(daxpool_alloc(dp, "private", 4096, DAXPOOL_ALIGN_4K, 0600, 0, &p), 0);
+	assert_int_equal(daxpool_alloc(dp, "public-ro", 4096, DAXPOOL_ALIGN_4K, 0644, 0, &ro), 0);
+	assert_int_equal(daxpool_alloc(dp, "public-rw", 4096, DAXPOOL_ALIGN_4K, 0666, 0, &rw), 0);
+	/* root is an administrator: it may allocate for another owner */
+	assert_int_equal(daxpool_alloc_owned(dp, "for-nobody", 4096, DAXPOOL_ALIGN_4K, 0600, NOBODY, NOBODY, &owned), 0);
+	assert_int_equal(daxpool_slice_get_uid(owned), NOBODY);
+	assert_int_equal(as_nobody(nobody_permissions), 0);
+	assert_int_equal(daxpool_free(dp, &p), 0);
+	assert_int_equal(daxpool_free(dp, &ro), 0);
+	assert_int_equal(daxpool_free(dp, &rw), 0);
+	assert_int_equal(daxpool_free(dp, &owned), 0);
+	wait_settled(dp);
+	daxpool_disconnect(&dp);
+}
+
+static int count_slice(const struct daxpool_slice_info *info, void *userdata)
+{
+	(*(int *)userdata)++;
+	return 0;
+}
+
+static void test_list_and_stat(void **state)
+{
+	struct daxpool *dp = connect_ok();
+	struct daxpool_slice *s[300] = {};
+	struct daxpool_stats st;
+	char name[32];
+	int n = 0;
+
+	/* More than one LIST page (256 entries). */
+	for (int i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "list-%03d", i);
+		assert_int_equal(daxpool_alloc(dp, name, 4096, DAXPOOL_ALIGN_4K, 0, 0, &s[i]), 0);
+	}
+	assert_int_equal(daxpool_list(dp, count_slice, &n), 0);
+	assert_int_equal(n, 300);
+	get_stats(dp, &st);
+	assert_int_equal(st.slices, 300);
+	assert_int_equal(st.pool_size, 256 << 20);
+	assert_int_equal(st.allocated_bytes, 300 * 4096);
+	assert_int_equal(st.backend, 2);
+	for (int i = 0; i < 300; i++)
+		assert_int_equal(daxpool_free(dp, &s[i]), 0);
+	wait_settled(dp);
+	daxpool_disconnect(&dp);
+}
+
+static void test_unexpected_fds_closed(void **state)
+{
+	struct daxpool *dp = connect_ok();
+	int fd = raw_connect(daemon_.socket), devnull = open("/dev/null", O_RDONLY);
+	char buf[256];
+	union {
+		struct cmsghdr align;
+		char b[CMSG_SPACE(sizeof(int))];
+	} control = {};
+	uint8_t frame[DXP_HEADER_SIZE];
+	struct iovec iov = { .iov_base = frame, .iov_len = sizeof(frame) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.b,
+			      .msg_controllen = sizeof(control.b) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+
+	dxp_frame_encode(frame, 1, DXP_MSG_STATUS, 1, 0, NULL, 0);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &devnull, sizeof(int));
+	assert_int_equal(sendmsg(fd, &msg, 0), (ssize_t)sizeof(frame));
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+	assert_true(n >= DXP_HEADER_SIZE);
+	struct dxp_header h;
+	assert_int_equal(dxp_header_decode((uint8_t *)buf, (size_t)n, &h), 0);
+	assert_int_equal(h.status, -EBADMSG);
+	close(fd);
+	close(devnull);
+	assert_int_equal(daxpool_ping(dp), 0);
+	daxpool_disconnect(&dp);
+}
+
+static void test_thousand_clients(void **state)
+{
+	enum { N = 1000 };
+	struct daxpool **dps = calloc(N, sizeof(*dps));
+	struct rlimit rl;
+
+	/* 1000 sockets here and 1000 in the daemon: both processes need the fd headroom. */
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur < 4096) {
+		rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	assert_true(rl.rlim_cur >= N + 64);
+	for (int i = 0; i < N; i++)
+		if (daxpool_connect(daemon_.socket, &dps[i]) < 0)
+			fail_msg("client %d: %s", i, daxpool_errormsg());
+	for (int i = 0; i < N; i++)
+		assert_int_equal(daxpool_ping(dps[i]), 0);
+	struct daxpool_status *st = NULL;
+	assert_int_equal(daxpool_status(dps[0], &st), 0);
+	assert_true(daxpool_status_get_clients(st) >= N);
+	daxpool_status_delete(&st);
+	for (int i = 0; i < N; i++)
+		daxpool_disconnect(&dps[i]);
+	free(dps);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_alloc_map_reopen),
+		cmocka_unit_test(test_survives_daemon_restart),
+		cmocka_unit_test(test_freed_memory_is_zeroed),
+		cmocka_unit_test(test_sigkill_reclaims_anonymous_only),
+		cmocka_unit_test(test_live_holder_blocks_reuse),
+		cmocka_unit_test(test_pins),
+		cmocka_unit_test(test_pin_outlives_connection),
+		cmocka_unit_test(test_permissions_and_quota),
+		cmocka_unit_test(test_list_and_stat),
+		cmocka_unit_test(test_unexpected_fds_closed),
+		cmocka_unit_test(test_thousand_clients),
+	};
+	/* The daemon inherits our fd limit: raise it before it starts. */
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max < 8192 ? rl.rlim_max : 8192;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -51,6 +51,8 @@ struct daxpoold {
 
 	struct timespec start_mono;
 	time_t start_realtime;
+	int argc; /* kept for SIGHUP, which re-reads the config with the same command line */
+	char **argv;
 	int exit_code;
 	int ready_fd; /* detached start-up: write end of the pipe the parent waits on, or -1 */
 };
@@ -58,6 +60,9 @@ struct daxpoold {
 /* Lifecycle, in the order main() calls them (shutdown in reverse). */
 int server_start(struct daxpoold *d);
 void server_stop(struct daxpoold *d);
+
+/* SIGHUP: re-reads the config and applies what can change while serving (config.c). */
+void daemon_reload(struct daxpoold *d);
 
 /* Monotonic nanoseconds since the daemon started. */
 uint64_t daemon_uptime_ns(const struct daxpoold *d);

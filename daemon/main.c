@@ -174,6 +174,8 @@ int main(int argc, char **argv)
 	int r;
 
 	log_setup("daxpoold", LOG_INFO);
+	d.argc = argc;
+	d.argv = argv;
 	r = options_parse(&d.opts, argc, argv);
 	if (r < 0) {
 		options_free(&d.opts);

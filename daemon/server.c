@@ -87,7 +87,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	struct daxpoold *d = w->data;
 
 	if (w->signum == SIGHUP) {
-		log_notice("SIGHUP: reloading the configuration is not supported; restart daxpoold to apply changes");
+		daemon_reload(d);
 		return;
 	}
 	log_info("received %s, shutting down", strsignal(w->signum));

@@ -53,15 +53,55 @@ static void test_sigterm_and_sigint(void **state)
 	}
 }
 
-static void test_sighup_keeps_serving(void **state)
+static void write_file(const char *path, const char *text)
 {
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* SIGHUP re-reads the config: a valid one changes limits live, an invalid one changes nothing. */
+static void test_sighup_reloads(void **state)
+{
+	char dir[] = "/tmp/daxpool-reload-XXXXXX", config[128];
+	const char *args[] = { "--config", config, NULL };
+	struct daxpool *a = NULL, *b = NULL, *c = NULL;
 	struct test_daemon d;
 
-	assert_int_equal(test_daemon_start(&d, NULL), 0);
+	assert_non_null(mkdtemp(dir));
+	snprintf(config, sizeof(config), "%s/daxpool.json", dir);
+	write_file(config, "{ \"max_clients\": 1 }\n");
+	assert_int_equal(test_daemon_start(&d, args), 0);
+	assert_int_equal(daxpool_connect(d.socket, &a), 0);
+	assert_int_equal(daxpool_connect(d.socket, &b), -EUSERS);
+
+	write_file(config, "{ \"max_clients\": 3 }\n");
 	kill(d.pid, SIGHUP);
-	assert_serves(d.socket);
+	int r = -1;
+	for (int i = 0; i < 200 && r < 0; i++) { /* the reload is asynchronous */
+		r = daxpool_connect(d.socket, &b);
+		if (r < 0)
+			usleep(10000);
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(daxpool_connect(d.socket, &c), 0);
+
+	write_file(config, "{ \"max_clients\": \"lots\" }\n"); /* invalid: kept as it was */
+	kill(d.pid, SIGHUP);
+	usleep(200000);
+	assert_int_equal(daxpool_ping(a), 0);
+	daxpool_disconnect(&c);
+	usleep(100000);
+	assert_int_equal(daxpool_connect(d.socket, &c), 0); /* still 3 allowed */
+	daxpool_disconnect(&a);
+	daxpool_disconnect(&b);
+	daxpool_disconnect(&c);
 	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
 	test_daemon_cleanup(&d);
+	unlink(config);
+	rmdir(dir);
 }
 
 static void test_stale_socket_replaced(void **state)
@@ -293,7 +333,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sigterm_and_sigint),
-		cmocka_unit_test(test_sighup_keeps_serving),
+		cmocka_unit_test(test_sighup_reloads),
 		cmocka_unit_test(test_stale_socket_replaced),
 		cmocka_unit_test(test_refuses_to_clobber),
 		cmocka_unit_test(test_usage_errors),

@@ -10,6 +10,9 @@ struct bench_opts {
 	uint64_t counts[8];
 	unsigned ncounts;
 	uint64_t ops; /* churn operations per measurement */
+	const char *daemon; /* service: daxpoold to start; NULL = find it (service.c) */
+	double duration; /* service: seconds per throughput point; 0 = default */
+	int quick; /* service: short points for CI */
 };
 
 /* Prints one row {"suite","system","metric","value","unit","params"} as a JSON line; takes params. */
@@ -20,3 +23,4 @@ uint64_t bench_now_ns(void);
 uint64_t bench_quantile(uint64_t *samples, uint64_t n, double q);
 
 int suite_alloc(const struct bench_opts *o);
+int suite_service(const struct bench_opts *o);

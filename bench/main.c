@@ -53,12 +53,16 @@ static const struct {
 } suites[] = {
 	{"alloc", suite_alloc,
 	 "in-process allocator: alloc/free throughput and p50/p99 latency vs libpmemobj"},
+	{"service", suite_service,
+	 "through daxpoold: grant latency, alloc+free rate at 1/8/64 clients vs in-process"},
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: daxpool-bench SUITE [--dir DIR] [--counts N,N,...] [--ops N] "
-		   "[--system all|daxpool|pmemobj]\nsuites:\n");
+		   "[--system all|daxpool|pmemobj]\n"
+		   "       daxpool-bench service [--dir DIR] [--daemon PATH] [--duration S] [--quick]\n"
+		   "suites:\n");
 	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
 		fprintf(f, "  %-8s %s\n", suites[i].name, suites[i].help);
 }
@@ -70,7 +74,9 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"dir", required_argument, NULL, 'd'},   {"counts", required_argument, NULL, 'c'},
 		{"ops", required_argument, NULL, 'o'},   {"system", required_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},        {0},
+		{"daemon", required_argument, NULL, 'D'}, {"duration", required_argument, NULL, 't'},
+		{"quick", no_argument, NULL, 'q'},       {"help", no_argument, NULL, 'h'},
+		{0},
 	};
 	int c;
 
@@ -91,7 +97,7 @@ int main(int argc, char **argv)
 	}
 	const char *suite = argv[1];
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "d:c:o:s:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:c:o:s:D:t:qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			o.dir = optarg;
@@ -109,6 +115,19 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			o.system = optarg;
+			break;
+		case 'D':
+			o.daemon = optarg;
+			break;
+		case 't':
+			o.duration = strtod(optarg, NULL);
+			if (!(o.duration > 0)) {
+				fprintf(stderr, "daxpool-bench: --duration needs a positive number of seconds\n");
+				return 2;
+			}
+			break;
+		case 'q':
+			o.quick = 1;
 			break;
 		case 'h':
 			usage(stdout);

@@ -115,12 +115,36 @@ static void get_stats(struct daxpool *dp, struct daxpool_stats *st)
 	assert_int_equal(daxpool_stat(dp, st, sizeof(*st)), 0);
 }
 
-/* Polls until no freed extent waits for holders, grace or zeroing. */
+/* The pool's device alignment: on a real device every extent is a multiple of it (a 1G-aligned
+ * device turns a 4K request into 1 GiB), and a mapping can only be unmapped in its units. */
+static uint64_t device_align(void)
+{
+	struct daxpool *dp = NULL;
+	struct daxpool_stats st;
+
+	assert_int_equal(daxpool_connect(daemon_.socket, &dp), 0);
+	get_stats(dp, &st);
+	daxpool_disconnect(&dp);
+	return st.device_align;
+}
+
+static uint64_t round_up(uint64_t v, uint64_t align)
+{
+	return (v + align - 1) / align * align;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+	return a > b ? a : b;
+}
+
+/* Polls until no freed extent waits for holders, grace or zeroing. A real device under the lab's
+ * emulation zeroes a 1 GiB extent in about a second: allow 30 s. */
 static void wait_settled(struct daxpool *dp)
 {
 	struct daxpool_stats st;
 
-	for (int i = 0; i < 500; i++) {
+	for (int i = 0; i < 3000; i++) {
 		get_stats(dp, &st);
 		if (st.quarantined == 0 && st.leases_waiting == 0 && st.zeroing_pending_bytes == 0)
 			return;
@@ -134,13 +158,15 @@ static void test_alloc_map_reopen(void **state)
 {
 	struct daxpool *dp = connect_ok(), *dp2 = connect_ok();
 	struct daxpool_slice *s = NULL, *again = NULL;
+	/* 2M requested; a device aligned more coarsely (1G) aligns and rounds to its own unit */
+	uint64_t unit = max_u64(DAXPOOL_ALIGN_2M, device_align()), len = round_up(3 << 20, unit);
 	uint8_t *p;
 
 	assert_int_equal(daxpool_alloc(dp, "db/log", 3 << 20, DAXPOOL_ALIGN_2M, 0640, 0, &s), -EINVAL); /* '/' */
 	assert_int_equal(daxpool_alloc(dp, "db-log", 3 << 20, DAXPOOL_ALIGN_2M, 0640, 0, &s), 0);
-	assert_int_equal(daxpool_slice_get_offset(s) % DAXPOOL_ALIGN_2M, 0);
-	assert_int_equal(daxpool_slice_get_length(s), 4 << 20); /* rounded up to the alignment */
-	assert_int_equal(daxpool_slice_get_alignment(s), DAXPOOL_ALIGN_2M);
+	assert_int_equal(daxpool_slice_get_offset(s) % unit, 0);
+	assert_int_equal(daxpool_slice_get_length(s), len); /* rounded up to the alignment */
+	assert_int_equal(daxpool_slice_get_alignment(s), unit); /* what the client maps at */
 	assert_string_equal(daxpool_slice_get_name(s), "db-log");
 	assert_int_equal(daxpool_slice_get_mode(s), 0640);
 	assert_int_equal(daxpool_slice_get_uid(s), getuid());
@@ -151,7 +177,7 @@ static void test_alloc_map_reopen(void **state)
 	for (size_t i = 0; i < (4u << 20); i += 4096)
 		assert_int_equal(p[i], 0); /* handed out zeroed */
 	memset(p, 0x5a, 4 << 20);
-	munmap(p, 4 << 20);
+	assert_int_equal(munmap(p, len), 0);
 
 	assert_int_equal(daxpool_alloc(dp2, "db-log", 4096, DAXPOOL_ALIGN_4K, 0, 0, &again), -EEXIST);
 	assert_int_equal(daxpool_open(dp2, "no-such", 0, &again), -ENOENT);
@@ -164,7 +190,7 @@ static void test_alloc_map_reopen(void **state)
 	p = map_slice(again, PROT_READ);
 	assert_int_equal(p[0], 0x5a);
 	assert_int_equal(p[(4 << 20) - 1], 0x5a);
-	munmap(p, 4 << 20);
+	assert_int_equal(munmap(p, len), 0);
 	/* A read-only handle cannot free. */
 	assert_int_equal(daxpool_free(dp2, &again), -EACCES);
 	assert_int_equal(daxpool_close(dp2, &again), 0);
@@ -188,7 +214,7 @@ static void test_survives_daemon_restart(void **state)
 	assert_int_equal(daxpool_open(dp, "db-log", DAXPOOL_OPEN_RDWR, &s), 0);
 	p = map_slice(s, PROT_READ | PROT_WRITE);
 	assert_int_equal(p[12345], 0x5a);
-	munmap(p, daxpool_slice_get_length(s));
+	assert_int_equal(munmap(p, daxpool_slice_get_length(s)), 0);
 	assert_int_equal(daxpool_free(dp, &s), 0);
 	assert_null(s);
 	wait_settled(dp);
@@ -200,7 +226,7 @@ static void test_freed_memory_is_zeroed(void **state)
 {
 	struct daxpool *dp = connect_ok();
 	struct daxpool_slice *a = NULL, *b = NULL;
-	uint64_t off;
+	uint64_t off, len = round_up(8 << 20, max_u64(DAXPOOL_ALIGN_2M, device_align()));
 	uint8_t *p;
 
 	assert_int_equal(daxpool_alloc(dp, NULL, 8 << 20, DAXPOOL_ALIGN_2M, 0, DAXPOOL_ANONYMOUS, &a), 0);
@@ -208,7 +234,7 @@ static void test_freed_memory_is_zeroed(void **state)
 	off = daxpool_slice_get_offset(a);
 	p = map_slice(a, PROT_READ | PROT_WRITE);
 	memset(p, 0xab, 8 << 20);
-	munmap(p, 8 << 20);
+	assert_int_equal(munmap(p, len), 0); /* whole device units: a 1G mapping cannot be split */
 	assert_int_equal(daxpool_free(dp, &a), 0);
 	wait_settled(dp);
 	/* Same size and alignment on an otherwise idle pool: the allocator hands the same extent
@@ -219,7 +245,7 @@ static void test_freed_memory_is_zeroed(void **state)
 	for (size_t i = 0; i < (8u << 20); i += 64)
 		if (p[i] != 0)
 			fail_msg("byte %zu of a reused extent is 0x%02x, not zero", i, p[i]);
-	munmap(p, 8 << 20);
+	assert_int_equal(munmap(p, len), 0);
 	struct daxpool_stats st;
 	get_stats(dp, &st);
 	assert_true(st.zeroed_bytes_total >= (8u << 20));
@@ -332,10 +358,12 @@ static void test_pins(void **state)
 	struct daxpool *dp = connect_ok();
 	struct daxpool_slice *s = NULL;
 	struct daxpool_stats st;
-	uint64_t pin, pin2;
+	uint64_t pin, pin2, len;
 
 	assert_int_equal(daxpool_alloc(dp, "pinned", 2 << 20, DAXPOOL_ALIGN_2M, 0, 0, &s), 0);
-	assert_int_equal(daxpool_pin_declare(dp, s, 0, (2 << 20) + 1, &pin), -ERANGE);
+	len = daxpool_slice_get_length(s); /* 2 MiB, or the device's unit (1 GiB) */
+	assert_int_equal(len, round_up(2 << 20, max_u64(DAXPOOL_ALIGN_2M, device_align())));
+	assert_int_equal(daxpool_pin_declare(dp, s, 0, len + 1, &pin), -ERANGE);
 	assert_int_equal(daxpool_pin_declare(dp, s, UINT64_MAX, 2, &pin), -ERANGE);
 	assert_int_equal(daxpool_pin_declare(dp, s, 4096, 8192, &pin), 0);
 	assert_int_equal(daxpool_pin_declare(dp, s, 0, 2 << 20, &pin2), 0);
@@ -486,23 +514,34 @@ static void test_list_and_stat(void **state)
 	struct daxpool_slice *s[300] = {};
 	struct daxpool_stats st;
 	char name[32];
-	int n = 0;
+	int n = 0, count = 300;
 
-	/* More than one LIST page (256 entries). */
-	for (int i = 0; i < 300; i++) {
+	/* More than one LIST page (256 entries). A device with a larger alignment rounds every 4K
+	 * request up to it: on a 1G-aligned device only as many slices as whole free gigabytes fit
+	 * (the LIST paging is covered on 4K and 2M devices and the emulated pool). */
+	get_stats(dp, &st);
+	uint64_t unit = max_u64(st.device_align, 4096);
+	if (st.free_bytes[0] / unit < (uint64_t)count) {
+		assert_non_null(test_device()); /* the emulated pool always holds 300 */
+		count = (int)(st.free_bytes[0] / unit);
+		assert_true(count >= 2);
+		fprintf(stderr, "test_list_and_stat: %d slices of %llu bytes fit, not 300\n", count,
+			(unsigned long long)unit);
+	}
+	for (int i = 0; i < count; i++) {
 		snprintf(name, sizeof(name), "list-%03d", i);
 		assert_int_equal(daxpool_alloc(dp, name, 4096, DAXPOOL_ALIGN_4K, 0, 0, &s[i]), 0);
 	}
 	assert_int_equal(daxpool_list(dp, count_slice, &n), 0);
-	assert_int_equal(n, 300);
+	assert_int_equal(n, count);
 	get_stats(dp, &st);
-	assert_int_equal(st.slices, 300);
+	assert_int_equal(st.slices, count);
 	if (!test_device())
 		assert_int_equal(st.pool_size, 256 << 20);
 	/* a device with a larger alignment rounds every 4K request up to it */
-	assert_int_equal(st.allocated_bytes, 300 * (st.device_align > 4096 ? st.device_align : 4096));
+	assert_int_equal(st.allocated_bytes, count * unit);
 	assert_int_equal(st.backend, test_device() ? 1 : 2);
-	for (int i = 0; i < 300; i++)
+	for (int i = 0; i < count; i++)
 		assert_int_equal(daxpool_free(dp, &s[i]), 0);
 	wait_settled(dp);
 	daxpool_disconnect(&dp);

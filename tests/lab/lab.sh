@@ -26,7 +26,7 @@ Options
                           all = test or run on both, one after the other
   -a, --align LIST        namespaces to create, one after another: 4K,2M,1G | all | none
                           (default: all for test, 2M for run and shell)
-  -s, --size SIZE         namespace size for ndctl -s (default 2G; 3G for 1G alignment)
+  -s, --size SIZE         namespace size for ndctl -s (default 2G; 10G for 1G alignment)
   -b, --build DIR         build tree, shared writable at the same path in the guest
                           (default: $DAXPOOL_LAB_BUILD, else the repository's build/ if
                           configured; test requires one)
@@ -185,7 +185,7 @@ if [ "$align" != none ]; then
 		a=${a^^}
 		case "$a" in 4K | 2M | 1G) ;; *) die "bad alignment '$a' (4K, 2M, 1G, all or none)" ;; esac
 		s=$size
-		[ -n "$s" ] || { [ "$a" = 1G ] && s=3G || s=2G; }
+		[ -n "$s" ] || { [ "$a" = 1G ] && s=10G || s=2G; }
 		namespaces+=("$a:$s")
 	done
 fi

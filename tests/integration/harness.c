@@ -51,15 +51,20 @@ static void read_notify(struct test_daemon *d, int timeout_ms, bool want_ready)
 {
 	int64_t deadline = now_ms() + timeout_ms;
 
-	while (now_ms() < deadline) {
+	/* At least one pass even with timeout 0, so datagrams already queued are never missed. */
+	for (;;) {
 		struct pollfd pfd = { .fd = d->notify_fd, .events = POLLIN };
+		int64_t left = deadline - now_ms();
 		char buf[1024];
 		ssize_t n;
 
 		if (want_ready && waitpid(d->pid, NULL, WNOHANG) != 0)
 			return; /* it died before becoming ready */
-		if (poll(&pfd, 1, 50) <= 0)
+		if (poll(&pfd, 1, left > 50 ? 50 : (left > 0 ? (int)left : 0)) <= 0) {
+			if (left <= 0)
+				return;
 			continue;
+		}
 		n = recv(d->notify_fd, buf, sizeof(buf) - 1, 0);
 		if (n <= 0)
 			continue;

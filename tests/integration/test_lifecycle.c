@@ -7,6 +7,7 @@
 
 #include "daxpool.h"
 #include "harness.h"
+#include "protocol.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -310,6 +311,73 @@ static void test_max_clients_and_mode(void **state)
 	rmdir(dir);
 }
 
+/* Reads until the daemon closes the connection; true when it did within timeout_ms. */
+static bool closed_by_daemon(int fd, int timeout_ms)
+{
+	char buf[256];
+
+	for (int waited = 0; waited < timeout_ms; waited += 50) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return true;
+		if (n < 0)
+			usleep(50000);
+	}
+	return false;
+}
+
+static void test_idle_and_stuck_clients_time_out(void **state)
+{
+	char dir[] = "/tmp/daxpool-timeouts-XXXXXX", config[128];
+	const char *args[] = { "--config", config, NULL };
+	uint8_t frame[64], payload[DXP_HELLO_REQUEST_SIZE];
+	struct dxp_hello_request req = { .min_version = 1, .max_version = 1 };
+	struct test_daemon d;
+	int idle, stuck, sent = 0;
+	size_t n;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(config, sizeof(config), "%s/daxpool.json", dir);
+	write_file(config, "{ \"idle_timeout_s\": 1, \"send_timeout_s\": 1 }\n");
+	assert_int_equal(test_daemon_start(&d, args), 0);
+
+	idle = raw_connect(d.socket);
+	stuck = raw_connect(d.socket);
+	assert_true(idle >= 0 && stuck >= 0);
+	dxp_hello_request_encode(&req, payload);
+	n = dxp_frame_encode(frame, 1, DXP_MSG_HELLO, 1, 0, payload, sizeof(payload));
+	assert_int_equal(send(idle, frame, n, 0), (ssize_t)n);
+	/* The stuck client pipelines PINGs and never reads a reply. */
+	assert_int_equal(send(stuck, frame, n, 0), (ssize_t)n);
+	n = dxp_frame_encode(frame, 1, DXP_MSG_PING, 2, 0, "12345678", 8);
+	while (send(stuck, frame, n, MSG_DONTWAIT) > 0 && sent < 100000)
+		sent++;
+	assert_true(closed_by_daemon(idle, 5000));
+	/* Reading would unstick the stuck client: watch the daemon's client count instead. */
+	struct daxpool *watcher = NULL;
+	unsigned clients = 0;
+	assert_int_equal(daxpool_connect(d.socket, &watcher), 0);
+	for (int i = 0; i < 100; i++) {
+		struct daxpool_status *st = NULL;
+
+		assert_int_equal(daxpool_status(watcher, &st), 0);
+		clients = daxpool_status_get_clients(st);
+		daxpool_status_delete(&st);
+		if (clients == 1)
+			break;
+		usleep(100000);
+	}
+	assert_int_equal(clients, 1); /* only the watcher is left */
+	daxpool_disconnect(&watcher);
+	close(idle);
+	close(stuck);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+	unlink(config);
+	rmdir(dir);
+}
+
 static void test_invalid_config_refused(void **state)
 {
 	char dir[] = "/tmp/daxpool-badcfg-XXXXXX", config[128];
@@ -341,6 +409,7 @@ int main(void)
 		cmocka_unit_test(test_socket_activation),
 		cmocka_unit_test(test_max_clients_and_mode),
 		cmocka_unit_test(test_invalid_config_refused),
+		cmocka_unit_test(test_idle_and_stuck_clients_time_out),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@ cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" >/dev/null
 echo "demo: built daxpoold, libdaxpool and daxpoolctl in $build"
 
+rm -rf "$state"
 mkdir -p "$state"
 sock=$state/daxpoold.sock
 hugemnt=$state/hugepages-2M
@@ -25,23 +26,33 @@ trap cleanup EXIT
 
 pages=$(( $(numfmt --from=iec "$size") / (2 * 1024 * 1024) ))
 if why=$("$top/scripts/hugepages.sh" reserve 2M "$pages" "$hugemnt"); then
-	backend=(--emulate "$hugemnt/pool" --size "$size" --page 2M)
+	backend=(--emulate "$hugemnt/pool" --size "$size" --page 2M --format-if-empty)
 	echo "demo: emulated backend on hugetlbfs ($pages x 2M pages at $hugemnt)"
 else
-	backend=(--emulate "$state/pool-4k" --size "$size" --page 4K)
+	backend=(--emulate "$state/pool-4k" --size "$size" --page 4K --format-if-empty)
 	echo "demo: $why; falling back to a plain file with 4K pages"
 fi
 
-"$build/daemon/daxpoold" --foreground --socket "$sock" "${backend[@]}" &
-daemon_pid=$!
-for _ in $(seq 100); do
-	"$build/cli/daxpoolctl" --socket "$sock" status >/dev/null 2>&1 && break
-	kill -0 "$daemon_pid" 2>/dev/null || { echo "demo: daxpoold exited during start-up" >&2; exit 1; }
-	sleep 0.1
-done
+start_daemon() {
+	"$build/daemon/daxpoold" --foreground --socket "$sock" "${backend[@]}" &
+	daemon_pid=$!
+	for _ in $(seq 100); do
+		"$build/cli/daxpoolctl" --socket "$sock" status >/dev/null 2>&1 && return 0
+		kill -0 "$daemon_pid" 2>/dev/null || { echo "demo: daxpoold exited during start-up" >&2; exit 1; }
+		sleep 0.1
+	done
+	echo "demo: daxpoold did not answer within 10 s" >&2
+	exit 1
+}
+start_daemon
 
-echo "--- daxpool-demo"
+echo "--- daxpool-demo (first run)"
 "$build/examples/daxpool-demo" --socket "$sock" --pings 10000
+echo "--- restarting daxpoold: the named slice and its data survive"
+kill -TERM "$daemon_pid"; wait "$daemon_pid" || { echo "demo: daxpoold did not stop cleanly" >&2; exit 1; }
+start_daemon
+echo "--- daxpool-demo (second run)"
+"$build/examples/daxpool-demo" --socket "$sock" --pings 1000
 echo "--- daxpoolctl status"
 "$build/cli/daxpoolctl" --socket "$sock" status
 echo "--- daxpoolctl --json status"

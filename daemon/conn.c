@@ -226,6 +226,7 @@ static int conn_send_frame(struct conn *c, uint16_t type, uint32_t request_id, i
 	memcpy(c->pending, frame, len);
 	c->pending_len = len;
 	c->pending_fd = fd;
+	ev_timer_set(&c->send_timer, c->daemon->opts.send_timeout_s, 0.); /* see accept_retry */
 	ev_timer_start(c->daemon->loop, &c->send_timer);
 	conn_update_events(c);
 	return 0;

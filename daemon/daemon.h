@@ -25,6 +25,7 @@ struct daxpoold {
 	bool socket_bound;     /* we created the socket file and must unlink it on exit */
 	ev_io listen_watcher;
 	ev_timer accept_retry; /* re-arms accept after EMFILE/ENFILE */
+	bool accept_paused;
 
 	ev_signal sigterm, sigint, sighup;
 	ev_timer watchdog;

@@ -56,14 +56,23 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
 				return;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				/* Out of descriptors: stop accepting for a moment rather than spin. */
-				log_warning_errno(-errno, "accept: %m; pausing new connections");
+				/* Out of descriptors: stop accepting for a moment rather than spin. Log
+				 * once per episode, not once per retry. */
+				log_full_errno(d->accept_paused ? LOG_DEBUG : LOG_WARNING, -errno,
+					       "accept: %m; pausing new connections");
+				d->accept_paused = true;
 				ev_io_stop(loop, &d->listen_watcher);
+				/* A one-shot timer that fired keeps ~0 as its delay: set it again. */
+				ev_timer_set(&d->accept_retry, ACCEPT_RETRY_S, 0.);
 				ev_timer_start(loop, &d->accept_retry);
 				return;
 			}
 			log_error_errno(-errno, "accept: %m");
 			return;
+		}
+		if (d->accept_paused) {
+			log_notice("accepting connections again");
+			d->accept_paused = false;
 		}
 		if (d->n_conns >= d->opts.max_clients) {
 			log_warning("refusing a client: %u clients connected (max_clients)", d->n_conns);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -378,6 +379,62 @@ static void test_idle_and_stuck_clients_time_out(void **state)
 	rmdir(dir);
 }
 
+static uint64_t cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long utime = 0, stime = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	assert_int_equal(sscanf(strrchr(buf, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+				&utime, &stime), 2);
+	return utime + stime;
+}
+
+/* Out of descriptors, the daemon pauses accepting instead of spinning, and resumes. */
+static void test_emfile_does_not_spin(void **state)
+{
+	enum { N = 48 };
+	struct rlimit low = { .rlim_cur = 32, .rlim_max = 4096 };
+	struct daxpool *dps[N] = {};
+	struct test_daemon d;
+	int ok = 0, refused = 0;
+	uint64_t t0, t1;
+
+	assert_int_equal(test_daemon_start(&d, NULL), 0);
+	assert_int_equal(prlimit(d.pid, RLIMIT_NOFILE, &low, NULL), 0);
+	/* Raw connects do not wait for HELLO: the extra ones sit in the listen backlog. */
+	int raw[N];
+	for (int i = 0; i < N; i++)
+		raw[i] = raw_connect(d.socket);
+	usleep(300000);
+	t0 = cpu_ticks(d.pid);
+	sleep(1);
+	t1 = cpu_ticks(d.pid);
+	/* Spinning on accept would burn ~100 ticks per second; pausing costs a few. */
+	assert_true(t1 - t0 < 20);
+	for (int i = 0; i < N; i++)
+		if (raw[i] >= 0)
+			close(raw[i]);
+	low.rlim_cur = 4096;
+	assert_int_equal(prlimit(d.pid, RLIMIT_NOFILE, &low, NULL), 0);
+	for (int i = 0; i < N; i++) {
+		if (daxpool_connect(d.socket, &dps[i]) == 0 && daxpool_ping(dps[i]) == 0)
+			ok++;
+		else
+			refused++;
+	}
+	assert_int_equal(ok, N); /* accepting resumed */
+	for (int i = 0; i < N; i++)
+		daxpool_disconnect(&dps[i]);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+}
+
 static void test_invalid_config_refused(void **state)
 {
 	char dir[] = "/tmp/daxpool-badcfg-XXXXXX", config[128];
@@ -410,6 +467,7 @@ int main(void)
 		cmocka_unit_test(test_max_clients_and_mode),
 		cmocka_unit_test(test_invalid_config_refused),
 		cmocka_unit_test(test_idle_and_stuck_clients_time_out),
+		cmocka_unit_test(test_emfile_does_not_spin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -436,7 +436,7 @@ size_t dxp_stat_reply_encode(const struct dxp_stat_reply *m, uint8_t *buf)
 	put_le32(buf + off, m->fragmentation_ppm);
 	put_le32(buf + off + 4, m->backend);
 	memcpy(buf + off + 8, m->uuid, 16);
-	return off + 24; /* 20 * 8 + 24 = DXP_STAT_REPLY_SIZE */
+	return off + 24; /* = DXP_STAT_REPLY_SIZE, checked by test_protocol */
 }
 
 int dxp_stat_reply_decode(const uint8_t *p, size_t len, struct dxp_stat_reply *ret)

@@ -189,7 +189,7 @@ struct dxp_stat_reply {
 	uint32_t backend;
 	uint8_t uuid[16];
 };
-#define DXP_STAT_REPLY_SIZE 208
+#define DXP_STAT_REPLY_SIZE 184 /* 20 x u64, 2 x u32, 16-byte uuid */
 
 struct dxp_list_request {
 	uint64_t cursor; /* 0 to start; the previous reply's next_cursor to go on */

@@ -25,8 +25,9 @@ struct proc {
 	struct daxpoold *d;
 	pid_t pid;
 	uint64_t starttime; /* /proc/PID/stat field 22: tells a reused pid from the holder */
-	int pidfd;
+	int pidfd;	       /* -1: pidfds unavailable, poll_timer watches instead */
 	ev_io exit_watcher;
+	ev_timer poll_timer;
 	LIST_HEAD(, hold) holds;
 	UT_hash_handle hh;
 };
@@ -132,6 +133,8 @@ static void proc_free(struct proc *p)
 	if (p->pidfd >= 0) {
 		ev_io_stop(p->d->loop, &p->exit_watcher);
 		close(p->pidfd);
+	} else {
+		ev_timer_stop(p->d->loop, &p->poll_timer);
 	}
 	HASH_DEL(t->by_pid, p);
 	free(p);
@@ -143,6 +146,20 @@ static void proc_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	log_debug("holder process %d exited; releasing its holds", (int)p->pid);
 	proc_free(p);
+}
+
+/* Without pidfds (kernels before 5.3, valgrind): look at /proc/PID/stat now and then. A reused
+ * pid has another start time, so it is never mistaken for the holder. */
+#define PROC_POLL_INTERVAL_S 0.25
+
+static void proc_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct proc *p = w->data;
+
+	if (proc_starttime(p->pid) != p->starttime) {
+		log_debug("holder process %d exited; releasing its holds", (int)p->pid);
+		proc_free(p);
+	}
 }
 
 static int journal_append(struct lease_table *t, uint64_t record_id, struct proc *p)
@@ -175,17 +192,27 @@ static int proc_get(struct daxpoold *d, pid_t pid, uint64_t starttime, struct pr
 	p->starttime = starttime ? starttime : proc_starttime(pid);
 	LIST_INIT(&p->holds);
 	p->pidfd = pidfd_open(pid, 0);
-	if (p->pidfd < 0) {
+	if (p->pidfd < 0 && errno != ENOSYS) {
 		int r = -errno;
 
 		free(p);
 		/* ESRCH: it is already gone, so it holds nothing. */
 		return r;
 	}
-	fcntl(p->pidfd, F_SETFD, FD_CLOEXEC);
-	ev_io_init(&p->exit_watcher, proc_exit_cb, p->pidfd, EV_READ);
-	p->exit_watcher.data = p;
-	ev_io_start(d->loop, &p->exit_watcher);
+	if (p->pidfd >= 0) {
+		fcntl(p->pidfd, F_SETFD, FD_CLOEXEC);
+		ev_io_init(&p->exit_watcher, proc_exit_cb, p->pidfd, EV_READ);
+		p->exit_watcher.data = p;
+		ev_io_start(d->loop, &p->exit_watcher);
+	} else {
+		if (p->starttime == 0) {
+			free(p);
+			return -ESRCH;
+		}
+		ev_timer_init(&p->poll_timer, proc_poll_cb, PROC_POLL_INTERVAL_S, PROC_POLL_INTERVAL_S);
+		p->poll_timer.data = p;
+		ev_timer_start(d->loop, &p->poll_timer);
+	}
 	HASH_ADD(hh, t->by_pid, pid, sizeof(p->pid), p);
 	*ret = p;
 	return 0;
@@ -534,6 +561,8 @@ void leases_done(struct daxpoold *d)
 		if (p->pidfd >= 0) {
 			ev_io_stop(d->loop, &p->exit_watcher);
 			close(p->pidfd);
+		} else {
+			ev_timer_stop(d->loop, &p->poll_timer);
 		}
 		HASH_DEL(t->by_pid, p);
 		free(p);

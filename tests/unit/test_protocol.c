@@ -179,9 +179,97 @@ static void test_random_frames(void **state)
 			(void)dxp_ping_decode(buf + DXP_HEADER_SIZE, h.payload_len, &p);
 			(void)dxp_status_reply_decode(buf + DXP_HEADER_SIZE, h.payload_len, &s);
 			(void)dxp_error_payload_decode(buf + DXP_HEADER_SIZE, h.payload_len, msg);
+			struct dxp_alloc_request ar;
+			struct dxp_open_request orq;
+			struct dxp_slice sl;
+			struct dxp_stat_reply sr;
+			struct dxp_list_request lr;
+			struct dxp_range_request rr;
+			struct dxp_handle_request hr2;
+			size_t used;
+			(void)dxp_alloc_request_decode(buf + DXP_HEADER_SIZE, h.payload_len, &ar);
+			(void)dxp_open_request_decode(buf + DXP_HEADER_SIZE, h.payload_len, &orq);
+			if (dxp_slice_decode(buf + DXP_HEADER_SIZE, h.payload_len, &sl, &used) == 0)
+				assert_true(used <= h.payload_len && sl.offset + sl.length <= sl.device_size);
+			(void)dxp_stat_reply_decode(buf + DXP_HEADER_SIZE, h.payload_len, &sr);
+			(void)dxp_list_request_decode(buf + DXP_HEADER_SIZE, h.payload_len, &lr);
+			(void)dxp_range_request_decode(buf + DXP_HEADER_SIZE, h.payload_len, &rr);
+			(void)dxp_handle_request_decode(buf + DXP_HEADER_SIZE, h.payload_len, &hr2);
 		}
 	}
 	assert_true(accepted > 1000); /* the plausible half really reached the payload decoders */
+}
+
+/* Each encoder writes exactly its documented size, and every byte of it (no stale tail that
+ * would leak daemon memory to clients). */
+static void test_encoded_sizes(void **state)
+{
+	uint8_t a[512], b[512];
+	struct dxp_stat_reply st = { .pool_size = 1 };
+	struct dxp_slice sl = { .length = 1, .device_size = 2 };
+	struct dxp_alloc_request al = { .size = 1 };
+	struct dxp_open_request op = { .flags = 1 };
+	struct dxp_list_request li = { .cursor = 1, .max_entries = 2 };
+	struct dxp_range_request rr = { .handle = 1 };
+
+	strcpy(sl.name, "abc");
+	strcpy(al.name, "abcd");
+	strcpy(op.name, "xyz");
+	memset(a, 0x00, sizeof(a));
+	memset(b, 0xff, sizeof(b));
+	assert_int_equal(dxp_stat_reply_encode(&st, a), DXP_STAT_REPLY_SIZE);
+	assert_int_equal(dxp_stat_reply_encode(&st, b), DXP_STAT_REPLY_SIZE);
+	assert_memory_equal(a, b, DXP_STAT_REPLY_SIZE);
+	assert_int_equal(dxp_slice_encode(&sl, a), DXP_SLICE_FIXED + 3);
+	assert_int_equal(dxp_slice_encode(&sl, b), DXP_SLICE_FIXED + 3);
+	assert_memory_equal(a, b, DXP_SLICE_FIXED + 3);
+	assert_int_equal(dxp_alloc_request_encode(&al, a), DXP_ALLOC_REQUEST_FIXED + 4);
+	assert_int_equal(dxp_alloc_request_encode(&al, b), DXP_ALLOC_REQUEST_FIXED + 4);
+	assert_memory_equal(a, b, DXP_ALLOC_REQUEST_FIXED + 4);
+	assert_int_equal(dxp_open_request_encode(&op, a), DXP_OPEN_REQUEST_FIXED + 3);
+	assert_int_equal(dxp_open_request_encode(&op, b), DXP_OPEN_REQUEST_FIXED + 3);
+	assert_memory_equal(a, b, DXP_OPEN_REQUEST_FIXED + 3);
+	assert_int_equal(dxp_list_request_encode(&li, a), DXP_LIST_REQUEST_SIZE);
+	assert_int_equal(dxp_range_request_encode(&rr, a), DXP_RANGE_REQUEST_SIZE);
+}
+
+static void test_slice_codecs(void **state)
+{
+	struct dxp_slice sl = { .handle = 7, .offset = 2 << 20, .length = 4 << 20, .align = 2 << 20,
+				.device_size = 64 << 20, .uid = 1000, .gid = 100, .mode = 0640,
+				.flags = DXP_SLICE_WRITABLE, .properties = DXP_PROP_MAP_SYNC, .backend = 1 }, out;
+	struct dxp_alloc_request al = { .size = 5, .align = 4096, .flags = 1, .mode = 0600,
+					.owner_uid = DXP_OWNER_CALLER, .owner_gid = 5 }, al2;
+	uint8_t buf[512];
+	size_t n, used;
+
+	strcpy(sl.name, "db-log");
+	n = dxp_slice_encode(&sl, buf);
+	assert_int_equal(dxp_slice_decode(buf, n, &out, &used), 0);
+	assert_int_equal(used, n);
+	assert_memory_equal(&out, &sl, offsetof(struct dxp_slice, name));
+	assert_string_equal(out.name, "db-log");
+	assert_int_equal(dxp_slice_decode(buf, n - 1, &out, &used), -EBADMSG);
+	put_le64(buf + 32, (6 << 20) - 1); /* device smaller than offset + length */
+	assert_int_equal(dxp_slice_decode(buf, n, &out, &used), -EBADMSG);
+
+	n = dxp_alloc_request_encode(&al, buf);
+	assert_int_equal(n, DXP_ALLOC_REQUEST_FIXED);
+	assert_int_equal(dxp_alloc_request_decode(buf, n, &al2), 0);
+	assert_int_equal(al2.owner_uid, DXP_OWNER_CALLER);
+	assert_int_equal(al2.owner_gid, 5);
+	assert_string_equal(al2.name, "");
+	strcpy(al.name, "bad/name");
+	n = dxp_alloc_request_encode(&al, buf);
+	assert_int_equal(dxp_alloc_request_decode(buf, n, &al2), -EINVAL);
+	strcpy(al.name, ".hidden");
+	n = dxp_alloc_request_encode(&al, buf);
+	assert_int_equal(dxp_alloc_request_decode(buf, n, &al2), -EINVAL);
+	strcpy(al.name, "ok");
+	n = dxp_alloc_request_encode(&al, buf);
+	assert_int_equal(dxp_alloc_request_decode(buf, n + 1, &al2), -EBADMSG); /* length lies */
+	put_le16(buf + 28, 300);
+	assert_int_equal(dxp_alloc_request_decode(buf, n, &al2), -EBADMSG);
 }
 
 int main(void)
@@ -194,6 +282,8 @@ int main(void)
 		cmocka_unit_test(test_status_reply_extensible),
 		cmocka_unit_test(test_error_payload_sanitized),
 		cmocka_unit_test(test_random_frames),
+		cmocka_unit_test(test_encoded_sizes),
+		cmocka_unit_test(test_slice_codecs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

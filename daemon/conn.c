@@ -6,6 +6,7 @@
 #include "usage.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -352,6 +353,19 @@ static int conn_flush(struct conn *c)
 	ev_timer_stop(c->daemon->loop, &c->send_timer);
 	conn_update_events(c);
 	return 0;
+}
+
+void conn_drain(struct conn *c)
+{
+	if (!c->pending)
+		return;
+	/* Up to ~100 ms per connection for a client that is reading right now. */
+	for (int i = 0; i < 10 && c->pending; i++) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLOUT };
+
+		if (poll(&pfd, 1, 10) > 0 && conn_flush(c) < 0)
+			return;
+	}
 }
 
 static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)

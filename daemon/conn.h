@@ -62,6 +62,8 @@ struct conn {
 /* Takes ownership of fd (accepted, non-blocking). */
 int conn_new(struct daxpoold *d, int fd, struct conn **ret);
 void conn_free(struct conn *c);
+/* At shutdown: tries briefly to deliver a parked reply. */
+void conn_drain(struct conn *c);
 
 /* Queues or sends one reply frame. Returns 0, or a negative errno when the connection must close. */
 int conn_send_reply(struct conn *c, uint16_t type, uint32_t request_id, int32_t status,

@@ -235,6 +235,14 @@ int server_start(struct daxpoold *d)
 
 void server_stop(struct daxpoold *d)
 {
+	struct conn *c;
+
+	/* Drain: no new clients, and replies already decided (a granted slice's fd among them)
+	 * get one last chance to reach clients that are reading, before the connections close. */
+	if (d->listen_fd >= 0)
+		ev_io_stop(d->loop, &d->listen_watcher);
+	LIST_FOREACH(c, &d->conns, link)
+		conn_drain(c);
 	while (!LIST_EMPTY(&d->conns))
 		conn_free(LIST_FIRST(&d->conns));
 	if (d->listen_fd >= 0) {

@@ -43,7 +43,30 @@ int dp_request(struct daxpool *dp, uint16_t type, const void *payload, uint32_t 
 int dp_request_fd(struct daxpool *dp, uint16_t type, const void *payload, uint32_t payload_len,
 		  size_t *ret_len, int *ret_fd);
 
+struct pmem2_map;
+
 struct daxpool_slice {
 	struct dxp_slice desc;
 	int fd;
+	/* The mapping made by daxpool_map (map.c), at most one. map_lock serializes map/unmap and
+	 * the pin count; daxpool_persist reads the fields without it (the caller must not race it
+	 * with daxpool_unmap, as with any use of the memory). */
+	pthread_mutex_t map_lock;
+	void *map_addr;
+	size_t map_len;
+	bool map_writable;
+	struct pmem2_map *pmap;		      /* libpmem2's view of the mapping, for its persist fn */
+	void (*persist)(const void *, size_t); /* pmem2_get_persist_fn(pmap) */
+	unsigned pins;			      /* live daxpool_pin objects on the mapping */
 };
+
+/* Slice set-up and tear-down of the mapping state (map.c). */
+void dp_slice_map_init(struct daxpool_slice *s);
+/* Removes the mapping if there is one; -EBUSY (nothing done) while library pins exist. */
+int dp_slice_unmap_for_end(struct daxpool_slice *s);
+void dp_slice_map_destroy(struct daxpool_slice *s);
+
+/* persist.c: libpmem2's description of a fresh writable mapping (sets s->pmap and s->persist),
+ * and its removal before munmap. */
+int dp_persist_attach(struct daxpool_slice *s);
+void dp_persist_detach(struct daxpool_slice *s);

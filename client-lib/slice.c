@@ -37,6 +37,7 @@ static int receive_slice(struct daxpool *dp, uint16_t type, const uint8_t *paylo
 		return dp_error(-DAXPOOL_E_PROTOCOL, "malformed %s reply", dxp_msg_type_name(type));
 	}
 	s->fd = TAKE_FD(fd);
+	dp_slice_map_init(s);
 	*ret = s;
 	return 0;
 }
@@ -129,8 +130,10 @@ static int handle_request(struct daxpool *dp, uint16_t type, uint64_t id)
 
 static void slice_release(struct daxpool_slice **slice)
 {
+	dp_slice_unmap_for_end(*slice); /* normally done already; no pins can remain here */
 	if ((*slice)->fd >= 0)
 		close((*slice)->fd);
+	dp_slice_map_destroy(*slice);
 	free(*slice);
 	*slice = NULL;
 }
@@ -142,6 +145,14 @@ static int slice_end(struct daxpool *dp, struct daxpool_slice **slice, uint16_t 
 	dp_error_clear();
 	if (!dp || !slice || !*slice)
 		return dp_error(-EINVAL, "NULL argument");
+	if (type == DXP_MSG_FREE && !daxpool_slice_is_writable(*slice))
+		return dp_error(-EACCES, "daxpool_free: the slice was opened read-only");
+	/* Unmap before the daemon hears of it: once CLOSE/FREE is answered the extent may be
+	 * zeroed and handed out, and this process must not map it then. Pins made by
+	 * daxpool_pin_longterm keep the mapping (and everything) in place: -EBUSY. */
+	r = dp_slice_unmap_for_end(*slice);
+	if (r < 0)
+		return r;
 	r = handle_request(dp, type, (*slice)->desc.handle);
 	/* Pins and permissions leave the slice usable; other failures (a dead connection) leave
 	 * nothing to keep: the daemon dropped the handle with the connection. */

@@ -17,11 +17,16 @@
  *
  * fork(): a connection is not shared with a child. After fork() the child must not use the
  * parent's connections other than to daxpool_disconnect() them (which then only releases local
- * memory and the child's copy of the socket; the parent's session is unaffected).
+ * memory and the child's copy of the socket; the parent's session is unaffected). The child must
+ * not use the parent's slice and pin objects either (calls that reach the daemon fail there);
+ * they go away at exit or exec (slice fds are close-on-exec). Mappings made by daxpool_map are
+ * not inherited at all (MADV_DONTFORK), and io_uring pins stay with the parent's rings. A child
+ * that needs a slice connects and opens it itself.
  */
 #ifndef DAXPOOL_H
 #define DAXPOOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -152,18 +157,23 @@ DAXPOOL_EXPORT int daxpool_open(struct daxpool *dp, const char *name, unsigned f
 
 /*
  * daxpool_close - tell the daemon this process no longer maps the slice, close the local fd and
- * free *slice (set to NULL). Unmap first. The slice itself stays (an anonymous one is given up).
- * Errors: -EBUSY (declared pins remain), connection errors; *slice is freed in every case but
- * -EBUSY and -EINVAL.
+ * free *slice (set to NULL). The slice itself stays (an anonymous one is given up). A mapping
+ * made by daxpool_map is removed first, before the daemon is told (so it stays removed even if
+ * the daemon then answers -EBUSY); pins from daxpool_pin_longterm make it fail with -EBUSY
+ * before anything is done.
+ * Errors: -EBUSY (pins remain), connection errors; *slice is freed in every case but -EBUSY and
+ * -EINVAL.
  */
 DAXPOOL_EXPORT int daxpool_close(struct daxpool *dp, struct daxpool_slice **slice);
 
 /*
- * daxpool_free - free the slice (implies daxpool_close for this process; unmap first). Only the
- * owner or an administrator may free a named slice, through a handle opened read-write. Its
- * extent is reused only after every process that may map or pin it let go, and after zeroing.
- * Errors: -EACCES, -EBUSY (declared pins remain), -ENOENT (already freed), connection errors;
- * *slice is freed on success.
+ * daxpool_free - free the slice (implies daxpool_close for this process; unmaps first, as
+ * daxpool_close). Only the owner or an administrator may free a named slice, through a handle
+ * opened read-write. Its extent is reused only after every process that may map or pin it let
+ * go, and after zeroing.
+ * Errors: -EACCES (a read-only handle: checked before unmapping; not the owner: the mapping is
+ * gone by then), -EBUSY (pins remain), -ENOENT (already freed), connection errors; *slice is
+ * freed on success.
  */
 DAXPOOL_EXPORT int daxpool_free(struct daxpool *dp, struct daxpool_slice **slice);
 
@@ -202,6 +212,93 @@ DAXPOOL_EXPORT int daxpool_pin_undeclare(struct daxpool *dp, uint64_t pin);
  */
 DAXPOOL_EXPORT int daxpool_deep_flush(struct daxpool *dp, const struct daxpool_slice *s,
 				      uint64_t offset, uint64_t length);
+
+/* ---- mapping and persistence ------------------------------------------------------------ */
+
+/* daxpool_map flags */
+#define DAXPOOL_MAP_READONLY (1u << 0) /* map PROT_READ even if the slice is writable */
+
+/*
+ * daxpool_map - map the whole slice into this process at an address aligned to the slice's
+ * alignment (daxpool_slice_get_alignment), so a 2M slice is mapped with PMD and a 1G slice with
+ * PUD entries where the backend allows (device-dax, hugetlbfs). The mapping is MAP_SHARED;
+ * MAP_SHARED_VALIDATE|MAP_SYNC where daxpool_slice_supports_map_sync() says so. A read-only
+ * slice (daxpool_open without DAXPOOL_OPEN_RDWR), or DAXPOOL_MAP_READONLY, maps PROT_READ.
+ * The mapping is not inherited by fork() children (MADV_DONTFORK): the daemon knows only the
+ * processes it gave the fd to.
+ * @ret_addr: receives the address; the length is daxpool_slice_get_length().
+ * One mapping per slice object at a time; daxpool_close/daxpool_free unmap it if still mapped.
+ * Errors: -EINVAL (NULL argument, unknown flags), -EBUSY (already mapped), -EOPNOTSUPP (the
+ * device refused MAP_SYNC although the daemon announced it), -ENOMEM (no address space),
+ * other negative errnos from mmap.
+ * Thread safety: safe; calls on one slice object are serialized.
+ */
+DAXPOOL_EXPORT int daxpool_map(struct daxpool_slice *s, unsigned flags, void **ret_addr);
+
+/*
+ * daxpool_unmap - remove the mapping made by daxpool_map.
+ * Errors: -EINVAL (NULL, or not mapped), -EBUSY (pins from daxpool_pin_longterm remain).
+ * Thread safety: safe against other map/unmap calls; the caller must ensure no thread still
+ * uses the memory or calls daxpool_persist on it.
+ */
+DAXPOOL_EXPORT int daxpool_unmap(struct daxpool_slice *s);
+
+/* daxpool_slice_get_address - the address of the slice's mapping, or NULL if not mapped. */
+DAXPOOL_EXPORT void *daxpool_slice_get_address(const struct daxpool_slice *s);
+
+/*
+ * daxpool_persist - make the stores to [addr, addr+len) of the slice's writable mapping
+ * persistent, with libpmem2's persist function for the backend: CPU cache flush + fence on
+ * device-dax, msync() of the touched pages on the emulated backend. It involves no daemon round
+ * trip. Flushed data is durable across power loss only where daxpool_slice_is_durable(); it
+ * survives process and daemon crashes everywhere. For durability beyond the CPU persistence
+ * domain see daxpool_deep_flush. len 0 is a no-op.
+ * Errors: -EINVAL (NULL argument, slice not mapped), -ERANGE (range outside the mapping),
+ * -EBADF (the mapping is read-only). An msync() failure on the emulated backend is not
+ * reported (libpmem2's persist functions return nothing).
+ * Thread safety: safe, from any number of threads, as long as no thread unmaps the slice.
+ */
+DAXPOOL_EXPORT int daxpool_persist(const struct daxpool_slice *s, const void *addr, size_t len);
+
+/* ---- long-term pins made by the library -------------------------------------------------- */
+
+/* A long-term pin made by daxpool_pin_longterm. */
+struct daxpool_pin;
+
+/*
+ * daxpool_pin_longterm - pin [addr, addr+len) of the slice's mapping long-term (FOLL_LONGTERM)
+ * by registering it as io_uring fixed buffers, and declare the pin to the daemon
+ * (daxpool_pin_declare), in that order.
+ * @ring_fd: -1: the library makes a private io_uring instance that holds nothing but the pin;
+ *           else the fd of the caller's ring (struct io_uring's ring_fd), which must have no
+ *           registered buffers: the range is registered there as fixed buffers 0..n-1, one per
+ *           GiB, for READ_FIXED/WRITE_FIXED. The library keeps a dup of the fd until unpin.
+ * @ret: receives the pin, to release with daxpool_unpin.
+ * When the kernel refuses the pin (Linux 6.1 refuses io_uring registration of device-dax and
+ * other file-backed memory except hugetlbfs; 6.5+ refuses file systems that need dirty
+ * tracking, such as ext4 files of an emulated pool) it returns -EOPNOTSUPP and declares nothing.
+ * While the pin exists, daxpool_unmap, daxpool_close and daxpool_free of the slice fail with
+ * -EBUSY.
+ * Errors: -EINVAL (NULL argument, len 0, slice not mapped), -ERANGE (outside the mapping),
+ * -EOPNOTSUPP (see above), -EBUSY (the given ring already has buffers), -ENOMEM (also over
+ * RLIMIT_MEMLOCK), errors of daxpool_pin_declare.
+ * Thread safety: safe.
+ */
+DAXPOOL_EXPORT int daxpool_pin_longterm(struct daxpool *dp, struct daxpool_slice *s, void *addr,
+					size_t len, int ring_fd, struct daxpool_pin **ret);
+
+/*
+ * daxpool_unpin - unregister the io_uring buffers (the kernel drops the pin), then undeclare
+ * the pin at the daemon; frees *pin and sets it to NULL (accepts *pin == NULL). If the
+ * unregistration fails the declaration is kept (the daemon drops it when the process exits).
+ * Errors: -EINVAL, the unregistration's errno, errors of daxpool_pin_undeclare; *pin is freed
+ * in every case.
+ * Thread safety: safe; no other thread may use the same pin object.
+ */
+DAXPOOL_EXPORT int daxpool_unpin(struct daxpool *dp, struct daxpool_pin **pin);
+
+/* daxpool_pin_get_id - the daemon's id of the pin (as daxpool_pin_declare returns), 0 for NULL. */
+DAXPOOL_EXPORT uint64_t daxpool_pin_get_id(const struct daxpool_pin *pin);
 
 /* Pool statistics (daxpool_stat). Fields are only ever appended; pass sizeof. */
 struct daxpool_stats {

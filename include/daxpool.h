@@ -248,14 +248,13 @@ DAXPOOL_EXPORT void *daxpool_slice_get_address(const struct daxpool_slice *s);
 
 /*
  * daxpool_persist - make the stores to [addr, addr+len) of the slice's writable mapping
- * persistent, with libpmem2's persist function for the backend: CPU cache flush + fence on
- * device-dax, msync() of the touched pages on the emulated backend. It involves no daemon round
+ * persistent: libpmem2's persist function on device-dax (CPU cache flush + fence), msync() of
+ * the touched pages on the emulated backend. It involves no daemon round
  * trip. Flushed data is durable across power loss only where daxpool_slice_is_durable(); it
  * survives process and daemon crashes everywhere. For durability beyond the CPU persistence
  * domain see daxpool_deep_flush. len 0 is a no-op.
  * Errors: -EINVAL (NULL argument, slice not mapped), -ERANGE (range outside the mapping),
- * -EBADF (the mapping is read-only). An msync() failure on the emulated backend is not
- * reported (libpmem2's persist functions return nothing).
+ * -EBADF (the mapping is read-only), -EIO and other msync() errors (emulated backend only).
  * Thread safety: safe, from any number of threads, as long as no thread unmaps the slice.
  */
 DAXPOOL_EXPORT int daxpool_persist(const struct daxpool_slice *s, const void *addr, size_t len);

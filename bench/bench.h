@@ -24,3 +24,4 @@ uint64_t bench_quantile(uint64_t *samples, uint64_t n, double q);
 
 int suite_alloc(const struct bench_opts *o);
 int suite_service(const struct bench_opts *o);
+int suite_touch(const struct bench_opts *o);

@@ -55,6 +55,7 @@ static const struct {
 	 "in-process allocator: alloc/free throughput and p50/p99 latency vs libpmemobj"},
 	{"service", suite_service,
 	 "through daxpoold: grant latency, alloc+free rate at 1/8/64 clients vs in-process"},
+	{"touch", suite_touch, "first touch of 1 GiB via daxpool_map vs direct mmap; alloc+map+free 2M"},
 };
 
 static void usage(FILE *f)

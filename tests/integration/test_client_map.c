@@ -97,6 +97,30 @@ static void write_long(const char *p, long v)
 
 /* Reserves 2M pages and mounts hugetlbfs like tests/unit/backend/test-hugetlb.c; on failure
  * the 2M cases skip with the reason. */
+/* ctest kills a test that overruns its TIMEOUT (300 s) without running teardown, which would
+ * leave hugetlbfs mounted and huge pages reserved. So the test gives up on its own a minute
+ * earlier and undoes that, with async-signal-safe calls only. */
+static char nr_prev_text[32];
+
+static void watchdog(int sig)
+{
+	static const char msg[] = "test_client_map: watchdog: giving up after 240 s, cleaning up\n";
+	int fd;
+
+	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+	if (emu.d.pid > 0)
+		kill(emu.d.pid, SIGKILL);
+	if (huge2m.d.pid > 0)
+		kill(huge2m.d.pid, SIGKILL);
+	if (mnt2m[0])
+		umount2(mnt2m, MNT_DETACH);
+	if (nr_prev_text[0] && (fd = open(NR_2M, O_WRONLY | O_CLOEXEC)) >= 0) {
+		(void)!write(fd, nr_prev_text, strlen(nr_prev_text));
+		close(fd);
+	}
+	_exit(1);
+}
+
 static void setup_hugetlb(void)
 {
 	char path[400];
@@ -110,6 +134,7 @@ static void setup_hugetlb(void)
 		why_no_hugetlb = "no 2M hugetlb support in this kernel";
 		return;
 	}
+	snprintf(nr_prev_text, sizeof(nr_prev_text), "%ld\n", prev_nr2m);
 	write_long(NR_2M, prev_nr2m + PAGES_2M);
 	if (read_long(NR_2M) < prev_nr2m + PAGES_2M) {
 		write_long(NR_2M, prev_nr2m);
@@ -136,6 +161,8 @@ static int setup(void **state)
 	if (!mkdtemp(workdir))
 		return -1;
 	chmod(workdir, 0755);
+	signal(SIGALRM, watchdog);
+	alarm(getenv("DAXPOOL_TEST_DAEMON_WRAPPER") ? 0 : 240);
 	snprintf(path, sizeof(path), "%s/pool", workdir);
 	if (start_pool(&emu, "emu", path, "256M", "4K") < 0)
 		return -1;

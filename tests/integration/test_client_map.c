@@ -268,6 +268,18 @@ static void test_map_alignment_persist(void **state)
 		assert_ptr_equal(daxpool_slice_get_address(s), p);
 		maps_perms(p, perms);
 		assert_string_equal(perms, "rw-s");
+		/* a fork() child does not inherit the mapping (MADV_DONTFORK) */
+		{
+			pid_t pid = fork();
+			int status;
+
+			if (pid == 0) {
+				maps_perms(p, perms);
+				_exit(strcmp(perms, "none") == 0 ? 0 : 1);
+			}
+			assert_int_equal(waitpid(pid, &status, 0), pid);
+			assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		}
 		/* one mapping per slice object */
 		assert_int_equal(daxpool_map(s, 0, (void **)&q), -EBUSY);
 		assert_null(q);

@@ -108,7 +108,8 @@ static const char *prepare_backing(struct touch_pool *p, const char *dir)
 	if (mount("none", p->mnt, "hugetlbfs", 0, p->align == GiB ? "pagesize=1G" : "pagesize=2M") < 0)
 		return "cannot mount hugetlbfs";
 	p->mounted = true;
-	snprintf(p->file, sizeof(p->file), "%s/pool", p->mnt);
+	if ((size_t)snprintf(p->file, sizeof(p->file), "%s/pool", p->mnt) >= sizeof(p->file))
+		return "pool path too long";
 	return NULL;
 }
 

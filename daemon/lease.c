@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/pidfd.h>
 #include <sys/queue.h>
 #include <unistd.h>
@@ -63,7 +64,12 @@ struct lease_table {
 	struct lease *by_record;
 	struct proc *by_pid;
 	uint64_t pins;
-	FILE *journal;
+	/* The holder journal is a shared mapping of a file in the runtime dir: an append is a
+	 * memcpy, and what is stored is in the page cache, so it survives a crash of the daemon
+	 * (which is all it is for) without a write(2) per grant. */
+	int journal_fd;
+	char *journal_map;
+	size_t journal_size, journal_used;
 	char journal_path[PATH_MAX];
 };
 
@@ -105,10 +111,13 @@ static void lease_unlink(struct lease *l)
 	free(l);
 }
 
+static int journal_append(struct lease_table *t, char op, uint64_t record_id, const struct proc *p);
+
 static void hold_drop(struct hold *h)
 {
 	struct lease *l = h->lease;
 
+	journal_append(l->d->leases, '-', l->record_id, h->proc);
 	if (h->pins) {
 		l->pins -= h->pins;
 		l->d->leases->pins -= h->pins;
@@ -162,15 +171,44 @@ static void proc_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
-static int journal_append(struct lease_table *t, uint64_t record_id, struct proc *p)
+#define JOURNAL_CHUNK (1u << 20)
+
+static int journal_grow(struct lease_table *t, size_t need)
 {
-	if (!t->journal)
+	size_t size = t->journal_size ? t->journal_size : JOURNAL_CHUNK;
+	void *map;
+
+	while (size < need)
+		size *= 2;
+	if (ftruncate(t->journal_fd, (off_t)size) < 0)
+		return -errno;
+	map = t->journal_map ? mremap(t->journal_map, t->journal_size, size, MREMAP_MAYMOVE)
+			     : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, t->journal_fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	t->journal_map = map;
+	t->journal_size = size;
+	return 0;
+}
+
+/* "+ record pid starttime" when a process becomes a holder, "- ..." when it stops being one. */
+static int journal_append(struct lease_table *t, char op, uint64_t record_id, const struct proc *p)
+{
+	char line[96];
+	int n, r;
+
+	if (t->journal_fd < 0)
 		return 0;
-	/* tmpfs: surviving a daemon crash only needs the data in the kernel, not on disk. */
-	if (fprintf(t->journal, "%" PRIu64 " %d %" PRIu64 "\n", record_id, (int)p->pid, p->starttime) < 0 ||
-	    fflush(t->journal) != 0)
-		return log_warning_errno(-EIO, "holder journal %s: write failed; a daemon crash now would "
-					 "keep affected extents quarantined until reboot", t->journal_path);
+	n = snprintf(line, sizeof(line), "%c %" PRIu64 " %d %" PRIu64 "\n", op, record_id, (int)p->pid,
+		     p->starttime);
+	if (t->journal_used + (size_t)n + 1 > t->journal_size) {
+		r = journal_grow(t, t->journal_used + (size_t)n + 1);
+		if (r < 0)
+			return log_warning_errno(r, "holder journal %s: cannot grow: %m; a daemon crash now "
+						 "would keep affected extents quarantined until reboot", t->journal_path);
+	}
+	memcpy(t->journal_map + t->journal_used, line, (size_t)n);
+	t->journal_used += (size_t)n;
 	return 0;
 }
 
@@ -270,7 +308,7 @@ static int hold_add(struct lease *l, struct proc *p, struct hold **ret)
 		h->proc = p;
 		LIST_INSERT_HEAD(&l->holds, h, lease_link);
 		LIST_INSERT_HEAD(&p->holds, h, proc_link);
-		journal_append(l->d->leases, l->record_id, p);
+		journal_append(l->d->leases, '+', l->record_id, p);
 	}
 	*ret = h;
 	return 0;
@@ -338,24 +376,32 @@ void lease_unpin(struct daxpoold *d, struct lease *l, pid_t pid)
 		hold_drop(h);
 }
 
-static void zero_done(void *userdata, uint64_t offset, uint64_t length, int status)
+/* Zeroed and persisted: the extent may go back to the allocator. */
+static void lease_release_zeroed(struct lease *l)
+{
+	struct daxpoold *d = l->d;
+	int r = pool_release(d->pool, l->record_id);
+
+	if (r < 0)
+		log_error_errno(r, "record %" PRIu64 " stays quarantined: %s", l->record_id, pool_errormsg());
+	else
+		log_debug("record %" PRIu64 " zeroed and released (%" PRIu64 " bytes)", l->record_id, l->length);
+	lease_unlink(l);
+}
+
+static void zero_done(void *userdata, uint64_t record_id, int status)
 {
 	struct daxpoold *d = userdata;
-	struct lease *l, *tmp;
-	int r;
+	struct lease *l = lease_find(d, record_id);
 
-	HASH_ITER(hh, d->leases->by_record, l, tmp) {
-		if (l->state != LEASE_ZEROING || l->offset != offset || l->length != length)
-			continue;
-		r = status < 0 ? status : pool_release(d->pool, l->record_id);
-		if (r < 0)
-			log_error_errno(r, "extent %" PRIu64 "+%" PRIu64 " (record %" PRIu64 ") stays quarantined: %s",
-					offset, length, l->record_id, status < 0 ? "zeroing failed" : pool_errormsg());
-		else
-			log_debug("record %" PRIu64 " zeroed and released (%" PRIu64 " bytes)", l->record_id, length);
+	if (!l || l->state != LEASE_ZEROING)
+		return;
+	if (status < 0) {
+		log_error_errno(status, "zeroing record %" PRIu64 " failed; it stays quarantined", record_id);
 		lease_unlink(l);
 		return;
 	}
+	lease_release_zeroed(l);
 }
 
 static void grace_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -382,7 +428,11 @@ static void lease_maybe_reclaim(struct lease *l)
 		return;
 	}
 	l->state = LEASE_ZEROING;
-	r = zeroer_submit(d->zeroer, l->offset, l->length);
+	if (l->length <= ZERO_SYNC_MAX && zeroer_zero_now(d->zeroer, l->offset, l->length) == 0) {
+		lease_release_zeroed(l);
+		return;
+	}
+	r = zeroer_submit(d->zeroer, l->offset, l->length, l->record_id);
 	if (r < 0) {
 		log_error_errno(r, "cannot queue zeroing of record %" PRIu64 "; it stays quarantined", l->record_id);
 		lease_unlink(l);
@@ -447,6 +497,7 @@ int leases_init(struct daxpoold *d)
 
 	if (!t)
 		return -ENOMEM;
+	t->journal_fd = -1;
 	d->leases = t;
 	r = zeroer_new(d->loop, d->pool_fd, d->pool_size, zero_done, d, &d->zeroer);
 	if (r < 0)
@@ -454,47 +505,85 @@ int leases_init(struct daxpoold *d)
 	return 0;
 }
 
-/* Reads "record pid starttime" lines; keeps holders that are still the same live process. */
+/* One (record, process) pair of the journal and its net count of '+' minus '-' lines. */
+struct journal_entry {
+	struct {
+		uint64_t record;
+		uint64_t starttime;
+		int pid;
+	} key;
+	int count;
+	UT_hash_handle hh;
+};
+
+/* Replays the journal; keeps holders that are still the same live process. */
 static int journal_load(struct daxpoold *d)
 {
 	struct lease_table *t = d->leases;
+	struct journal_entry *entries = NULL, *e, *etmp;
 	unsigned long long rec, start;
 	unsigned kept = 0, dropped = 0;
+	char op;
 	int pid;
 	FILE *f;
 
 	snprintf(t->journal_path, sizeof(t->journal_path), "%s/holders.journal", d->opts.runtime_dir);
 	f = fopen(t->journal_path, "re");
 	if (f) {
-		while (fscanf(f, "%llu %d %llu", &rec, &pid, &start) == 3) {
-			struct lease *l;
-			struct proc *p;
-			struct hold *h;
+		while (fscanf(f, " %c %llu %d %llu", &op, &rec, &pid, &start) == 4 && (op == '+' || op == '-')) {
+			struct journal_entry key = {};
 
-			if (pid <= 0 || proc_starttime(pid) != start || lease_get(d, rec, &l) < 0) {
-				dropped++;
-				continue;
+			key.key.record = rec;
+			key.key.starttime = start;
+			key.key.pid = pid;
+			HASH_FIND(hh, entries, &key.key, sizeof(key.key), e);
+			if (!e) {
+				e = calloc(1, sizeof(*e));
+				if (!e)
+					break;
+				e->key = key.key;
+				HASH_ADD(hh, entries, key, sizeof(e->key), e);
 			}
-			if (proc_get(d, pid, start, &p) < 0 || hold_add(l, p, &h) < 0) {
-				dropped++;
-				continue;
-			}
-			h->refs = 1; /* it may map the slice until it exits or CLOSEs */
-			kept++;
+			e->count += op == '+' ? 1 : -1;
 		}
 		fclose(f);
 	}
-	/* Rewrite compactly: what hold_add above appended went to no journal yet (t->journal NULL). */
-	t->journal = fopen(t->journal_path, "we");
-	if (!t->journal)
-		return log_warning_errno(-errno, "cannot write the holder journal %s: %m; quarantined "
+	HASH_ITER(hh, entries, e, etmp) {
+		struct lease *l;
+		struct proc *p;
+		struct hold *h;
+
+		if (e->count > 0) {
+			if (e->key.pid <= 0 || proc_starttime(e->key.pid) != e->key.starttime ||
+			    lease_get(d, e->key.record, &l) < 0 ||
+			    proc_get(d, e->key.pid, e->key.starttime, &p) < 0 || hold_add(l, p, &h) < 0) {
+				dropped++;
+			} else {
+				h->refs = 1; /* it may map the slice until it exits or CLOSEs */
+				kept++;
+			}
+		}
+		HASH_DEL(entries, e);
+		free(e);
+	}
+	/* Rewrite compactly: what hold_add above appended went to no journal yet (fd -1). The
+	 * file is NUL-padded past the last line; the reader stops there. */
+	t->journal_fd = open(t->journal_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (t->journal_fd < 0 || journal_grow(t, JOURNAL_CHUNK) < 0) {
+		int r = -errno;
+
+		if (t->journal_fd >= 0)
+			close(t->journal_fd);
+		t->journal_fd = -1;
+		return log_warning_errno(r, "cannot write the holder journal %s: %m; quarantined "
 					 "extents will wait for a reboot after a daemon crash", t->journal_path);
+	}
 	struct lease *l, *tmp;
 	HASH_ITER(hh, t->by_record, l, tmp) {
 		struct hold *h;
 
 		LIST_FOREACH(h, &l->holds, lease_link)
-			journal_append(t, l->record_id, h->proc);
+			journal_append(t, '+', l->record_id, h->proc);
 	}
 	if (kept || dropped)
 		log_info("holder journal: %u holders still alive, %u gone", kept, dropped);
@@ -572,8 +661,10 @@ void leases_done(struct daxpoold *d)
 		HASH_DEL(t->by_record, l);
 		free(l);
 	}
-	if (t->journal)
-		fclose(t->journal);
+	if (t->journal_map)
+		munmap(t->journal_map, t->journal_size);
+	if (t->journal_fd >= 0)
+		close(t->journal_fd);
 	free(t);
 	d->leases = NULL;
 }

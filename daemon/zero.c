@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <libpmem2.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/queue.h>
@@ -16,6 +17,7 @@
 struct zero_job {
 	STAILQ_ENTRY(zero_job) link;
 	uint64_t offset, length;
+	uint64_t cookie;
 	int status;
 };
 STAILQ_HEAD(zero_queue, zero_job);
@@ -46,6 +48,11 @@ struct zeroer {
 static void *zero_worker(void *arg)
 {
 	struct zeroer *z = arg;
+	struct sched_param idle = { .sched_priority = 0 };
+
+	/* Zeroing is background work: it must not take a vCPU from clients or the loop. Grants
+	 * do not wait for it (an ALLOC only ever gets already-zeroed extents). */
+	pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
 
 	pthread_mutex_lock(&z->lock);
 	for (;;) {
@@ -84,17 +91,19 @@ static void zero_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 	struct zeroer *z = w->data;
 	struct zero_queue done = STAILQ_HEAD_INITIALIZER(done);
 	struct zero_job *job;
+	uint64_t bytes = 0;
 
+	/* One lock round per batch, not per job: the worker contends for the same lock. */
 	pthread_mutex_lock(&z->lock);
 	STAILQ_CONCAT(&done, &z->finished);
+	STAILQ_FOREACH(job, &done, link)
+		bytes += job->length;
+	z->pending_bytes -= bytes;
+	pthread_cond_broadcast(&z->cond);
 	pthread_mutex_unlock(&z->lock);
 	while ((job = STAILQ_FIRST(&done))) {
 		STAILQ_REMOVE_HEAD(&done, link);
-		pthread_mutex_lock(&z->lock);
-		z->pending_bytes -= job->length;
-		pthread_cond_broadcast(&z->cond);
-		pthread_mutex_unlock(&z->lock);
-		z->done(z->userdata, job->offset, job->length, job->status);
+		z->done(z->userdata, job->cookie, job->status);
 		free(job);
 	}
 }
@@ -182,9 +191,10 @@ void zeroer_delete(struct zeroer **zp)
 	*zp = NULL;
 }
 
-int zeroer_submit(struct zeroer *z, uint64_t offset, uint64_t length)
+int zeroer_submit(struct zeroer *z, uint64_t offset, uint64_t length, uint64_t cookie)
 {
 	struct zero_job *job;
+	bool was_idle;
 
 	if (offset > z->size || length > z->size - offset)
 		return -EINVAL;
@@ -193,11 +203,24 @@ int zeroer_submit(struct zeroer *z, uint64_t offset, uint64_t length)
 		return -ENOMEM;
 	job->offset = offset;
 	job->length = length;
+	job->cookie = cookie;
 	pthread_mutex_lock(&z->lock);
+	was_idle = STAILQ_EMPTY(&z->todo) && !z->busy;
 	STAILQ_INSERT_TAIL(&z->todo, job, link);
 	z->pending_bytes += length;
-	pthread_cond_broadcast(&z->cond);
+	/* A busy worker finds the job when it looks again: wake it only when it sleeps. */
+	if (was_idle)
+		pthread_cond_broadcast(&z->cond);
 	pthread_mutex_unlock(&z->lock);
+	return 0;
+}
+
+int zeroer_zero_now(struct zeroer *z, uint64_t offset, uint64_t length)
+{
+	if (offset > z->size || length > z->size - offset)
+		return -EINVAL;
+	z->memset_fn(z->base + offset, 0, length, PMEM2_F_MEM_NONTEMPORAL);
+	__atomic_add_fetch(&z->done_bytes, length, __ATOMIC_RELAXED);
 	return 0;
 }
 

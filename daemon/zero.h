@@ -12,15 +12,21 @@
 
 struct zeroer;
 
-typedef void (*zero_done_fn)(void *userdata, uint64_t offset, uint64_t length, int status);
+typedef void (*zero_done_fn)(void *userdata, uint64_t cookie, int status);
 
 /* Maps fd (size bytes) through libpmem2 and starts the worker. done is called on the loop thread. */
 int zeroer_new(struct ev_loop *loop, int fd, uint64_t size, zero_done_fn done, void *userdata,
 	       struct zeroer **ret);
 /* Stops the worker after the extents already queued (their completions are dropped) and unmaps. */
 void zeroer_delete(struct zeroer **z);
-/* Queues [offset, offset+length). Returns 0 or -ENOMEM / -EINVAL (outside the mapping). */
-int zeroer_submit(struct zeroer *z, uint64_t offset, uint64_t length);
+/* Queues [offset, offset+length); done() later gets cookie. Returns 0 or -ENOMEM / -EINVAL
+ * (outside the mapping). */
+int zeroer_submit(struct zeroer *z, uint64_t offset, uint64_t length, uint64_t cookie);
+/* Zeroes and persists [offset, offset+length) on the calling thread, now. For small extents a
+ * hand-off to the worker (queue, futex, eventfd, completion) costs far more than the memset. */
+int zeroer_zero_now(struct zeroer *z, uint64_t offset, uint64_t length);
+/* Extents up to this size are zeroed on the loop thread (zeroer_zero_now). */
+#define ZERO_SYNC_MAX (64u << 10)
 /* Bytes queued or in progress, and bytes zeroed since start. */
 uint64_t zeroer_pending_bytes(struct zeroer *z);
 uint64_t zeroer_done_bytes(struct zeroer *z);

@@ -34,7 +34,7 @@ static int send_frame(struct daxpool *dp, const uint8_t *frame, size_t len)
 }
 
 /* Receives one packet with recvmsg, keeping at most one passed fd in *ret_fd (others closed). */
-static ssize_t recv_packet(struct daxpool *dp, int *ret_fd)
+static ssize_t recv_packet(struct daxpool *dp, int *ret_fd, bool block)
 {
 	union {
 		struct cmsghdr align;
@@ -43,7 +43,7 @@ static ssize_t recv_packet(struct daxpool *dp, int *ret_fd)
 	struct iovec iov = { .iov_base = dp->buf, .iov_len = sizeof(dp->buf) };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
 			      .msg_controllen = sizeof(control.buf) };
-	ssize_t n = recvmsg(dp->fd, &msg, MSG_TRUNC | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	ssize_t n = recvmsg(dp->fd, &msg, MSG_TRUNC | MSG_CMSG_CLOEXEC | (block ? 0 : MSG_DONTWAIT));
 
 	if (n < 0)
 		return n;
@@ -67,6 +67,10 @@ static ssize_t recv_packet(struct daxpool *dp, int *ret_fd)
 /* Receives one frame within the deadline; returns its length. */
 static int recv_frame(struct daxpool *dp, int64_t deadline_ms, size_t *ret_len, int *ret_fd)
 {
+	/* First a blocking recvmsg bounded by SO_RCVTIMEO (set at connect to the reply timeout):
+	 * one syscall per reply. After EINTR or a short deadline, poll() keeps the deadline exact. */
+	bool block = deadline_ms - now_ms() >= DAXPOOL_REPLY_TIMEOUT_MS - 100;
+
 	for (;;) {
 		struct pollfd pfd = { .fd = dp->fd, .events = POLLIN };
 		int64_t left = deadline_ms - now_ms();
@@ -76,21 +80,24 @@ static int recv_frame(struct daxpool *dp, int64_t deadline_ms, size_t *ret_len, 
 		if (left <= 0)
 			return dp_error(-ETIMEDOUT, "daxpoold did not reply within %d ms",
 					DAXPOOL_REPLY_TIMEOUT_MS);
-		r = poll(&pfd, 1, (int)left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return dp_error(-errno, "waiting for daxpoold: %s", strerror(errno));
-		if (r == 0)
-			continue;
-		n = recv_packet(dp, ret_fd);
+		if (!block) {
+			r = poll(&pfd, 1, (int)left);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0)
+				return dp_error(-errno, "waiting for daxpoold: %s", strerror(errno));
+			if (r == 0)
+				continue;
+		}
+		n = recv_packet(dp, ret_fd, block);
+		block = false;
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0 && errno == ECONNRESET) {
 			/* The daemon closed while our request sat unread in its queue. Linux reports
 			 * that reset once, ahead of any frame the daemon sent before closing (e.g.
 			 * the reason it refused us); fetch that frame if there is one. */
-			n = recv_packet(dp, ret_fd);
+			n = recv_packet(dp, ret_fd, false);
 			if (n <= 0)
 				return dp_error(-ECONNRESET, "daxpoold reset the connection");
 		}
@@ -238,6 +245,10 @@ DAXPOOL_EXPORT int daxpool_connect(const char *socket_path, struct daxpool **ret
 		return dp_error(-errno, "socket: %s", strerror(errno));
 	if (connect(dp->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
 		return dp_error(-errno, "connecting to daxpoold at %s: %s", socket_path, strerror(errno));
+	struct timeval tv = { .tv_sec = DAXPOOL_REPLY_TIMEOUT_MS / 1000,
+			      .tv_usec = (DAXPOOL_REPLY_TIMEOUT_MS % 1000) * 1000 };
+	if (setsockopt(dp->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+		return dp_error(-errno, "setsockopt SO_RCVTIMEO: %s", strerror(errno));
 	r = hello(dp);
 	if (r < 0)
 		return r;

@@ -9,7 +9,8 @@
 #
 # Steps (each leaves its output in $DAXPOOL_LAB_RESULTS):
 #  1. daxpoold --foreground --device DEV --format-if-empty --socket S        daemon-1.log
-#  2. daxpool-demo --socket S                                                 demo.txt
+#  2. daxpool-demo --socket S: PINGs, then the named slice "daxpool-demo" whose run counter
+#     lives in the slice                                                      demo-1.txt
 #  3. daxpoolctl --socket S --json status                                     status-1.json
 #  4. lab-slice-check faults: an anonymous 64 MiB slice at the device alignment, mapped through
 #     the passed fd (MAP_SYNC): minor faults 16384 / 32 / 1 at 4K / 2M / 1G     faults.json
@@ -17,8 +18,11 @@
 #  6. SIGTERM (exit status 0 expected), then daxpoold again *without* --format-if-empty: it must
 #     find the pool (same UUID)                                               daemon-2.log
 #  7. lab-slice-check verify lab-persist: reopen by name, pattern intact, then free   verify.json
-#  8. daxpoolctl --json status, SIGTERM                                       status-2.json
-# result.json: {ok, device, align, steps: {NAME: {ok, ...}}, faults, persistence, errors: [...]}.
+#  8. daxpool-demo again: it must find its slice and count one run more       demo-2.txt
+#  9. daxpoolctl --json status (status-2.json); lab-slice-check free daxpool-demo (the payload
+#     leaves an empty pool); SIGTERM
+# result.json: {ok, device, align, steps: {NAME: {ok, ...}}, status, faults, persistence,
+# demo: {runs_before, runs_after}, errors: [...]}.
 # Exit status 0 only if every step passed.
 set -uo pipefail
 
@@ -169,9 +173,17 @@ mkdir -p "$RUNDIR" || exit 2
 cd "$OUT" || exit 2
 say "device $DEV (${DAXPOOL_LAB_ALIGN:-?}), seed $SEED"
 
-uuid1="" uuid2=""
+# The run number daxpool-demo printed ("this is run N").
+demo_runs() {
+	local s=""
+	[ -r "$1" ] && s=$(<"$1")
+	[[ "$s" =~ this\ is\ run\ ([0-9]+) ]] && printf '%s' "${BASH_REMATCH[1]}"
+}
+
+uuid1="" uuid2="" demo1="" demo2=""
 if start_daemon "$OUT/daemon-1.log" --format-if-empty; then
-	run_step demo demo.txt "$DEMO" --socket "$SOCK" --pings 200 && cat demo.txt
+	run_step demo-1 demo-1.txt "$DEMO" --socket "$SOCK" --pings 200 && cat demo-1.txt
+	demo1=$(demo_runs demo-1.txt)
 	if run_step status-1 status-1.json "$CTL" --socket "$SOCK" --json status; then
 		s=$(<status-1.json)
 		[[ "$s" == "{"*"}"* ]] || err "daxpoolctl --json status printed no JSON object: $s"
@@ -187,7 +199,13 @@ if start_daemon "$OUT/daemon-1.log" --format-if-empty; then
 		uuid2=$(field "$(json_file verify.json)" pool_uuid)
 		[ -n "$uuid1" ] && [ "$uuid1" = "$uuid2" ] ||
 			err "pool UUID before the restart '$uuid1', after '$uuid2'"
+		run_step demo-2 demo-2.txt "$DEMO" --socket "$SOCK" --pings 20 && cat demo-2.txt
+		demo2=$(demo_runs demo-2.txt)
+		if [ -z "$demo1" ] || [ "$demo2" != "$((demo1 + 1))" ] || ! grep -q 'found' demo-2.txt; then
+			err "daxpool-demo's run counter across the restart: run '$demo1' before, '$demo2' after (expected $((${demo1:-0} + 1)), slice found)"
+		fi
 		run_step status-2 status-2.json "$CTL" --socket "$SOCK" --json status
+		run_step free-demo free-demo.out "$CHECK" --socket "$SOCK" --json free-demo.json free daxpool-demo
 		stop_daemon stop-2
 	fi
 fi
@@ -213,6 +231,7 @@ fi
 	printf ' "persistence": {"ok": %s, "uuid_before": %s, "uuid_after": %s, "seed": %s,\n  "write": %s,\n  "verify": %s},\n' \
 		"$persist_ok" "$(json_str "$uuid1")" "$(json_str "$uuid2")" "$SEED" \
 		"$(json_file write.json)" "$(json_file verify.json)"
+	printf ' "demo": {"runs_before": %s, "runs_after": %s},\n' "${demo1:-null}" "${demo2:-null}"
 	printf ' "errors": [%s]}\n' "$errs"
 } >result.json
 say "$([ "$ok" = true ] && echo PASS || echo "FAILED: ${#errors[@]} error(s)")"

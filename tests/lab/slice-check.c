@@ -5,6 +5,7 @@
  *   lab-slice-check --socket PATH [--json FILE] [--mib N] [--slack N] [--seed N] faults
  *   lab-slice-check --socket PATH [--json FILE] [--mib N] [--slack N] [--seed N] write NAME
  *   lab-slice-check --socket PATH [--json FILE] [--mib N] [--slack N] [--seed N] verify NAME
+ *   lab-slice-check --socket PATH [--json FILE] free NAME
  *
  * The alignment of every slice is the pool's device alignment (daxpool_stat's device_align).
  *
@@ -18,6 +19,7 @@
  *          above), and closes it: the slice stays in the pool.
  *  verify  opens the named slice read-write (e.g. after a daemon restart), checks the pattern
  *          through a fresh mapping (counting faults), then frees it.
+ *  free    frees the named slice (e.g. one an example left) and waits until it is zeroed.
  *
  * Writes {"ok", "mode", "name", "pool_uuid", "pool_size", "data_size", "align", "device_align",
  * "backend", "map_sync", "offset", "length", "touch_bytes", "faults": {"expected", "slack",
@@ -269,8 +271,15 @@ static void run(struct check *c, struct daxpool *dp)
 			fail(c, "daxpool_open(\"%s\", RDWR): %s", c->name, daxpool_errormsg());
 			return;
 		}
-		describe(c, s);
-		read_pass(c, s);
+		if (strcmp(c->mode, "verify") == 0) {
+			describe(c, s);
+			read_pass(c, s);
+		} else {
+			c->offset = daxpool_slice_get_offset(s);
+			c->length = daxpool_slice_get_length(s);
+			c->align = daxpool_slice_get_alignment(s);
+			c->map_sync = daxpool_slice_supports_map_sync(s);
+		}
 		r = daxpool_free(dp, &s);
 		if (r < 0)
 			fail(c, "daxpool_free: %s", daxpool_errormsg());
@@ -342,7 +351,7 @@ static void write_json(const struct check *c, FILE *f)
 static void usage(FILE *f)
 {
 	fputs("usage: lab-slice-check --socket PATH [--json FILE] [--mib N] [--slack N] [--seed N]\n"
-	      "                       faults | write NAME | verify NAME\n",
+	      "                       faults | write NAME | verify NAME | free NAME\n",
 	      f);
 }
 
@@ -395,7 +404,8 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-	} else if (strcmp(c.mode, "write") == 0 || strcmp(c.mode, "verify") == 0) {
+	} else if (strcmp(c.mode, "write") == 0 || strcmp(c.mode, "verify") == 0 ||
+		   strcmp(c.mode, "free") == 0) {
 		if (optind != argc - 1) {
 			usage(stderr);
 			return 2;

@@ -16,6 +16,53 @@ static const struct ctl_command commands[] = {
 	  "daxpoolctl [--socket PATH] [--json] status\n"
 	  "  Connects to daxpoold and prints its version, negotiated protocol version, pid, uptime\n"
 	  "  and number of connected clients. Exit status 3 if the daemon cannot be reached.\n" },
+	{ "alloc", cmd_alloc, "create a named slice (for an application to open later)",
+	  "daxpoolctl [--json] alloc NAME --size SIZE --align 4K|2M|1G [--owner USER|UID[:GROUP|GID]]\n"
+	  "                          [--mode MODE]\n"
+	  "  Allocates the named slice NAME of SIZE bytes (K, M, G, T suffixes; rounded up to the\n"
+	  "  alignment) through daxpoold, owned by --owner (default: the caller; a user name brings\n"
+	  "  its primary group) with permission bits --mode (octal, default 0600). Creating a slice\n"
+	  "  for another owner needs root or the daemon's admin group. The slice stays until freed.\n" },
+	{ "list", cmd_list, "list the slices visible to the caller",
+	  "daxpoolctl [--json] list [--owner USER|UID] [--name GLOB]\n"
+	  "  Lists slices (all of them for an administrator, else own and readable ones), optionally\n"
+	  "  only those owned by USER and/or whose name matches the shell pattern GLOB (fnmatch).\n" },
+	{ "show", cmd_show, "show one slice", "daxpoolctl [--json] show NAME\n"
+	  "  Shows slice NAME: length, alignment, device offset, owner, group and mode.\n" },
+	{ "free", cmd_free, "free a named slice", "daxpoolctl [--json] free NAME\n"
+	  "  Frees slice NAME (owner or administrator). Its memory is reused only after every\n"
+	  "  process that maps or pins it let go, and after zeroing.\n" },
+	{ "stats", cmd_stats, "show pool statistics", "daxpoolctl [--json] stats\n"
+	  "  Pool UUID and backend, sizes, free bytes and largest free extent per alignment class,\n"
+	  "  fragmentation, slices, quarantined slices, bad blocks, zeroing backlog and pins.\n" },
+	{ "format", cmd_format, "write a new, empty pool on a device or file (offline)",
+	  "daxpoolctl [--json] format [--force] DEVICE|FILE\n"
+	  "  Writes an empty daxpool pool on a device-dax device or a regular file. Refuses a target\n"
+	  "  another process holds open or mapped (daxpoold, its clients), and one that already holds\n"
+	  "  a daxpool pool unless --force is given (every slice in it is lost).\n" },
+	{ "fsck", cmd_fsck, "check (and repair) a pool's metadata (offline)",
+	  "daxpoolctl [--json] fsck [--repair] DEVICE|FILE\n"
+	  "  Checks both superblock copies, the log, every record, overlaps and names. --repair fixes\n"
+	  "  what is unambiguous. Refuses a target daxpoold (or anyone) holds. Exit status: 0 clean,\n"
+	  "  4 repaired, 5 repairable (run with --repair), 6 damaged, 1 could not check.\n" },
+	{ "regions", cmd_regions, "list NVDIMM regions (libndctl)",
+	  "daxpoolctl [--json] regions\n"
+	  "  Lists persistent-memory regions: size, available space, largest free extent, alignment\n"
+	  "  and the namespaces in them.\n" },
+	{ "devices", cmd_devices, "list device-dax devices (libdaxctl)",
+	  "daxpoolctl [--json] devices\n"
+	  "  Lists device-dax devices: region, size, alignment, mode (devdax or system-ram), the\n"
+	  "  namespace behind it, whether it holds a daxpool pool and which process uses it.\n" },
+	{ "create", cmd_create, "create a device-dax namespace in a region",
+	  "daxpoolctl [--json] create --region REGION --size SIZE --align 4K|2M|1G\n"
+	  "  Creates a devdax namespace of SIZE bytes in REGION (region0 or 0) with the given page\n"
+	  "  alignment, and prints the new /dev/daxX.Y. SIZE must be a multiple of the alignment and\n"
+	  "  fit the region's largest free extent; the region must support the alignment.\n" },
+	{ "destroy", cmd_destroy, "destroy the namespace behind a device-dax device",
+	  "daxpoolctl [--json] destroy [--force] DEVICE\n"
+	  "  Disables and deletes the namespace of DEVICE (/dev/dax0.0 or dax0.0). Refuses a device\n"
+	  "  another process holds (disabling a device daxpoold or a client uses can crash the\n"
+	  "  kernel) or one onlined as system RAM. A device holding a daxpool pool needs --force.\n" },
 	{ "version", cmd_version, "show daxpoolctl's version", "daxpoolctl version\n" },
 	{ "help", cmd_help, "show help for all commands or one", "daxpoolctl help [COMMAND]\n" },
 };
@@ -29,7 +76,7 @@ static void print_usage(FILE *f)
 {
 	fprintf(f, "Usage: daxpoolctl [--socket PATH] [--json] COMMAND [ARGS]\n\nCommands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nOptions:\n"
 		   "  -s, --socket PATH  daemon socket (default $DAXPOOL_SOCKET or %s)\n"
 		   "  -j, --json         machine-readable output\n"
@@ -45,6 +92,14 @@ static const struct ctl_command *find_command(const char *name)
 	return NULL;
 }
 
+void ctl_print_command_help(const char *name)
+{
+	const struct ctl_command *cmd = find_command(name);
+
+	if (cmd)
+		printf("%s — %s\n\n%s", cmd->name, cmd->summary, cmd->usage);
+}
+
 static int cmd_help(struct ctl *ctl, int argc, char **argv)
 {
 	const struct ctl_command *cmd;
@@ -58,7 +113,7 @@ static int cmd_help(struct ctl *ctl, int argc, char **argv)
 		log_error("unknown command \"%s\"", argv[1]);
 		return CTL_EXIT_USAGE;
 	}
-	printf("%s — %s\n\n%s", cmd->name, cmd->summary, cmd->usage);
+	ctl_print_command_help(cmd->name);
 	return CTL_EXIT_OK;
 }
 

@@ -1,0 +1,427 @@
+/* daxpoolctl alloc, list, show, free, stats: named slices and pool statistics through daxpoold. */
+#include "daxpool.h"
+#include "daxpoolctl.h"
+#include "log.h"
+#include "macro.h"
+#include "parse-util.h"
+
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
+
+static void disconnectp(struct daxpool **dp)
+{
+	daxpool_disconnect(dp);
+}
+
+static const char *align_name(uint64_t align)
+{
+	const char *n = page_size_name(align);
+
+	return n ? n : "?";
+}
+
+/* The JSON object of one slice: the same fields for list, show and alloc (docs/CLI.md). */
+static struct json_object *slice_json(const char *name, int anonymous, uint64_t offset,
+				      uint64_t length, uint64_t align, uid_t uid, gid_t gid,
+				      unsigned mode)
+{
+	struct json_object *o = json_object_new_object();
+	const char *user = ctl_user_name(uid), *group;
+	char m[8];
+
+	json_object_object_add(o, "name", anonymous ? NULL : json_object_new_string(name));
+	json_object_object_add(o, "anonymous", json_object_new_boolean(anonymous));
+	json_object_object_add(o, "offset", json_object_new_uint64(offset));
+	json_object_object_add(o, "length", json_object_new_uint64(length));
+	json_object_object_add(o, "align", json_object_new_string(align_name(align)));
+	json_object_object_add(o, "uid", json_object_new_int64(uid));
+	json_object_object_add(o, "user", user ? json_object_new_string(user) : NULL);
+	group = ctl_group_name(gid);
+	json_object_object_add(o, "gid", json_object_new_int64(gid));
+	json_object_object_add(o, "group", group ? json_object_new_string(group) : NULL);
+	snprintf(m, sizeof(m), "%04o", mode);
+	json_object_object_add(o, "mode", json_object_new_string(m));
+	return o;
+}
+
+static const char *jstr(struct json_object *o, const char *key)
+{
+	struct json_object *v = json_object_object_get(o, key);
+
+	return v ? json_object_get_string(v) : NULL;
+}
+
+static uint64_t ju64(struct json_object *o, const char *key)
+{
+	return json_object_get_uint64(json_object_object_get(o, key));
+}
+
+static void print_slice_fields(struct json_object *o)
+{
+	char b[32], who[64];
+
+	printf("%-8s %s\n", "name:", jstr(o, "name") ? jstr(o, "name") : "(anonymous)");
+	printf("%-8s %s (%" PRIu64 " bytes)\n", "length:", ctl_format_bytes(ju64(o, "length"), b, sizeof(b)),
+	       ju64(o, "length"));
+	printf("%-8s %s\n", "align:", jstr(o, "align"));
+	printf("%-8s 0x%" PRIx64 "\n", "offset:", ju64(o, "offset"));
+	snprintf(who, sizeof(who), "%s", jstr(o, "user") ? jstr(o, "user") : jstr(o, "uid"));
+	printf("%-8s %s:%s\n", "owner:", who, jstr(o, "group") ? jstr(o, "group") : jstr(o, "gid"));
+	printf("%-8s %s\n", "mode:", jstr(o, "mode"));
+}
+
+/* ---- alloc ------------------------------------------------------------------------------- */
+
+struct alloc_args {
+	uint64_t size, align;
+	unsigned mode;
+	uid_t uid;
+	gid_t gid;
+};
+
+static int alloc_option(int c, const char *arg, void *userdata)
+{
+	struct alloc_args *a = userdata;
+
+	switch (c) {
+	case 's':
+		return ctl_parse_size("--size", arg, &a->size);
+	case 'a':
+		return ctl_parse_align("--align", arg, &a->align);
+	case 'o':
+		return ctl_parse_owner("--owner", arg, &a->uid, &a->gid);
+	case 'm':
+		return ctl_parse_mode("--mode", arg, &a->mode);
+	}
+	return CTL_EXIT_USAGE;
+}
+
+int cmd_alloc(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "size", required_argument, NULL, 's' },  { "align", required_argument, NULL, 'a' },
+		{ "owner", required_argument, NULL, 'o' }, { "mode", required_argument, NULL, 'm' },
+		{}
+	};
+	struct alloc_args a = { .uid = (uid_t)-1, .gid = (gid_t)-1, .mode = 0600 };
+	_cleanup_(disconnectp) struct daxpool *dp = NULL;
+	_cleanup_(json_object_putp) struct json_object *obj = NULL;
+	struct daxpool_slice *s = NULL;
+	const char *name;
+	int r, first;
+
+	r = ctl_parse_options(ctl, argc, argv, "s:a:o:m:", options, alloc_option, &a, &first);
+	if (r != CTL_EXIT_OK)
+		return r < 0 ? CTL_EXIT_OK : r;
+	r = ctl_check_operands("alloc", argc - first, 1, 1);
+	if (r != CTL_EXIT_OK)
+		return r;
+	name = argv[first];
+	if ((r = ctl_check_slice_name(name)) != CTL_EXIT_OK)
+		return r;
+	if (!a.size || !a.align) {
+		log_error("alloc: --size and --align are required (see daxpoolctl help alloc)");
+		return CTL_EXIT_USAGE;
+	}
+	if (a.size > UINT64_MAX - a.align) {
+		log_error("--size: %" PRIu64 " bytes cannot be rounded up to the alignment", a.size);
+		return CTL_EXIT_USAGE;
+	}
+	/* mode 0 means 0600 to the library, so an explicit --mode 0 cannot be said; refuse it. */
+	if (a.mode == 0) {
+		log_error("--mode: 0 is not supported (the daemon reads it as the default 0600)");
+		return CTL_EXIT_USAGE;
+	}
+	if ((r = ctl_connect(ctl, &dp)) != CTL_EXIT_OK)
+		return r;
+	r = daxpool_alloc_owned(dp, name, a.size, a.align, a.mode, a.uid, a.gid, &s);
+	if (r < 0) {
+		log_error("alloc %s: %s", name, daxpool_errormsg());
+		return CTL_EXIT_FAILURE;
+	}
+	obj = slice_json(daxpool_slice_get_name(s), 0, daxpool_slice_get_offset(s),
+			 daxpool_slice_get_length(s), daxpool_slice_get_alignment(s),
+			 daxpool_slice_get_uid(s), daxpool_slice_get_gid(s), daxpool_slice_get_mode(s));
+	r = daxpool_close(dp, &s);
+	if (r < 0) {
+		/* The slice exists; only this process's hold on it could not be dropped. */
+		log_warning("alloc %s: allocated, but closing failed: %s", name, daxpool_errormsg());
+	}
+	if (ctl->json)
+		ctl_print_json(obj);
+	else
+		print_slice_fields(obj);
+	return CTL_EXIT_OK;
+}
+
+/* ---- list / show ------------------------------------------------------------------------- */
+
+struct list_args {
+	bool have_owner;
+	uid_t uid;
+	gid_t gid;
+	const char *glob;
+	const char *exact; /* show */
+	struct json_object *array;
+};
+
+static int list_option(int c, const char *arg, void *userdata)
+{
+	struct list_args *a = userdata;
+
+	switch (c) {
+	case 'o':
+		a->have_owner = true;
+		return ctl_parse_owner("--owner", arg, &a->uid, &a->gid);
+	case 'n':
+		a->glob = arg;
+		return CTL_EXIT_OK;
+	}
+	return CTL_EXIT_USAGE;
+}
+
+static int list_one(const struct daxpool_slice_info *info, void *userdata)
+{
+	struct list_args *a = userdata;
+
+	if (a->exact && (info->anonymous || strcmp(info->name, a->exact) != 0))
+		return 0;
+	if (a->glob && (info->anonymous || fnmatch(a->glob, info->name, 0) != 0))
+		return 0;
+	if (a->have_owner && info->uid != a->uid)
+		return 0;
+	json_object_array_add(a->array, slice_json(info->name, info->anonymous, info->offset,
+						   info->length, info->align, info->uid, info->gid,
+						   info->mode));
+	return a->exact ? 1 : 0;
+}
+
+static int list_walk(struct ctl *ctl, struct list_args *a, struct json_object **ret)
+{
+	_cleanup_(disconnectp) struct daxpool *dp = NULL;
+	_cleanup_(json_object_putp) struct json_object *array = json_object_new_array();
+	int r;
+
+	if ((r = ctl_connect(ctl, &dp)) != CTL_EXIT_OK)
+		return r;
+	a->array = array;
+	r = daxpool_list(dp, list_one, a);
+	if (r < 0) {
+		log_error("list: %s", daxpool_errormsg());
+		return CTL_EXIT_FAILURE;
+	}
+	*ret = TAKE_PTR(array);
+	return CTL_EXIT_OK;
+}
+
+int cmd_list(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "owner", required_argument, NULL, 'o' }, { "name", required_argument, NULL, 'n' }, {}
+	};
+	struct list_args a = {};
+	_cleanup_(json_object_putp) struct json_object *array = NULL;
+	int r, first;
+	size_t n;
+
+	r = ctl_parse_options(ctl, argc, argv, "o:n:", options, list_option, &a, &first);
+	if (r != CTL_EXIT_OK)
+		return r < 0 ? CTL_EXIT_OK : r;
+	if ((r = ctl_check_operands("list", argc - first, 0, 0)) != CTL_EXIT_OK)
+		return r;
+	if ((r = list_walk(ctl, &a, &array)) != CTL_EXIT_OK)
+		return r;
+	if (ctl->json) {
+		ctl_print_json(array);
+		return CTL_EXIT_OK;
+	}
+	n = json_object_array_length(array);
+	if (n == 0) {
+		printf("no slices\n");
+		return CTL_EXIT_OK;
+	}
+	printf("%-24s %10s %5s %14s %-12s %-12s %4s\n", "NAME", "LENGTH", "ALIGN", "OFFSET", "USER",
+	       "GROUP", "MODE");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *o = json_object_array_get_idx(array, i);
+		char b[32];
+
+		printf("%-24s %10s %5s %#14" PRIx64 " %-12s %-12s %4s\n",
+		       jstr(o, "name") ? jstr(o, "name") : "(anonymous)",
+		       ctl_format_bytes(ju64(o, "length"), b, sizeof(b)), jstr(o, "align"),
+		       ju64(o, "offset"), jstr(o, "user") ? jstr(o, "user") : jstr(o, "uid"),
+		       jstr(o, "group") ? jstr(o, "group") : jstr(o, "gid"), jstr(o, "mode"));
+	}
+	return CTL_EXIT_OK;
+}
+
+int cmd_show(struct ctl *ctl, int argc, char **argv)
+{
+	struct list_args a = {};
+	_cleanup_(json_object_putp) struct json_object *array = NULL;
+	struct json_object *o;
+	int r, first;
+
+	r = ctl_parse_options(ctl, argc, argv, "", NULL, NULL, NULL, &first);
+	if (r != CTL_EXIT_OK)
+		return r < 0 ? CTL_EXIT_OK : r;
+	if ((r = ctl_check_operands("show", argc - first, 1, 1)) != CTL_EXIT_OK)
+		return r;
+	if ((r = ctl_check_slice_name(argv[first])) != CTL_EXIT_OK)
+		return r;
+	/* Through LIST, not OPEN: showing a slice must not make this process one of its holders. */
+	a.exact = argv[first];
+	if ((r = list_walk(ctl, &a, &array)) != CTL_EXIT_OK)
+		return r;
+	o = json_object_array_get_idx(array, 0);
+	if (!o) {
+		log_error("show: no slice named \"%s\" (or not visible to you)", a.exact);
+		return CTL_EXIT_FAILURE;
+	}
+	if (ctl->json)
+		ctl_print_json(o);
+	else
+		print_slice_fields(o);
+	return CTL_EXIT_OK;
+}
+
+/* ---- free -------------------------------------------------------------------------------- */
+
+int cmd_free(struct ctl *ctl, int argc, char **argv)
+{
+	_cleanup_(disconnectp) struct daxpool *dp = NULL;
+	struct daxpool_slice *s = NULL;
+	const char *name;
+	int r, first;
+
+	r = ctl_parse_options(ctl, argc, argv, "", NULL, NULL, NULL, &first);
+	if (r != CTL_EXIT_OK)
+		return r < 0 ? CTL_EXIT_OK : r;
+	if ((r = ctl_check_operands("free", argc - first, 1, 1)) != CTL_EXIT_OK)
+		return r;
+	name = argv[first];
+	if ((r = ctl_check_slice_name(name)) != CTL_EXIT_OK)
+		return r;
+	if ((r = ctl_connect(ctl, &dp)) != CTL_EXIT_OK)
+		return r;
+	r = daxpool_open(dp, name, DAXPOOL_OPEN_RDWR, &s);
+	if (r == -ENOENT) {
+		log_error("free: no slice named \"%s\"", name);
+		return CTL_EXIT_FAILURE;
+	}
+	if (r < 0) {
+		log_error("free %s: %s", name, daxpool_errormsg());
+		return CTL_EXIT_FAILURE;
+	}
+	r = daxpool_free(dp, &s);
+	if (r < 0) {
+		log_error("free %s: %s", name, daxpool_errormsg());
+		daxpool_close(dp, &s);
+		return CTL_EXIT_FAILURE;
+	}
+	if (ctl->json) {
+		_cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
+		json_object_object_add(o, "name", json_object_new_string(name));
+		json_object_object_add(o, "freed", json_object_new_boolean(1));
+		ctl_print_json(o);
+	} else {
+		printf("freed %s\n", name);
+	}
+	return CTL_EXIT_OK;
+}
+
+/* ---- stats ------------------------------------------------------------------------------- */
+
+static struct json_object *per_class(const uint64_t v[3])
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "4K", json_object_new_uint64(v[0]));
+	json_object_object_add(o, "2M", json_object_new_uint64(v[1]));
+	json_object_object_add(o, "1G", json_object_new_uint64(v[2]));
+	return o;
+}
+
+int cmd_stats(struct ctl *ctl, int argc, char **argv)
+{
+	static const char *const classes[] = { "4K", "2M", "1G" };
+	_cleanup_(disconnectp) struct daxpool *dp = NULL;
+	_cleanup_(json_object_putp) struct json_object *o = NULL;
+	struct daxpool_stats st = {};
+	char uuid[37], b1[32], b2[32];
+	int r, first;
+
+	r = ctl_parse_options(ctl, argc, argv, "", NULL, NULL, NULL, &first);
+	if (r != CTL_EXIT_OK)
+		return r < 0 ? CTL_EXIT_OK : r;
+	if ((r = ctl_check_operands("stats", argc - first, 0, 0)) != CTL_EXIT_OK)
+		return r;
+	if ((r = ctl_connect(ctl, &dp)) != CTL_EXIT_OK)
+		return r;
+	r = daxpool_stat(dp, &st, sizeof(st));
+	if (r < 0) {
+		log_error("stats: %s", daxpool_errormsg());
+		return CTL_EXIT_FAILURE;
+	}
+	snprintf(uuid, sizeof(uuid),
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", st.uuid[0],
+		 st.uuid[1], st.uuid[2], st.uuid[3], st.uuid[4], st.uuid[5], st.uuid[6], st.uuid[7],
+		 st.uuid[8], st.uuid[9], st.uuid[10], st.uuid[11], st.uuid[12], st.uuid[13],
+		 st.uuid[14], st.uuid[15]);
+
+	o = json_object_new_object();
+	json_object_object_add(o, "uuid", json_object_new_string(uuid));
+	json_object_object_add(o, "backend", json_object_new_string(st.backend == 1 ? "devdax" :
+								   st.backend == 2 ? "emulated" : "unknown"));
+	json_object_object_add(o, "pool_size", json_object_new_uint64(st.pool_size));
+	json_object_object_add(o, "data_size", json_object_new_uint64(st.data_size));
+	json_object_object_add(o, "device_align", json_object_new_uint64(st.device_align));
+	json_object_object_add(o, "allocated_bytes", json_object_new_uint64(st.allocated_bytes));
+	json_object_object_add(o, "free_bytes", per_class(st.free_bytes));
+	json_object_object_add(o, "largest_free", per_class(st.largest_free));
+	json_object_object_add(o, "fragmentation", json_object_new_double(st.fragmentation));
+	json_object_object_add(o, "slices", json_object_new_uint64(st.slices));
+	json_object_object_add(o, "anonymous_slices", json_object_new_uint64(st.anonymous_slices));
+	json_object_object_add(o, "quarantined", json_object_new_uint64(st.quarantined));
+	json_object_object_add(o, "table_capacity", json_object_new_uint64(st.table_capacity));
+	json_object_object_add(o, "badblocks", json_object_new_uint64(st.badblocks));
+	json_object_object_add(o, "badblock_bytes", json_object_new_uint64(st.badblock_bytes));
+	json_object_object_add(o, "zeroing_pending_bytes", json_object_new_uint64(st.zeroing_pending_bytes));
+	json_object_object_add(o, "zeroed_bytes_total", json_object_new_uint64(st.zeroed_bytes_total));
+	json_object_object_add(o, "pins", json_object_new_uint64(st.pins));
+	json_object_object_add(o, "leases_waiting", json_object_new_uint64(st.leases_waiting));
+
+	if (ctl->json) {
+		ctl_print_json(o);
+		return CTL_EXIT_OK;
+	}
+	printf("%-22s %s (%s)\n", "pool:", jstr(o, "uuid"), jstr(o, "backend"));
+	printf("%-22s %s (data %s, device alignment %s)\n", "size:",
+	       ctl_format_bytes(ju64(o, "pool_size"), b1, sizeof(b1)),
+	       ctl_format_bytes(ju64(o, "data_size"), b2, sizeof(b2)), align_name(ju64(o, "device_align")));
+	printf("%-22s %s\n", "allocated:", ctl_format_bytes(ju64(o, "allocated_bytes"), b1, sizeof(b1)));
+	for (size_t i = 0; i < ARRAY_SIZE(classes); i++) {
+		char label[32];
+		snprintf(label, sizeof(label), "free at %s:", classes[i]);
+		printf("%-22s %s (largest %s)\n", label,
+		       ctl_format_bytes(ju64(json_object_object_get(o, "free_bytes"), classes[i]), b1, sizeof(b1)),
+		       ctl_format_bytes(ju64(json_object_object_get(o, "largest_free"), classes[i]), b2, sizeof(b2)));
+	}
+	printf("%-22s %.1f%%\n", "fragmentation:",
+	       100.0 * json_object_get_double(json_object_object_get(o, "fragmentation")));
+	printf("%-22s %" PRIu64 " (%" PRIu64 " anonymous, %" PRIu64 " quarantined; table %" PRIu64 ")\n",
+	       "slices:", ju64(o, "slices"), ju64(o, "anonymous_slices"), ju64(o, "quarantined"),
+	       ju64(o, "table_capacity"));
+	printf("%-22s %" PRIu64 " (%s)\n", "bad blocks:", ju64(o, "badblocks"),
+	       ctl_format_bytes(ju64(o, "badblock_bytes"), b1, sizeof(b1)));
+	printf("%-22s %s pending (%s zeroed since start)\n", "zeroing:",
+	       ctl_format_bytes(ju64(o, "zeroing_pending_bytes"), b1, sizeof(b1)),
+	       ctl_format_bytes(ju64(o, "zeroed_bytes_total"), b2, sizeof(b2)));
+	printf("%-22s %" PRIu64 " (%" PRIu64 " leases waiting)\n", "pins:", ju64(o, "pins"),
+	       ju64(o, "leases_waiting"));
+	return CTL_EXIT_OK;
+}

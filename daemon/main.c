@@ -97,9 +97,6 @@ static int pool_start(struct daxpoold *d)
 		.kind = d->opts.backend,
 		.device_path = d->opts.device_path,
 		.file_path = d->opts.emulate_path,
-		.size = d->opts.size,
-		.page_size = d->opts.page_size,
-		.create = d->opts.format_if_empty > 0,
 		.expected_uuid = d->opts.has_expected_uuid ? d->opts.expected_uuid : NULL,
 	};
 	struct backend_pool_info info = {};
@@ -109,6 +106,12 @@ static int pool_start(struct daxpoold *d)
 
 	if (d->opts.backend == BACKEND_NONE)
 		return 0;
+	/* File, size, page size and creation are the emulated backend's; devdax refuses them. */
+	if (d->opts.backend == BACKEND_EMULATED) {
+		cfg.size = d->opts.size;
+		cfg.page_size = d->opts.page_size;
+		cfg.create = d->opts.format_if_empty > 0;
+	}
 	r = backend_open(&cfg, &d->backend);
 	if (r < 0)
 		return log_error_errno(r, "backend: %s", backend_errormsg());

@@ -319,7 +319,7 @@ int namespace_create_devdax(struct namespace_ctx *ctx, const char *region_name, 
 	struct daxctl_region *dregion;
 	struct daxctl_dev *dev;
 	unsigned char uu[16];
-	char a[32], b[32];
+	char a[32], b[32], c[32];
 	bool supported = false;
 	uint64_t unit;
 	int r;
@@ -347,6 +347,12 @@ int namespace_create_devdax(struct namespace_ctx *ctx, const char *region_name, 
 	if (size % align)
 		return ns_err(-EINVAL, "size %s is not a multiple of the %s alignment",
 			      size_str(size, a, sizeof(a)), size_str(align, b, sizeof(b)));
+	/* The device-dax info block and page map are kept in front of the data, padded to the
+	 * alignment: a namespace of one alignment unit has no room left for data. */
+	if (size < 2 * align)
+		return ns_err(-EINVAL, "size %s leaves no room for data after the device-dax info block: "
+			      "at least %s for a %s alignment", size_str(size, a, sizeof(a)),
+			      size_str(2 * align, b, sizeof(b)), size_str(align, c, sizeof(c)));
 	unit = info.align ? info.align : 1;
 	if (info.interleave_ways > 1 && align * info.interleave_ways > unit)
 		unit = align * info.interleave_ways;
@@ -377,6 +383,18 @@ int namespace_create_devdax(struct namespace_ctx *ctx, const char *region_name, 
 		    (r = ndctl_namespace_set_size(ndns, size)) < 0) {
 			ns_err(r, "%s: cannot size the namespace: %s", ndctl_namespace_get_devname(ndns),
 			       strerror(-r));
+			goto undo_ns;
+		}
+	}
+	/* The kernel places the namespace in the region's free space; device-dax refuses to enable
+	 * one whose start is not aligned ("unable to satisfy requested alignment"). Say so now. */
+	{
+		unsigned long long start = ndctl_namespace_get_resource(ndns);
+		if (start != ULLONG_MAX && start % align) {
+			r = ns_err(-EINVAL, "%s: the free space of %s starts at %#llx, not %s-aligned: create "
+				   "namespaces with the largest alignment first, or free space before it",
+				   ndctl_namespace_get_devname(ndns), info.name, start,
+				   size_str(align, a, sizeof(a)));
 			goto undo_ns;
 		}
 	}

@@ -19,6 +19,8 @@
 #     find the pool (same UUID)                                               daemon-2.log
 #  7. lab-slice-check verify lab-persist: reopen by name, pattern intact, then free   verify.json
 #  8. daxpool-demo again: it must find its slice and count one run more       demo-2.txt
+#     Also: hello (greeting stored before, read back after the restart) and plog (200 acked
+#     records before, plog-check after): the examples of libdaxpool on real device-dax.
 #  9. daxpoolctl --json status (status-2.json); lab-slice-check free daxpool-demo (the payload
 #     leaves an empty pool); SIGTERM
 # result.json: {ok, device, align, steps: {NAME: {ok, ...}}, status, faults, persistence,
@@ -33,7 +35,10 @@ DAXPOOLD=${1:-$BUILD/daemon/daxpoold}
 CTL=${2:-$BUILD/cli/daxpoolctl}
 DEMO=${3:-$BUILD/examples/daxpool-demo}
 CHECK=${4:-$BUILD/tests/lab/lab-slice-check}
-for p in "$DAXPOOLD" "$CTL" "$DEMO" "$CHECK"; do
+HELLO=$BUILD/examples/hello
+PLOG=$BUILD/examples/plog
+PLOG_CHECK=$BUILD/examples/plog-check
+for p in "$DAXPOOLD" "$CTL" "$DEMO" "$CHECK" "$HELLO" "$PLOG" "$PLOG_CHECK"; do
 	[ -x "$p" ] || { echo "daemon-devdax: $p is not built" >&2; exit 2; }
 done
 RUNDIR=/run/daxpool-lab-daemon.$$
@@ -190,6 +195,10 @@ if start_daemon "$OUT/daemon-1.log" --format-if-empty; then
 	fi
 	run_step faults faults.out "$CHECK" --socket "$SOCK" --json faults.json faults
 	cat faults.out
+	# The examples of libdaxpool (issue 4) on real device-dax: hello stores a greeting, plog
+	# appends 200 acknowledged records; both are checked after the restart below.
+	run_step hello-1 hello-1.txt "$HELLO" --socket "$SOCK" && cat hello-1.txt
+	run_step plog plog.txt "$PLOG" --socket "$SOCK" --count 200 && tail -n 1 plog.txt
 	run_step write write.out "$CHECK" --socket "$SOCK" --json write.json --seed "$SEED" write lab-persist
 	cat write.out
 	uuid1=$(field "$(json_file write.json)" pool_uuid)
@@ -204,6 +213,18 @@ if start_daemon "$OUT/daemon-1.log" --format-if-empty; then
 		if [ -z "$demo1" ] || [ "$demo2" != "$((demo1 + 1))" ] || ! grep -q 'found' demo-2.txt; then
 			err "daxpool-demo's run counter across the restart: run '$demo1' before, '$demo2' after (expected $((${demo1:-0} + 1)), slice found)"
 		fi
+		run_step hello-2 hello-2.txt "$HELLO" --socket "$SOCK" && cat hello-2.txt
+		stored=$(sed -n 's/^stored: //p' hello-1.txt 2>/dev/null)
+		[ -n "$stored" ] && grep -qF "read back: $stored" hello-2.txt ||
+			err "hello did not read back its greeting after the restart ('$stored')"
+		acked=$(sed -n 's/^ack //p' plog.txt 2>/dev/null | tail -n 1)
+		if [ -n "$acked" ]; then
+			run_step plog-check plog-check.txt "$PLOG_CHECK" --socket "$SOCK" --acked "$acked" && cat plog-check.txt
+		else
+			err "plog acknowledged no record"
+		fi
+		run_step free-hello free-hello.out "$CHECK" --socket "$SOCK" --json free-hello.json free hello
+		run_step free-plog free-plog.out "$CHECK" --socket "$SOCK" --json free-plog.json free plog
 		run_step status-2 status-2.json "$CTL" --socket "$SOCK" --json status
 		run_step free-demo free-demo.out "$CHECK" --socket "$SOCK" --json free-demo.json free daxpool-demo
 		stop_daemon stop-2

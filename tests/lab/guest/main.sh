@@ -113,13 +113,26 @@ make_namespace() { # INDEX ALIGN SIZE
 	d0=$(us)
 	ndctl destroy-namespace -f all >/dev/null 2>&1
 	c0=$(us)
-	if ! out=$(ndctl create-namespace -f -m devdax -a "$a" -s "$s" -r region0 2>&1); then
-		err="ndctl create-namespace -m devdax -a $a -s $s failed: $out"
+	# daxpoolctl (libndctl/libdaxctl) creates the namespaces once it is built; plain ndctl serves
+	# a lab run without a build tree (lab.sh shell).
+	if [ -x "${LAB_BUILD:-/nonexistent}/cli/daxpoolctl" ]; then
+		NS_TOOL=daxpoolctl
+		if ! out=$("$LAB_BUILD/cli/daxpoolctl" --json create --region region0 --size "$s" --align "$a" 2>&1); then
+			err="daxpoolctl create --region region0 --size $s --align $a failed: $out"
+		fi
+		[[ "$out" =~ \"name\":\ ?\"(dax[0-9]+\.[0-9]+)\" ]] && name=${BASH_REMATCH[1]}
+		[[ "$out" =~ \"namespace\":\ ?\"(namespace[0-9]+\.[0-9]+)\" ]] && ns=${BASH_REMATCH[1]}
 	else
+		NS_TOOL=ndctl
+		if ! out=$(ndctl create-namespace -f -m devdax -a "$a" -s "$s" -r region0 2>&1); then
+			err="ndctl create-namespace -m devdax -a $a -s $s failed: $out"
+		fi
 		[[ "$out" =~ \"chardev\":\"(dax[0-9]+\.[0-9]+)\" ]] && name=${BASH_REMATCH[1]}
 		[[ "$out" =~ \"dev\":\"(namespace[0-9]+\.[0-9]+)\" ]] && ns=${BASH_REMATCH[1]}
+	fi
+	if [ -z "$err" ]; then
 		if [ -z "$name" ]; then
-			err="no dax device in the output of ndctl create-namespace: $out"
+			err="no dax device in the output of $NS_TOOL create: $out"
 		else
 			DEV=/dev/$name
 			while [ ! -c "$DEV" ] && [ $i -lt 100 ]; do
@@ -137,7 +150,7 @@ make_namespace() { # INDEX ALIGN SIZE
 		say "namespace $a: FAILED: $err"
 		DEV=""
 	else
-		say "namespace $a: $DEV, $((size >> 20)) MiB, created in $(secs "$c0" "$c1")s"
+		say "namespace $a: $DEV, $((size >> 20)) MiB, created by $NS_TOOL in $(secs "$c0" "$c1")s"
 	fi
 	local ok=true err_json=null
 	if [ -n "$err" ]; then

@@ -1,9 +1,7 @@
 /* Client connections: reading frames, validating them, queuing replies; see conn.h. */
 #include "conn.h"
-#include "lease.h"
 #include "pool.h"
 #include "log.h"
-#include "usage.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -143,19 +141,15 @@ void conn_free(struct conn *c)
 	/* Anonymous slices die with their connection; the process may still map them, so the lease
 	 * keeps them quarantined until it exits or closes them. */
 	HASH_ITER(hh, c->slices, sl, stmp) {
-		if (sl->anonymous && c->daemon->pool) {
-			struct pool_record_info info;
+		struct pool_record_info info;
+		int r;
 
-			if (pool_get(c->daemon->pool, sl->record_id, &info) < 0 ||
-			    info.flags & POOL_REC_QUARANTINED)
-				goto drop;
-			usage_sub(c->daemon, info.uid, info.length);
-			int r = lease_free(c->daemon, sl->record_id);
-			if (r < 0)
+		if (sl->anonymous && c->daemon->pool && pool_get(c->daemon->pool, sl->record_id, &info) == 0) {
+			r = slice_free_record(c->daemon, &info);
+			if (r < 0 && r != -ENOENT)
 				log_error_errno(r, "reclaiming anonymous record %" PRIu64 " of client %" PRIu64 ": %m",
 						sl->record_id, c->id);
 		}
-	drop:
 		HASH_DEL(c->slices, sl);
 		free(sl);
 	}

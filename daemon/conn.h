@@ -76,5 +76,10 @@ bool conn_in_group(const struct conn *c, gid_t gid);
 int conn_send_error(struct conn *c, uint16_t type, uint32_t request_id, int error, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
+struct pool_record_info;
+/* Frees a live record handed out to clients (dispatch.c): quarantined in the pool until the lease
+ * rule allows reuse, and no longer counted against its owner's quota. -ENOENT if already freed. */
+int slice_free_record(struct daxpoold *d, const struct pool_record_info *rec);
+
 /* Handles one decoded request (dispatch.c). Returns 0, or a negative errno to close the connection. */
 int dispatch_request(struct conn *c, const struct dxp_header *h, const uint8_t *payload);

@@ -302,6 +302,19 @@ static struct conn_slice *find_handle(struct conn *c, uint64_t handle)
 	return sl;
 }
 
+int slice_free_record(struct daxpoold *d, const struct pool_record_info *rec)
+{
+	int r;
+
+	if (rec->flags & POOL_REC_QUARANTINED)
+		return -ENOENT;
+	r = lease_free(d, rec->id);
+	if (r < 0)
+		return r;
+	usage_sub(d, rec->uid, rec->length);
+	return 0;
+}
+
 static int handle_free(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
 {
 	struct daxpoold *d = c->daemon;
@@ -326,10 +339,9 @@ static int handle_free(struct conn *c, const struct dxp_header *h, const uint8_t
 	if (sl->pins)
 		return conn_send_error(c, h->type, h->request_id, -EBUSY,
 				       "%u pins declared on this handle: UNPIN first", sl->pins);
-	r = lease_free(d, sl->record_id);
+	r = slice_free_record(d, &rec);
 	if (r < 0)
 		return conn_send_error(c, h->type, h->request_id, r, "%s", pool_errormsg());
-	usage_sub(d, rec.uid, rec.length);
 	/* FREE implies CLOSE for the caller (it unmapped first: docs/PROTOCOL.md). */
 	lease_ungrant(d, lease_find(d, sl->record_id), c->pid);
 	HASH_DEL(c->slices, sl);
@@ -356,10 +368,8 @@ static int handle_close(struct conn *c, const struct dxp_header *h, const uint8_
 		/* Closing an anonymous slice gives it up: nobody else can reach it. */
 		struct pool_record_info rec;
 
-		if (pool_get(c->daemon->pool, sl->record_id, &rec) == 0 && !(rec.flags & POOL_REC_QUARANTINED)) {
-			usage_sub(c->daemon, rec.uid, rec.length);
-			lease_free(c->daemon, sl->record_id);
-		}
+		if (pool_get(c->daemon->pool, sl->record_id, &rec) == 0)
+			(void)slice_free_record(c->daemon, &rec); /* -ENOENT: already freed */
 	}
 	lease_ungrant(c->daemon, lease_find(c->daemon, sl->record_id), c->pid);
 	HASH_DEL(c->slices, sl);

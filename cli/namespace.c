@@ -246,7 +246,7 @@ static int find_device(struct namespace_ctx *ctx, const char *device, struct fin
 int namespace_device_lookup(struct namespace_ctx *ctx, const char *device,
 			    struct namespace_device_info *ret_info)
 {
-	struct find_args a;
+	struct find_args a = { 0 };
 	int r = find_device(ctx, device, &a);
 
 	if (r < 0)
@@ -490,7 +490,7 @@ out:
 int namespace_destroy_devdax(struct namespace_ctx *ctx, const char *device)
 {
 	struct namespace_device_info info;
-	struct find_args a;
+	struct find_args a = { 0 };
 	struct ndctl_namespace *ndns;
 	int r;
 

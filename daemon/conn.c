@@ -1,4 +1,5 @@
 /* Client connections: reading frames, validating them, queuing replies; see conn.h. */
+#include "busy-poll.h"
 #include "conn.h"
 #include "pool.h"
 #include "log.h"
@@ -331,6 +332,7 @@ static int conn_read(struct conn *c)
 		return -ECONNRESET; /* orderly shutdown by the client */
 	if (c->daemon->opts.idle_timeout_s)
 		ev_timer_again(c->daemon->loop, &c->idle_timer);
+	busy_poll_note_request(c->daemon);
 	return conn_handle_frame(c, (size_t)n);
 }
 

@@ -41,6 +41,7 @@ void daemon_reload(struct daxpoold *d)
 	cur->pin_grace_ms = next.pin_grace_ms;
 	cur->send_timeout_s = next.send_timeout_s;
 	cur->idle_timeout_s = next.idle_timeout_s;
+	cur->busy_poll_us = next.busy_poll_us;
 	cur->default_quota = next.default_quota;
 	free(cur->quotas);
 	cur->quotas = next.quotas;

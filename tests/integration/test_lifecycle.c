@@ -435,6 +435,48 @@ static void test_emfile_does_not_spin(void **state)
 	test_daemon_cleanup(&d);
 }
 
+/* After a request the loop polls without sleeping for busy_poll_us, and then sleeps again: the
+ * spin is there (it is what cuts the wake-up latency) and it is bounded (an idle daemon costs
+ * nothing). Ticks are 10 ms of CPU time. */
+static void test_busy_poll_is_bounded(void **state)
+{
+	static const char *const spin_long[] = { "--busy-poll-us", "100000", NULL };
+	static const char *const spin_off[] = { "--busy-poll-us", "0", NULL };
+	struct daxpool *dp = NULL;
+	struct test_daemon d;
+	uint64_t t0, t1, t2;
+
+	assert_int_equal(test_daemon_start(&d, spin_long), 0);
+	assert_int_equal(daxpool_connect(d.socket, &dp), 0);
+	usleep(300000);
+	t0 = cpu_ticks(d.pid);
+	assert_int_equal(daxpool_ping(dp), 0);
+	usleep(500000);
+	t1 = cpu_ticks(d.pid);
+	usleep(500000);
+	t2 = cpu_ticks(d.pid);
+	/* 100 ms of polling is ~10 ticks (less when the machine is busy, never 0 or 50). */
+	assert_true(t1 - t0 >= 3);
+	assert_true(t1 - t0 <= 30);
+	assert_true(t2 - t1 <= 2);
+	daxpool_disconnect(&dp);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+
+	assert_int_equal(test_daemon_start(&d, spin_off), 0);
+	assert_int_equal(daxpool_connect(d.socket, &dp), 0);
+	usleep(300000);
+	t0 = cpu_ticks(d.pid);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(daxpool_ping(dp), 0);
+	usleep(500000);
+	t1 = cpu_ticks(d.pid);
+	assert_true(t1 - t0 <= 2);
+	daxpool_disconnect(&dp);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+}
+
 static void test_invalid_config_refused(void **state)
 {
 	char dir[] = "/tmp/daxpool-badcfg-XXXXXX", config[128];
@@ -468,6 +510,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_config_refused),
 		cmocka_unit_test(test_idle_and_stuck_clients_time_out),
 		cmocka_unit_test(test_emfile_does_not_spin),
+		cmocka_unit_test(test_busy_poll_is_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
 # The README's test command, and what CI runs (.ci/run): install what is missing, then
 #   1. a release build with every ctest label (unit, integration, crash, lab);
 #   2. an AddressSanitizer+UndefinedBehaviorSanitizer build running unit, crash and integration;
-#   3. the integration tests again with daxpoold under valgrind memcheck (errors and leaks fail).
+#   3. the integration tests again with daxpoold under valgrind memcheck (errors and leaks fail);
+#   4. the libFuzzer targets, each for a bounded time (clang build).
 # Ends with one line "test.sh: N passed, N failed".
 set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -56,6 +57,18 @@ if build_tree "$asan" -DCMAKE_BUILD_TYPE=Debug -DDAXPOOL_SANITIZE=ON; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		run_ctest "sanitizers" --test-dir "$asan" -L 'unit|crash|integration' -j "$jobs"
 else
+	failed=$((failed + 1))
+fi
+
+# libFuzzer targets (tests/fuzz, docs/RELIABILITY.md): a clang tree of its own; only the fuzz
+# targets are built there, and each runs for DAXPOOL_FUZZ_SECONDS (20 s) over its corpus.
+fuzz=${DAXPOOL_FUZZ_BUILD_DIR:-$top/build-fuzz}
+echo "=== libFuzzer build ($fuzz)"
+if cmake -S "$top" -B "$fuzz" -DCMAKE_C_COMPILER=clang -DDAXPOOL_FUZZ=ON >/dev/null &&
+	cmake --build "$fuzz" -j "$jobs" --target fuzz-targets >/dev/null; then
+	run_ctest "fuzz" --test-dir "$fuzz" -L fuzz -j "$jobs"
+else
+	echo "test.sh: fuzz build in $fuzz failed"
 	failed=$((failed + 1))
 fi
 

@@ -3,6 +3,7 @@
 
 #include <json-c/json.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct bench_opts {
 	const char *dir; /* where pool files go (tmpfs by default) */
@@ -13,6 +14,12 @@ struct bench_opts {
 	const char *daemon; /* service: daxpoold to start; NULL = find it (service.c) */
 	double duration; /* service: seconds per throughput point; 0 = default */
 	int quick; /* service: short points for CI */
+	int dir_given; /* --dir was on the command line */
+	int counts_given; /* --counts was on the command line */
+	const char *device; /* provision, pin, zero: a device-dax device to use instead of a file */
+	const char *region; /* provision: NVDIMM region for a namespace per allocation (libndctl) */
+	uint64_t bytes; /* provision, pin, zero: bytes per measurement; 0 = default (1 GiB) */
+	unsigned reps; /* repetitions per point; 0 = the suite's default */
 };
 
 /* Prints one row {"suite","system","metric","value","unit","params"} as a JSON line; takes params. */
@@ -22,6 +29,49 @@ uint64_t bench_now_ns(void);
 /* Sorts samples and returns the q-quantile (0..1). */
 uint64_t bench_quantile(uint64_t *samples, uint64_t n, double q);
 
+/* ---- helpers of the newer suites (bench/util.c) ---- */
+struct daxpool;
+
+/* daxpoold to start: --daemon, $DAXPOOLD, ../daemon/daxpoold beside this binary, the build's. */
+const char *bench_daxpoold(const struct bench_opts *o);
+/* Starts daxpoold with args (NULL-terminated, after the program name; its stdout goes to our
+ * stderr) and waits until it answers on sock. Returns 0 or -errno (message printed). */
+int bench_daemon_start(const struct bench_opts *o, const char *sock, const char *const *args,
+		       pid_t *ret_pid);
+/* SIGTERM, SIGKILL after 10 s; returns the exit status, or -errno; sets *pid to 0. */
+int bench_daemon_stop(pid_t *pid);
+/* Polls STAT until the zeroing backlog is empty; returns the ns it took or -errno. */
+int64_t bench_drain_zeroing(struct daxpool *dp, uint64_t timeout_ns);
+void bench_sleep_ns(uint64_t ns);
+double bench_loadavg_1m(void);
+/* A temp dir DIR/daxpool-bench-TAG-XXXXXX into buf; 0 or -errno. bench_rmdir removes it. */
+int bench_mkdtemp(const char *dir, const char *tag, char *buf, size_t size);
+void bench_rmdir(const char *dir);
+/* A row saying a measurement could not run here, and why (value 0, params.skipped). */
+void bench_skip_row(const char *suite, const char *system, const char *metric, const char *why,
+		    json_object *params);
+/* The suite's closing row: system "machine", metric loadavg_1m_start, params with the rest. */
+void bench_machine_row(const char *suite, double load_start, json_object *params);
+/* A target row: system "target", value 1 met / 0 missed, measured and threshold in params. */
+void bench_target_row(const char *suite, const char *metric, const char *what, double measured,
+		      double threshold, const char *unit, int pass);
+
+/* Huge pages reserved for the suite's lifetime (nr_hugepages raised, put back after). */
+struct bench_hugepages {
+	uint64_t page_size;
+	long prev, want;
+	int raised;
+};
+/* Makes sure `want` free pages of page_size exist; NULL, or why not. */
+const char *bench_hugepages_get(struct bench_hugepages *h, uint64_t page_size, long want);
+void bench_hugepages_put(struct bench_hugepages *h);
+/* Rss, RssAnon (from /proc/PID/status) and Pss (smaps_rollup) in bytes; 0 or -errno. */
+int bench_proc_memory(pid_t pid, uint64_t *ret_rss, uint64_t *ret_anon, uint64_t *ret_pss);
+
 int suite_alloc(const struct bench_opts *o);
 int suite_service(const struct bench_opts *o);
 int suite_touch(const struct bench_opts *o);
+int suite_provision(const struct bench_opts *o);
+int suite_pin(const struct bench_opts *o);
+int suite_zero(const struct bench_opts *o);
+int suite_scale(const struct bench_opts *o);

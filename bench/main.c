@@ -46,6 +46,28 @@ void bench_row(const char *suite, const char *system, const char *metric, double
 	json_object_put(o);
 }
 
+/* "64M", "1G", "4096": bytes; -EINVAL for anything else or 0. */
+static int parse_bytes(const char *s, uint64_t *ret)
+{
+	char *end;
+	uint64_t v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || v == 0)
+		return -EINVAL;
+	switch (*end) {
+	case 'K': case 'k': v <<= 10; end++; break;
+	case 'M': case 'm': v <<= 20; end++; break;
+	case 'G': case 'g': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(const struct bench_opts *o);
@@ -55,7 +77,13 @@ static const struct {
 	 "in-process allocator: alloc/free throughput and p50/p99 latency vs libpmemobj"},
 	{"service", suite_service,
 	 "through daxpoold: grant latency, alloc+free rate at 1/8/64 clients vs in-process"},
-	{"touch", suite_touch, "first touch of 1 GiB via daxpool_map vs direct mmap; alloc+map+free 2M"},
+	{"touch", suite_touch,
+	 "first touch of 1 GiB via daxpool_map vs direct mmap vs anonymous huge pages; alloc+map+free 2M"},
+	{"provision", suite_provision,
+	 "a mapped 1 GiB slice from daxpoold vs a devdax namespace per allocation (libndctl)"},
+	{"pin", suite_pin, "long-term pin + unpin per GiB: io_uring buffers, ibv_reg_mr, per page size"},
+	{"zero", suite_zero, "daxpoold's background zeroing bandwidth vs memset of the same memory"},
+	{"scale", suite_scale, "1..256 clients, 1k..1M live allocations, daemon memory per allocation"},
 };
 
 static void usage(FILE *f)
@@ -63,6 +91,9 @@ static void usage(FILE *f)
 	fprintf(f, "usage: daxpool-bench SUITE [--dir DIR] [--counts N,N,...] [--ops N] "
 		   "[--system all|daxpool|pmemobj]\n"
 		   "       daxpool-bench service [--dir DIR] [--daemon PATH] [--duration S] [--quick]\n"
+		   "       daxpool-bench touch|pin|zero|provision|scale [--dir DIR] [--daemon PATH] [--quick]\n"
+		   "                     [--device /dev/daxX.Y] [--region REGION] [--bytes N[K|M|G]]\n"
+		   "                     [--reps N] [--counts N,...] [--duration S]\n"
 		   "suites:\n");
 	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
 		fprintf(f, "  %-8s %s\n", suites[i].name, suites[i].help);
@@ -77,6 +108,8 @@ int main(int argc, char **argv)
 		{"ops", required_argument, NULL, 'o'},   {"system", required_argument, NULL, 's'},
 		{"daemon", required_argument, NULL, 'D'}, {"duration", required_argument, NULL, 't'},
 		{"quick", no_argument, NULL, 'q'},       {"help", no_argument, NULL, 'h'},
+		{"device", required_argument, NULL, 'V'}, {"region", required_argument, NULL, 'R'},
+		{"bytes", required_argument, NULL, 'b'},  {"reps", required_argument, NULL, 'r'},
 		{0},
 	};
 	int c;
@@ -98,17 +131,49 @@ int main(int argc, char **argv)
 	}
 	const char *suite = argv[1];
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "d:c:o:s:D:t:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:c:o:s:D:t:qhV:R:b:r:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			o.dir = optarg;
+			o.dir_given = 1;
 			break;
 		case 'c': {
 			char *save = NULL, *tok;
 			o.ncounts = 0;
+			o.counts_given = 1;
 			for (tok = strtok_r(optarg, ",", &save); tok && o.ncounts < 8;
-			     tok = strtok_r(NULL, ",", &save))
-				o.counts[o.ncounts++] = strtoull(tok, NULL, 0);
+			     tok = strtok_r(NULL, ",", &save)) {
+				char *end;
+				errno = 0;
+				o.counts[o.ncounts++] = strtoull(tok, &end, 0);
+				if (errno || *end || end == tok) {
+					fprintf(stderr, "daxpool-bench: --counts takes numbers: '%s'\n", tok);
+					return 2;
+				}
+			}
+			break;
+		}
+		case 'V':
+			o.device = optarg;
+			break;
+		case 'R':
+			o.region = optarg;
+			break;
+		case 'b':
+			if (parse_bytes(optarg, &o.bytes) < 0) {
+				fprintf(stderr, "daxpool-bench: --bytes takes a size > 0 (K, M, G suffixes), not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'r': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || end == optarg || v < 1 || v > 32) {
+				fprintf(stderr, "daxpool-bench: --reps takes 1..32, not '%s'\n", optarg);
+				return 2;
+			}
+			o.reps = (unsigned)v;
 			break;
 		}
 		case 'o':

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/mman.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -32,6 +33,8 @@
 #define MiB (UINT64_C(1) << 20)
 #define SUITE "touch"
 
+static double median(double *v, int n);
+
 struct touch_pool {
 	const char *label; /* "4K", "2M", "1G" */
 	uint64_t align, pool_size;
@@ -40,7 +43,69 @@ struct touch_pool {
 	long nr_prev, nr_want;
 	bool mounted;
 	pid_t pid;
+	double fill_ms; /* memset of 1 GiB through daxpool_map, median; 0 if not measured */
 };
+
+/* The machine's limit: memset of 1 GiB of anonymous huge pages (1G, else 2M hugetlb, else THP). */
+struct mem_limit {
+	const char *kind;
+	double fresh_ms, fill_ms;
+};
+
+static const char *measure_limit(int reps, struct mem_limit *m)
+{
+	static const struct {
+		const char *kind;
+		uint64_t page;
+		int flags;
+	} kinds[] = {
+		{ "hugetlb-1G", GiB, MAP_HUGETLB | MAP_HUGE_1GB },
+		{ "hugetlb-2M", 2 * MiB, MAP_HUGETLB | MAP_HUGE_2MB },
+		{ "THP", 0, 0 },
+	};
+	double v[16];
+
+	if (reps > 16)
+		reps = 16;
+	for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+		struct bench_hugepages hp = { 0 };
+		uint64_t len = kinds[k].page ? GiB : GiB + 2 * MiB;
+		char *base, *a;
+
+		if (kinds[k].page && bench_hugepages_get(&hp, kinds[k].page, (long)(GiB / kinds[k].page))) {
+			bench_hugepages_put(&hp);
+			continue;
+		}
+		base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | kinds[k].flags,
+			    -1, 0);
+		if (base == MAP_FAILED) {
+			bench_hugepages_put(&hp);
+			continue;
+		}
+		a = base;
+		if (!kinds[k].page) {
+			a = (char *)(((uintptr_t)base + 2 * MiB - 1) & ~(uintptr_t)(2 * MiB - 1));
+			if (madvise(a, GiB, MADV_HUGEPAGE) < 0) {
+				munmap(base, len);
+				continue;
+			}
+		}
+		uint64_t t0 = bench_now_ns();
+		memset(a, 1, GiB); /* faults, the kernel's zeroing of each huge page, the stores */
+		m->fresh_ms = (double)(bench_now_ns() - t0) / 1e6;
+		for (int i = 0; i < reps; i++) {
+			t0 = bench_now_ns();
+			memset(a, i + 2, GiB);
+			v[i] = (double)(bench_now_ns() - t0) / 1e6;
+		}
+		m->fill_ms = median(v, reps);
+		m->kind = kinds[k].kind;
+		munmap(base, len);
+		bench_hugepages_put(&hp);
+		return NULL;
+	}
+	return "no anonymous huge pages (hugetlb reservation failed, THP disabled)";
+}
 
 static long read_long(const char *p)
 {
@@ -270,6 +335,34 @@ static int measure_touch(struct touch_pool *p, int reps)
 	json_object_object_add(j, "target", json_object_new_double(1.05));
 	json_object_object_add(j, "met", json_object_new_boolean(ratio <= 1.05));
 	bench_row(SUITE, "daxpool/direct", "first_touch_ratio", ratio, "x", j);
+
+	/* Filling all of it (memset of 1 GiB into a fresh mapping): comparable with the memset
+	 * limit on anonymous huge pages, which a one-byte-per-page touch is not. */
+	int fill_reps = reps < 3 ? reps : 3;
+	for (int i = 0; i < fill_reps; i++) {
+		char *a;
+		uint64_t t0;
+
+		r = daxpool_map(s, 0, (void **)&a);
+		if (r < 0)
+			goto out;
+		t0 = bench_now_ns();
+		memset(a, i + 2, GiB);
+		lib[i] = (double)(bench_now_ns() - t0) / 1e6;
+		daxpool_unmap(s);
+		a = mmap(NULL, GiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)daxpool_slice_get_offset(s));
+		if (a == MAP_FAILED) {
+			r = -errno;
+			goto out;
+		}
+		t0 = bench_now_ns();
+		memset(a, i + 3, GiB);
+		direct[i] = (double)(bench_now_ns() - t0) / 1e6;
+		munmap(a, GiB);
+	}
+	p->fill_ms = median(lib, fill_reps);
+	bench_row(SUITE, "daxpool", "fill_1GiB", p->fill_ms, "ms", params_for(p, fill_reps));
+	bench_row(SUITE, "direct", "fill_1GiB", median(direct, fill_reps), "ms", params_for(p, fill_reps));
 	r = 0;
 out:
 	if (fd >= 0)
@@ -371,6 +464,25 @@ int suite_touch(const struct bench_opts *o)
 		  .nr_path = "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages", .nr_want = 2 },
 	};
 	int reps = o->quick ? 1 : 5, failed = 0;
+	struct mem_limit lim = { 0 };
+	const char *lim_why = measure_limit(o->quick ? 1 : 5, &lim);
+	double load0 = bench_loadavg_1m();
+
+	if (lim_why) {
+		bench_skip_row(SUITE, "anon-huge", "fill_1GiB", lim_why, NULL);
+	} else {
+		json_object *j = json_object_new_object();
+
+		json_object_object_add(j, "memory", json_object_new_string(lim.kind));
+		json_object_object_add(j, "bytes", json_object_new_int64((int64_t)GiB));
+		json_object_object_add(j, "how", json_object_new_string("memset, pages resident"));
+		bench_row(SUITE, "anon-huge", "fill_1GiB", lim.fill_ms, "ms", j);
+		j = json_object_new_object();
+		json_object_object_add(j, "memory", json_object_new_string(lim.kind));
+		json_object_object_add(j, "bytes", json_object_new_int64((int64_t)GiB));
+		json_object_object_add(j, "how", json_object_new_string("memset of fresh memory: faults + kernel zeroing"));
+		bench_row(SUITE, "anon-huge", "fill_fresh_1GiB", lim.fresh_ms, "ms", j);
+	}
 
 	for (size_t i = 0; i < sizeof(pools) / sizeof(pools[0]); i++) {
 		struct touch_pool *p = &pools[i];
@@ -398,6 +510,18 @@ int suite_touch(const struct bench_opts *o)
 		}
 		stop_daemon(p);
 		release_backing(p);
+		if (p->fill_ms > 0 && lim.fill_ms > 0) {
+			double x = p->fill_ms / lim.fill_ms;
+			json_object *j = params_for(p, reps);
+
+			json_object_object_add(j, "limit", json_object_new_string(lim.kind));
+			bench_row(SUITE, "ratio", "fill_vs_memset_limit", x, "x", j);
+			if (p->align == DAXPOOL_ALIGN_1G)
+				bench_target_row(SUITE, "target_fill_1G_vs_memset_limit",
+						 "1G slice filled through libdaxpool within 2x of memset on anonymous huge pages",
+						 x, 2.0, "x", x <= 2.0);
+		}
 	}
+	bench_machine_row(SUITE, load0, NULL);
 	return failed ? -1 : 0;
 }

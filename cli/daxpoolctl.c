@@ -63,6 +63,14 @@ static const struct ctl_command commands[] = {
 	  "  Disables and deletes the namespace of DEVICE (/dev/dax0.0 or dax0.0). Refuses a device\n"
 	  "  another process holds (disabling a device daxpoold or a client uses can crash the\n"
 	  "  kernel) or one onlined as system RAM. A device holding a daxpool pool needs --force.\n" },
+	{ "bench", cmd_bench, "run a benchmark suite (daxpool-bench), JSON rows on stdout",
+	  "daxpoolctl bench SUITE [ARGS]\n"
+	  "  Runs one suite of daxpool-bench: alloc, service, touch, provision, pin, zero or scale\n"
+	  "  (`daxpoolctl bench SUITE --help` lists the arguments; --quick for short runs). Every\n"
+	  "  line of output is one JSON object {suite, system, metric, value, unit, params}.\n"
+	  "  Suites start daxpoolds of their own; touch and pin reserve huge pages (root).\n"
+	  "  daxpool-bench is found at $DAXPOOL_BENCH, beside daxpoolctl in a build tree, or in\n"
+	  "  libexec/daxpool. See docs/PERFORMANCE.md.\n" },
 	{ "version", cmd_version, "show daxpoolctl's version", "daxpoolctl version\n" },
 	{ "help", cmd_help, "show help for all commands or one", "daxpoolctl help [COMMAND]\n" },
 };

@@ -90,3 +90,4 @@ int cmd_regions(struct ctl *ctl, int argc, char **argv);
 int cmd_devices(struct ctl *ctl, int argc, char **argv);
 int cmd_create(struct ctl *ctl, int argc, char **argv);
 int cmd_destroy(struct ctl *ctl, int argc, char **argv);
+int cmd_bench(struct ctl *ctl, int argc, char **argv);

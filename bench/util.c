@@ -1,0 +1,326 @@
+/* daxpool-bench: helpers the provision, pin, zero and scale suites share (see bench.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "daxpool.h"
+
+#define START_TIMEOUT_NS (UINT64_C(30) * 1000000000u)
+
+void bench_sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+double bench_loadavg_1m(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "re");
+
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
+}
+
+const char *bench_daxpoold(const struct bench_opts *o)
+{
+	static char buf[PATH_MAX];
+	ssize_t n;
+
+	if (o->daemon)
+		return o->daemon;
+	if (getenv("DAXPOOLD") && *getenv("DAXPOOLD"))
+		return getenv("DAXPOOLD");
+	/* The build tree (bench/ beside daemon/) or an install (libexec/daxpool beside sbin/). */
+	n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+	if (n > 0) {
+		static const char *const rel[] = {"/../daemon/daxpoold", "/../../sbin/daxpoold"};
+
+		buf[n] = 0;
+		char *slash = strrchr(buf, '/');
+		for (size_t i = 0; slash && i < sizeof(rel) / sizeof(rel[0]); i++) {
+			if ((size_t)(slash - buf) + strlen(rel[i]) + 1 > sizeof(buf))
+				break;
+			strcpy(slash, rel[i]);
+			if (access(buf, X_OK) == 0)
+				return buf;
+		}
+	}
+#ifdef DAXPOOLD_PATH
+	return DAXPOOLD_PATH;
+#else
+	return "daxpoold";
+#endif
+}
+
+int bench_daemon_start(const struct bench_opts *o, const char *sock, const char *const *args,
+		       pid_t *ret_pid)
+{
+	const char *prog = bench_daxpoold(o);
+	const char *argv[32];
+	size_t n = 0;
+	uint64_t deadline = bench_now_ns() + START_TIMEOUT_NS;
+	pid_t pid;
+	int r;
+
+	argv[n++] = prog;
+	for (; args[n - 1] && n < sizeof(argv) / sizeof(argv[0]) - 1; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		/* stdout carries the JSON rows: the daemon's output goes to stderr. */
+		dup2(STDERR_FILENO, STDOUT_FILENO);
+		unsetenv("NOTIFY_SOCKET");
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_PID");
+		execv(prog, (char *const *)argv);
+		fprintf(stderr, "daxpool-bench: exec %s: %m\n", prog);
+		_exit(127);
+	}
+	for (;;) {
+		struct daxpool *dp = NULL;
+		int status;
+
+		r = daxpool_connect(sock, &dp);
+		if (r == 0) {
+			daxpool_disconnect(&dp);
+			*ret_pid = pid;
+			return 0;
+		}
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			fprintf(stderr, "daxpool-bench: %s exited (status 0x%x) before answering\n", prog,
+				status);
+			return -ECHILD;
+		}
+		if (bench_now_ns() > deadline) {
+			fprintf(stderr, "daxpool-bench: %s did not answer on %s: %s\n", prog, sock,
+				daxpool_strerror(r));
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			return -ETIMEDOUT;
+		}
+		bench_sleep_ns(20 * 1000000u);
+	}
+}
+
+int bench_daemon_stop(pid_t *pid)
+{
+	uint64_t deadline = bench_now_ns() + UINT64_C(10) * 1000000000u;
+	int status;
+
+	if (*pid <= 0)
+		return -ESRCH;
+	kill(*pid, SIGTERM);
+	while (waitpid(*pid, &status, WNOHANG) == 0) {
+		if (bench_now_ns() > deadline) {
+			fprintf(stderr, "daxpool-bench: daxpoold ignored SIGTERM for 10 s, killing it\n");
+			kill(*pid, SIGKILL);
+			waitpid(*pid, &status, 0);
+			*pid = 0;
+			return -ETIMEDOUT;
+		}
+		bench_sleep_ns(10 * 1000000u);
+	}
+	*pid = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int64_t bench_drain_zeroing(struct daxpool *dp, uint64_t timeout_ns)
+{
+	uint64_t t0 = bench_now_ns();
+	struct daxpool_stats st;
+
+	for (;;) {
+		int r = daxpool_stat(dp, &st, sizeof(st));
+
+		if (r < 0)
+			return r;
+		if (st.zeroing_pending_bytes == 0)
+			return (int64_t)(bench_now_ns() - t0);
+		if (bench_now_ns() - t0 > timeout_ns)
+			return -ETIMEDOUT;
+		bench_sleep_ns(100000);
+	}
+}
+
+int bench_mkdtemp(const char *dir, const char *tag, char *buf, size_t size)
+{
+	if ((size_t)snprintf(buf, size, "%s/daxpool-bench-%s-XXXXXX", dir, tag) >= size)
+		return -ENAMETOOLONG;
+	if (!mkdtemp(buf)) {
+		int r = -errno;
+
+		fprintf(stderr, "daxpool-bench: temp dir in %s: %m\n", dir);
+		return r;
+	}
+	return 0;
+}
+
+void bench_rmdir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[PATH_MAX];
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < sizeof(path))
+			unlink(path);
+	closedir(d);
+	rmdir(dir);
+}
+
+void bench_skip_row(const char *suite, const char *system, const char *metric, const char *why,
+		    json_object *params)
+{
+	if (!params)
+		params = json_object_new_object();
+	json_object_object_add(params, "skipped", json_object_new_string(why));
+	fprintf(stderr, "daxpool-bench %s: %s %s skipped: %s\n", suite, system, metric, why);
+	bench_row(suite, system, metric, 0, "skipped", params);
+}
+
+void bench_machine_row(const char *suite, double load_start, json_object *params)
+{
+	if (!params)
+		params = json_object_new_object();
+	json_object_object_add(params, "nproc", json_object_new_int((int)sysconf(_SC_NPROCESSORS_ONLN)));
+	json_object_object_add(params, "loadavg_1m_end", json_object_new_double(bench_loadavg_1m()));
+	bench_row(suite, "machine", "loadavg_1m_start", load_start, "load", params);
+}
+
+void bench_target_row(const char *suite, const char *metric, const char *what, double measured,
+		      double threshold, const char *unit, int pass)
+{
+	json_object *p = json_object_new_object();
+
+	json_object_object_add(p, "target", json_object_new_string(what));
+	json_object_object_add(p, "measured", json_object_new_double(measured));
+	json_object_object_add(p, "threshold", json_object_new_double(threshold));
+	json_object_object_add(p, "threshold_unit", json_object_new_string(unit));
+	json_object_object_add(p, "pass", json_object_new_boolean(pass));
+	bench_row(suite, "target", metric, pass ? 1 : 0, "pass", p);
+}
+
+static const char *nr_path(uint64_t page_size, char *buf, size_t size)
+{
+	snprintf(buf, size, "/sys/kernel/mm/hugepages/hugepages-%llukB/%s",
+		 (unsigned long long)(page_size >> 10), "nr_hugepages");
+	return buf;
+}
+
+static long read_long(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static void write_long(const char *path, long v)
+{
+	FILE *f = fopen(path, "we");
+
+	if (f) {
+		fprintf(f, "%ld\n", v);
+		fclose(f);
+	}
+}
+
+const char *bench_hugepages_get(struct bench_hugepages *h, uint64_t page_size, long want)
+{
+	char path[128], free_path[128];
+
+	*h = (struct bench_hugepages){.page_size = page_size, .want = want};
+	nr_path(page_size, path, sizeof(path));
+	snprintf(free_path, sizeof(free_path), "/sys/kernel/mm/hugepages/hugepages-%llukB/free_hugepages",
+		 (unsigned long long)(page_size >> 10));
+	h->prev = read_long(path);
+	if (h->prev < 0)
+		return "no hugetlb support for this page size";
+	long free_now = read_long(free_path);
+	if (free_now >= want)
+		return NULL;
+	if (geteuid() != 0)
+		return "reserving huge pages needs root";
+	write_long(path, h->prev + want - (free_now > 0 ? free_now : 0));
+	h->raised = 1;
+	if (read_long(free_path) < want)
+		return "the kernel would not reserve enough huge pages (memory fragmented or too small)";
+	return NULL;
+}
+
+void bench_hugepages_put(struct bench_hugepages *h)
+{
+	char path[128];
+
+	if (h->raised)
+		write_long(nr_path(h->page_size, path, sizeof(path)), h->prev);
+	h->raised = 0;
+}
+
+static int scan_kb(const char *file, const char *key, uint64_t *ret)
+{
+	char line[256];
+	size_t klen = strlen(key);
+	FILE *f = fopen(file, "re");
+	int r = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, key, klen) == 0) {
+			unsigned long long kb;
+
+			if (sscanf(line + klen, " %llu", &kb) == 1) {
+				*ret = (uint64_t)kb << 10;
+				r = 0;
+			}
+			break;
+		}
+	fclose(f);
+	return r;
+}
+
+int bench_proc_memory(pid_t pid, uint64_t *ret_rss, uint64_t *ret_anon, uint64_t *ret_pss)
+{
+	char status[64], rollup[64];
+	uint64_t rss, anon, pss;
+	int r;
+
+	snprintf(status, sizeof(status), "/proc/%d/status", (int)pid);
+	snprintf(rollup, sizeof(rollup), "/proc/%d/smaps_rollup", (int)pid);
+	if ((r = scan_kb(status, "VmRSS:", &rss)) < 0 || (r = scan_kb(status, "RssAnon:", &anon)) < 0 ||
+	    (r = scan_kb(rollup, "Pss:", &pss)) < 0)
+		return r;
+	*ret_rss = rss;
+	*ret_anon = anon;
+	*ret_pss = pss;
+	return 0;
+}

@@ -142,17 +142,21 @@ static void device_info(struct ndctl_region *region, struct ndctl_dax *dax, stru
 			struct namespace_device_info *info)
 {
 	struct ndctl_namespace *ndns = ndctl_dax_get_namespace(dax);
+	/* libdaxctl has a memory object exactly when kmem is the driver (daxctl list's mode). */
 	struct daxctl_memory *mem = daxctl_dev_get_memory(dev);
+	const char *alt = ndns ? ndctl_namespace_get_alt_name(ndns) : NULL;
 
 	*info = (struct namespace_device_info){
 		.name = daxctl_dev_get_devname(dev),
 		.region = ndctl_region_get_devname(region),
 		.namespace = ndns ? ndctl_namespace_get_devname(ndns) : NULL,
+		.alt_name = alt && *alt ? alt : NULL,
+		.namespace_size = ndns ? ndctl_namespace_get_size(ndns) : 0,
 		.size = daxctl_dev_get_size(dev),
 		.align = daxctl_dev_get_align(dev),
 		.enabled = daxctl_dev_is_enabled(dev),
-		/* kmem-bound: memory blocks exist and at least one is online */
-		.system_ram = mem && daxctl_memory_is_online(mem) > 0,
+		.system_ram = mem != NULL,
+		.memory_online = mem && daxctl_memory_is_online(mem) > 0,
 	};
 }
 
@@ -309,8 +313,50 @@ static char *size_str(uint64_t v, char *buf, size_t size)
 	return buf;
 }
 
+uint64_t namespace_size_unit(const struct namespace_region_info *info, uint64_t align)
+{
+	uint64_t unit = info->align ? info->align : 1;
+
+	if (info->interleave_ways > 1 && align * info->interleave_ways > unit)
+		unit = align * info->interleave_ways;
+	return unit > align ? unit : align;
+}
+
+/* Usable bytes of a device-dax device in a namespace of ns bytes (the kernel's pfn layout with
+ * the page map in the namespace; the namespace start is assumed aligned). */
+static uint64_t usable_in(uint64_t ns, uint64_t align)
+{
+	enum { INFO_BLOCK = 8192, STRUCT_PAGE = 64, PAGE = 4096 };
+	uint64_t front;
+
+	if (ns <= INFO_BLOCK)
+		return 0;
+	front = INFO_BLOCK + STRUCT_PAGE * ((ns - INFO_BLOCK) / PAGE);
+	front = (front + align - 1) / align * align;
+	return ns > front ? (ns - front) / align * align : 0;
+}
+
+uint64_t namespace_size_for_usable(uint64_t usable, uint64_t align, uint64_t unit)
+{
+	uint64_t ns = (usable + unit - 1) / unit * unit;
+
+	if (!ns)
+		ns = unit;
+	while (usable_in(ns, align) < usable)
+		ns += unit;
+	return ns;
+}
+
 int namespace_create_devdax(struct namespace_ctx *ctx, const char *region_name, uint64_t size,
 			    uint64_t align, char *ret_name, size_t name_size)
+{
+	return namespace_create_devdax_named(ctx, region_name, size, align, "daxpool", ret_name,
+					     name_size);
+}
+
+int namespace_create_devdax_named(struct namespace_ctx *ctx, const char *region_name,
+				  uint64_t size, uint64_t align, const char *alt_name,
+				  char *ret_name, size_t name_size)
 {
 	struct namespace_region_info info;
 	struct ndctl_region *region = find_region(ctx, region_name);
@@ -353,9 +399,7 @@ int namespace_create_devdax(struct namespace_ctx *ctx, const char *region_name, 
 		return ns_err(-EINVAL, "size %s leaves no room for data after the device-dax info block: "
 			      "at least %s for a %s alignment", size_str(size, a, sizeof(a)),
 			      size_str(2 * align, b, sizeof(b)), size_str(align, c, sizeof(c)));
-	unit = info.align ? info.align : 1;
-	if (info.interleave_ways > 1 && align * info.interleave_ways > unit)
-		unit = align * info.interleave_ways;
+	unit = namespace_size_unit(&info, align);
 	if (size % unit)
 		return ns_err(-EINVAL, "size %s is not a multiple of %s, the namespace alignment of %s",
 			      size_str(size, a, sizeof(a)), size_str(unit, b, sizeof(b)), info.name);
@@ -379,7 +423,7 @@ int namespace_create_devdax(struct namespace_ctx *ctx, const char *region_name, 
 		return r;
 	if (ndctl_namespace_get_type(ndns) != ND_DEVICE_NAMESPACE_IO) {
 		if ((r = ndctl_namespace_set_uuid(ndns, uu)) < 0 ||
-		    (r = ndctl_namespace_set_alt_name(ndns, "daxpool")) < 0 ||
+		    (r = ndctl_namespace_set_alt_name(ndns, alt_name)) < 0 ||
 		    (r = ndctl_namespace_set_size(ndns, size)) < 0) {
 			ns_err(r, "%s: cannot size the namespace: %s", ndctl_namespace_get_devname(ndns),
 			       strerror(-r));
@@ -517,5 +561,35 @@ int namespace_destroy_devdax(struct namespace_ctx *ctx, const char *device)
 			return ns_err(r, "%s: cannot delete %s: %s", info.name,
 				      ndctl_namespace_get_devname(ndns), strerror(-r));
 	}
+	return 0;
+}
+
+int namespace_reconfigure_devdax(struct namespace_ctx *ctx, const char *device)
+{
+	struct find_args a = { 0 };
+	struct daxctl_memory *mem;
+	const char *name;
+	int r;
+
+	if ((r = find_device(ctx, device, &a)) < 0)
+		return r;
+	name = daxctl_dev_get_devname(a.dev);
+	mem = daxctl_dev_get_memory(a.dev);
+	if (!mem)
+		return ns_err(-EALREADY, "%s is not in system-ram mode", name);
+	/* Offlining migrates the pages the kernel placed there; it fails (EBUSY) for unmovable
+	 * ones, and then nothing else is changed. */
+	r = daxctl_memory_offline(mem);
+	if (r < 0)
+		return ns_err(r, "%s: cannot offline its memory: %s (the kernel holds unmovable pages "
+			      "there; memory onlined as online_movable can be offlined)", name, strerror(-r));
+	if (daxctl_memory_is_online(mem) > 0)
+		return ns_err(-EBUSY, "%s: some memory blocks are still online after offlining", name);
+	r = daxctl_dev_disable(a.dev);
+	if (r < 0)
+		return ns_err(r, "%s: cannot unbind it from kmem: %s", name, strerror(-r));
+	r = daxctl_dev_enable_devdax(a.dev);
+	if (r < 0)
+		return ns_err(r, "%s: cannot bind it to device_dax: %s", name, strerror(-r));
 	return 0;
 }

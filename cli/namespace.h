@@ -41,10 +41,13 @@ struct namespace_device_info {
 	const char *name;      /* "dax0.0" */
 	const char *region;    /* "region0" */
 	const char *namespace; /* "namespace0.0", or NULL */
+	const char *alt_name;  /* the namespace's name (ndctl create-namespace -n), or NULL */
+	uint64_t namespace_size; /* the namespace's size: size plus the info block and page map */
 	uint64_t size;
 	uint64_t align;
 	bool enabled;
-	bool system_ram;       /* onlined as system RAM (kmem): not usable for daxpool */
+	bool system_ram;       /* bound to kmem (system-ram mode): not usable for daxpool */
+	bool memory_online;    /* system-ram with memory blocks online */
 };
 
 /* Thread-local message describing the last failure. */
@@ -76,6 +79,33 @@ int namespace_device_foreach(struct namespace_ctx *ctx,
  */
 int namespace_create_devdax(struct namespace_ctx *ctx, const char *region, uint64_t size,
 			    uint64_t align, char *ret_name, size_t name_size);
+
+/* As namespace_create_devdax, with the namespace's name (label alt-name, at most 63 bytes)
+ * instead of "daxpool". */
+int namespace_create_devdax_named(struct namespace_ctx *ctx, const char *region, uint64_t size,
+				  uint64_t align, const char *alt_name, char *ret_name,
+				  size_t name_size);
+
+/* What a namespace's size must be a multiple of in this region for a device-dax alignment:
+ * the region's namespace alignment, and alignment x interleave ways. */
+uint64_t namespace_size_unit(const struct namespace_region_info *info, uint64_t align);
+
+/*
+ * The namespace size whose device-dax device has at least `usable` bytes with a `align` page
+ * map in the namespace itself, as the kernel lays it out: an 8 KiB info block and 64 bytes of
+ * struct page per 4 KiB, padded to the alignment, in front; the end trimmed to the alignment.
+ * The result is a multiple of unit (namespace_size_unit). An estimate the caller should check
+ * against the device's real size.
+ */
+uint64_t namespace_size_for_usable(uint64_t usable, uint64_t align, uint64_t unit);
+
+/*
+ * Switches a device in system-ram mode back to devdax through libdaxctl: offlines its memory
+ * blocks, unbinds kmem and binds device_dax. Whatever the kernel had stored there is gone.
+ * Errors: -ENOENT (no such device), -EALREADY (already devdax), -EBUSY (memory could not be
+ * offlined: the kernel holds unmovable pages there), errors of the sysfs writes.
+ */
+int namespace_reconfigure_devdax(struct namespace_ctx *ctx, const char *device);
 
 /* Looks a device up ("dax0.0" or "/dev/dax0.0"). Errors: -ENOENT. */
 int namespace_device_lookup(struct namespace_ctx *ctx, const char *device,

@@ -29,6 +29,8 @@ struct daxpoold {
 
 	ev_signal sigterm, sigint, sighup;
 	ev_timer watchdog;
+	ev_idle busy_idle;   /* active while the loop busy-polls after a request (busy-poll.c) */
+	ev_tstamp busy_until;
 	uint64_t watchdog_usec;
 
 	LIST_HEAD(, conn) conns;
@@ -55,6 +57,7 @@ struct daxpoold {
 	int argc; /* kept for SIGHUP, which re-reads the config with the same command line */
 	char **argv;
 	int exit_code;
+	int start_exit_code; /* exit status of a failed start-up; 0 = EXIT_FAILURE (provision.h) */
 	int ready_fd; /* detached start-up: write end of the pipe the parent waits on, or -1 */
 };
 

@@ -1,10 +1,12 @@
 /* daxpoold: start-up order, detaching outside systemd, readiness, and shutdown order. */
 #include "build-config.h"
+#include "busy-poll.h"
 #include "daemon.h"
 #include "backend.h"
 #include "lease.h"
 #include "log.h"
 #include "pool.h"
+#include "provision.h"
 #include "usage.h"
 #include "parse-util.h"
 #include "protocol.h"
@@ -208,6 +210,7 @@ int main(int argc, char **argv)
 		r = log_error_errno(-ENOMEM, "cannot create the event loop");
 		goto out;
 	}
+	busy_poll_init(&d);
 	clock_gettime(CLOCK_MONOTONIC, &d.start_mono);
 	d.start_realtime = time(NULL);
 	admin = getgrnam(d.opts.admin_group);
@@ -216,6 +219,14 @@ int main(int argc, char **argv)
 	else
 		log_notice("admin group \"%s\" does not exist: only root may administer", d.opts.admin_group);
 
+	/* The device section: find, create or reconfigure the pool's device. Then drop the
+	 * capabilities that needed, before any thread starts (capabilities are per thread). */
+	r = provision_start(&d);
+	if (r < 0)
+		goto out;
+	r = provision_drop_privileges();
+	if (r < 0)
+		goto out;
 	/* The pool before the socket: READY=1 promises a pool that is open and recovered. */
 	r = pool_start(&d);
 	if (r < 0) {
@@ -236,6 +247,7 @@ int main(int argc, char **argv)
 
 	ev_run(d.loop, 0);
 
+	busy_poll_stop(&d);
 	sd_notify(0, "STOPPING=1\nSTATUS=Shutting down");
 	log_info("shutting down: %u clients connected, %" PRIu64 " served, %" PRIu64 " protocol errors",
 		 d.n_conns, d.conns_total, d.protocol_errors);
@@ -246,5 +258,5 @@ out:
 	if (d.loop)
 		ev_loop_destroy(d.loop);
 	options_free(&d.opts);
-	return r < 0 ? EXIT_FAILURE : d.exit_code;
+	return r < 0 ? (d.start_exit_code ? d.start_exit_code : EXIT_FAILURE) : d.exit_code;
 }

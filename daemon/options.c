@@ -36,6 +36,13 @@ const char *backend_kind_name(enum backend_kind kind)
 
 static int parse_uuid(const char *s, uint8_t out[16]);
 
+static void device_spec_free(struct device_spec *spec)
+{
+	free(spec->region);
+	free(spec->name);
+	*spec = (struct device_spec){};
+}
+
 static int set_string(char **field, const char *value)
 {
 	char *copy = strdup(value);
@@ -63,6 +70,7 @@ void options_print_help(const char *argv0)
 	       "      --format-if-empty  write a new pool when the backend holds none\n"
 	       "                         (default for --emulate; never over an existing pool)\n"
 	       "      --no-format        refuse to start on a backend without a pool\n"
+	       "      --busy-poll-us N   after a request, poll without sleeping for N µs (default 50, 0 = off)\n"
 	       "  -l, --log-level LEVEL emerg..debug (default info)\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n",
@@ -142,6 +150,111 @@ static int config_load_backend(struct daxpoold_options *opts, json_object *backe
 		opts->backend = BACKEND_EMULATED;
 	else
 		return log_error_errno(-EINVAL, "config: \"backend.type\" must be \"devdax\" or \"emulated\", not \"%s\"", type);
+	return 0;
+}
+
+static int config_get_bool(json_object *v, const char *key, bool *ret)
+{
+	if (!json_object_is_type(v, json_type_boolean))
+		return log_error_errno(-EINVAL, "config: \"%s\" must be true or false", key);
+	*ret = json_object_get_boolean(v);
+	return 0;
+}
+
+/* device.provision: { "region": "any", "name": "daxpool", "size": "4G", "align": "2M" } */
+static int config_load_provision(struct device_spec *spec, json_object *prov)
+{
+	const char *s = NULL;
+	int r;
+
+	if (!json_object_is_type(prov, json_type_object))
+		return log_error_errno(-EINVAL, "config: \"device.provision\" must be an object");
+	json_object_object_foreach(prov, key, v)
+	{
+		if (strcmp(key, "region") == 0) {
+			r = config_get_string(v, "device.provision.region", &s);
+			if (r == 0 && strcmp(s, "any") != 0 && strncmp(s, "region", 6) != 0 &&
+			    strspn(s, "0123456789") != strlen(s))
+				r = log_error_errno(-EINVAL, "config: \"device.provision.region\" must be \"any\" or a region such as \"region0\", not \"%s\"", s);
+			if (r == 0)
+				r = set_string(&spec->region, s);
+		} else if (strcmp(key, "name") == 0) {
+			r = config_get_string(v, "device.provision.name", &s);
+			/* ndctl keeps the name in the namespace label (64 bytes with the NUL). */
+			if (r == 0 && (!*s || strlen(s) > 63 ||
+				       strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(s)))
+				r = log_error_errno(-EINVAL, "config: \"device.provision.name\" must be 1..63 characters of A-Z a-z 0-9 _ . -");
+			if (r == 0)
+				r = set_string(&spec->name, s);
+		} else if (strcmp(key, "size") == 0) {
+			r = config_get_size(v, "device.provision.size", &spec->size);
+		} else if (strcmp(key, "align") == 0) {
+			r = config_get_string(v, "device.provision.align", &s);
+			if (r == 0 && parse_page_size(s, &spec->align) < 0)
+				r = log_error_errno(-EINVAL, "config: \"device.provision.align\" must be 4K, 2M or 1G, not \"%s\"", s);
+		} else {
+			r = log_error_errno(-EINVAL, "config: unknown key \"device.provision.%s\"", key);
+		}
+		if (r < 0)
+			return r;
+	}
+	if (!spec->size)
+		return log_error_errno(-EINVAL, "config: \"device.provision.size\" is required (usable bytes, e.g. \"4G\")");
+	if (!spec->align)
+		return log_error_errno(-EINVAL, "config: \"device.provision.align\" is required (4K, 2M or 1G)");
+	if (spec->size % spec->align)
+		return log_error_errno(-EINVAL, "config: \"device.provision.size\" %" PRIu64 " is not a multiple of \"device.provision.align\" %s",
+				       spec->size, page_size_name(spec->align));
+	if ((!spec->name && set_string(&spec->name, "daxpool") < 0) ||
+	    (!spec->region && set_string(&spec->region, "any") < 0))
+		return -ENOMEM;
+	spec->provision = true;
+	return 0;
+}
+
+/* The `device` section: the pool by UUID or by path, or a namespace to provision. */
+static int config_load_device(struct daxpoold_options *opts, json_object *dev)
+{
+	struct device_spec *spec = &opts->device;
+	const char *s = NULL;
+	bool fmt = false;
+	int r;
+
+	if (!json_object_is_type(dev, json_type_object))
+		return log_error_errno(-EINVAL, "config: \"device\" must be an object");
+	json_object_object_foreach(dev, key, v)
+	{
+		if (strcmp(key, "uuid") == 0) {
+			r = config_get_string(v, "device.uuid", &s);
+			if (r == 0 && parse_uuid(s, opts->expected_uuid) < 0)
+				r = log_error_errno(-EINVAL, "config: \"device.uuid\" must be a UUID such as 01234567-89ab-cdef-0123-456789abcdef");
+			opts->has_expected_uuid = r == 0;
+		} else if (strcmp(key, "path") == 0) {
+			r = config_get_string(v, "device.path", &s);
+			if (r == 0 && strncmp(s, "/dev/", 5) != 0)
+				r = log_error_errno(-EINVAL, "config: \"device.path\" must be a device path such as /dev/dax0.0");
+			if (r == 0)
+				r = set_string(&opts->device_path, s);
+		} else if (strcmp(key, "format_if_empty") == 0) {
+			r = config_get_bool(v, "device.format_if_empty", &fmt);
+			if (r == 0)
+				opts->format_if_empty = fmt;
+		} else if (strcmp(key, "allow_reconfigure_system_ram") == 0) {
+			r = config_get_bool(v, "device.allow_reconfigure_system_ram", &spec->allow_reconfigure_system_ram);
+		} else if (strcmp(key, "provision") == 0) {
+			r = config_load_provision(spec, v);
+		} else {
+			r = log_error_errno(-EINVAL, "config: unknown key \"device.%s\"", key);
+		}
+		if (r < 0)
+			return r;
+	}
+	if (opts->device_path && spec->provision)
+		return log_error_errno(-EINVAL, "config: \"device.path\" and \"device.provision\" are alternatives: a path names an existing device, provision creates one");
+	if (!opts->device_path && !spec->provision && !opts->has_expected_uuid)
+		return log_error_errno(-EINVAL, "config: \"device\" needs \"uuid\", \"path\" or \"provision\"");
+	spec->set = true;
+	opts->backend = BACKEND_DEVDAX;
 	return 0;
 }
 
@@ -249,6 +362,7 @@ int options_load_config(struct daxpoold_options *opts, const char *path)
 {
 	json_object *root;
 	const char *s = NULL;
+	bool saw_backend = false;
 	int r = 0;
 
 	root = json_object_from_file(path);
@@ -281,6 +395,9 @@ int options_load_config(struct daxpoold_options *opts, const char *path)
 				opts->max_clients = (unsigned)n;
 		} else if (strcmp(key, "backend") == 0) {
 			r = config_load_backend(opts, v);
+			saw_backend = true;
+		} else if (strcmp(key, "device") == 0) {
+			r = config_load_device(opts, v);
 		} else if (strcmp(key, "runtime_dir") == 0) {
 			r = config_get_string(v, "runtime_dir", &s);
 			if (r == 0 && s[0] != '/')
@@ -299,6 +416,8 @@ int options_load_config(struct daxpoold_options *opts, const char *path)
 				r = log_error_errno(-EINVAL, "config: \"send_timeout_s\" must be at least 1");
 		} else if (strcmp(key, "idle_timeout_s") == 0) {
 			r = config_get_uint(v, "idle_timeout_s", 86400 * 365, &opts->idle_timeout_s);
+		} else if (strcmp(key, "busy_poll_us") == 0) {
+			r = config_get_uint(v, "busy_poll_us", 100000, &opts->busy_poll_us);
 		} else if (strcmp(key, "quota") == 0) {
 			r = config_get_quota(v, "quota", &opts->default_quota);
 		} else if (strcmp(key, "quotas") == 0) {
@@ -309,6 +428,8 @@ int options_load_config(struct daxpoold_options *opts, const char *path)
 		if (r < 0)
 			break;
 	}
+	if (r == 0 && saw_backend && opts->device.set)
+		r = log_error_errno(-EINVAL, "config: \"backend\" and \"device\" are alternatives: use \"device\" for device-dax");
 	json_object_put(root);
 	if (r < 0)
 		return log_error_errno(r, "config %s is invalid", path);
@@ -324,7 +445,9 @@ int options_validate(const struct daxpoold_options *opts)
 				       opts->socket_path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
 	switch (opts->backend) {
 	case BACKEND_DEVDAX:
-		if (!opts->device_path || strncmp(opts->device_path, "/dev/", 5) != 0)
+		/* With a device section the path may be found (by UUID) or created at start. */
+		if ((!opts->device.set || opts->device_path) &&
+		    (!opts->device_path || strncmp(opts->device_path, "/dev/", 5) != 0))
 			return log_error_errno(-EINVAL, "--device needs a device path such as /dev/dax0.0");
 		if (opts->emulate_path || opts->size)
 			return log_error_errno(-EINVAL, "--device cannot be combined with --emulate/--size");
@@ -356,6 +479,7 @@ enum {
 	OPT_PAGE,
 	OPT_FORMAT,
 	OPT_NO_FORMAT,
+	OPT_BUSY_POLL,
 };
 
 int options_parse(struct daxpoold_options *opts, int argc, char **argv)
@@ -370,6 +494,7 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 		{ "page", required_argument, NULL, OPT_PAGE },
 		{ "format-if-empty", no_argument, NULL, OPT_FORMAT },
 		{ "no-format", no_argument, NULL, OPT_NO_FORMAT },
+		{ "busy-poll-us", required_argument, NULL, OPT_BUSY_POLL },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -379,6 +504,7 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 	const char *socket = NULL, *device = NULL, *emulate = NULL, *config = NULL;
 	uint64_t size = 0, page = 0;
 	int level = -1, format = -1, c, r;
+	long busy_poll = -1;
 	bool foreground = false, page_given = false;
 
 	*opts = (struct daxpoold_options){
@@ -389,6 +515,7 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 		.format_if_empty = -1,
 		.pin_grace_ms = 1000,
 		.send_timeout_s = 30,
+		.busy_poll_us = 50,
 	};
 	optind = 1;
 	opterr = 0;
@@ -425,6 +552,15 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 		case OPT_NO_FORMAT:
 			format = 0;
 			break;
+		case OPT_BUSY_POLL: {
+			char *end;
+
+			errno = 0;
+			busy_poll = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || busy_poll < 0 || busy_poll > 100000)
+				return log_error_errno(-EINVAL, "--busy-poll-us: must be 0..100000, not \"%s\"", optarg);
+			break;
+		}
 		case 'l':
 			if (parse_log_level(optarg, &level) < 0)
 				return log_error_errno(-EINVAL, "--log-level: must be emerg..debug, not \"%s\"", optarg);
@@ -461,6 +597,8 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 			return r;
 	}
 	opts->foreground = foreground;
+	if (busy_poll >= 0)
+		opts->busy_poll_us = (unsigned)busy_poll;
 	if (level >= 0)
 		opts->log_level = level;
 	/* A backend on the command line replaces the config file's backend as a whole. */
@@ -473,6 +611,7 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 			return log_error_errno(-ENOMEM, "out of memory");
 		opts->backend = device ? BACKEND_DEVDAX : BACKEND_EMULATED;
 		opts->size = 0;
+		device_spec_free(&opts->device);
 		if (device && emulate)
 			return log_error_errno(-EINVAL, "--device and --emulate are mutually exclusive");
 	}
@@ -502,6 +641,7 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 
 void options_free(struct daxpoold_options *opts)
 {
+	device_spec_free(&opts->device);
 	free(opts->config_path);
 	free(opts->socket_path);
 	free(opts->device_path);

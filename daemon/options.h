@@ -21,6 +21,18 @@ struct quota_entry {
 	struct quota quota;
 };
 
+/* The config's `device` section (issue 10, daemon/provision.c): which device-dax device holds
+ * the pool, and the namespace daxpoold creates when it is absent. */
+struct device_spec {
+	bool set;	     /* a `device` section was given (then backend is BACKEND_DEVDAX) */
+	bool provision;	     /* device.provision: create the namespace when it is absent */
+	char *region;	     /* "region0", or "any" (NULL = any) */
+	char *name;	     /* the namespace's name, its identity across starts ("daxpool") */
+	uint64_t size;	     /* usable bytes the pool needs (the namespace is larger) */
+	uint64_t align;	     /* 4K, 2M or 1G */
+	bool allow_reconfigure_system_ram; /* may offline a system-ram device and make it devdax */
+};
+
 struct daxpoold_options {
 	char *config_path;
 	bool config_explicit; /* --config given: a missing file is an error */
@@ -30,7 +42,8 @@ struct daxpoold_options {
 	int log_level;
 	unsigned max_clients;
 	enum backend_kind backend;
-	char *device_path;   /* devdax */
+	char *device_path;   /* devdax (device.path, or what provisioning found or created) */
+	struct device_spec device;
 	char *emulate_path;  /* emulated */
 	uint64_t size;	     /* emulated: bytes */
 	uint64_t page_size;  /* emulated: 4K, 2M or 1G */
@@ -41,6 +54,7 @@ struct daxpoold_options {
 	unsigned pin_grace_ms;	  /* wait after a pinning holder exits before reuse */
 	unsigned send_timeout_s;  /* a client that does not take a reply for this long is dropped */
 	unsigned idle_timeout_s;  /* connections holding no slice are closed after this; 0 = never */
+	unsigned busy_poll_us;	  /* the loop polls without sleeping this long after a request */
 	char *admin_group;	  /* members (and root) may administer */
 	struct quota default_quota;
 	struct quota_entry *quotas;

@@ -71,6 +71,8 @@ struct lease_table {
 	char *journal_map;
 	size_t journal_size, journal_used;
 	char journal_path[PATH_MAX];
+	unsigned n_holds;	  /* live (record, process) pairs: what a compact journal holds */
+	uint64_t compactions;	  /* runtime rewrites of the journal, for tests and debugging */
 };
 
 static void lease_maybe_reclaim(struct lease *l);
@@ -117,7 +119,6 @@ static void hold_drop(struct hold *h)
 {
 	struct lease *l = h->lease;
 
-	journal_append(l->d->leases, '-', l->record_id, h->proc);
 	if (h->pins) {
 		l->pins -= h->pins;
 		l->d->leases->pins -= h->pins;
@@ -125,6 +126,9 @@ static void hold_drop(struct hold *h)
 	}
 	LIST_REMOVE(h, proc_link);
 	LIST_REMOVE(h, lease_link);
+	l->d->leases->n_holds--;
+	/* After the unlinking: a compaction triggered by this line must not see the hold. */
+	journal_append(l->d->leases, '-', l->record_id, h->proc);
 	free(h);
 	if (LIST_EMPTY(&l->holds) && l->state == LEASE_LIVE) {
 		lease_unlink(l); /* nothing to remember about a live slice nobody holds */
@@ -191,24 +195,98 @@ static int journal_grow(struct lease_table *t, size_t need)
 	return 0;
 }
 
-/* "+ record pid starttime" when a process becomes a holder, "- ..." when it stops being one. */
-static int journal_append(struct lease_table *t, char op, uint64_t record_id, const struct proc *p)
+static int journal_put(struct lease_table *t, char op, uint64_t record_id, const struct proc *p)
 {
 	char line[96];
 	int n, r;
 
-	if (t->journal_fd < 0)
-		return 0;
 	n = snprintf(line, sizeof(line), "%c %" PRIu64 " %d %" PRIu64 "\n", op, record_id, (int)p->pid,
 		     p->starttime);
 	if (t->journal_used + (size_t)n + 1 > t->journal_size) {
 		r = journal_grow(t, t->journal_used + (size_t)n + 1);
 		if (r < 0)
-			return log_warning_errno(r, "holder journal %s: cannot grow: %m; a daemon crash now "
-						 "would keep affected extents quarantined until reboot", t->journal_path);
+			return r;
 	}
 	memcpy(t->journal_map + t->journal_used, line, (size_t)n);
 	t->journal_used += (size_t)n;
+	return 0;
+}
+
+/* Writes a journal holding one '+' line per live hold to PATH.new and renames it over the old
+ * one, so a daemon crash at any point leaves one complete journal (old or new) behind. On
+ * failure the old journal stays in use. */
+static int journal_rewrite(struct lease_table *t)
+{
+	char tmp[PATH_MAX + 8];
+	int old_fd = t->journal_fd, r = 0;
+	char *old_map = t->journal_map;
+	size_t old_size = t->journal_size, old_used = t->journal_used;
+	struct lease *l, *ltmp;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", t->journal_path);
+	t->journal_fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	t->journal_map = NULL;
+	t->journal_size = t->journal_used = 0;
+	if (t->journal_fd < 0)
+		r = -errno;
+	if (r == 0)
+		r = journal_grow(t, JOURNAL_CHUNK);
+	HASH_ITER(hh, t->by_record, l, ltmp) {
+		struct hold *h;
+
+		LIST_FOREACH(h, &l->holds, lease_link)
+			if (r == 0)
+				r = journal_put(t, '+', l->record_id, h->proc);
+	}
+	if (r == 0 && rename(tmp, t->journal_path) < 0)
+		r = -errno;
+	if (r < 0) {
+		if (t->journal_map)
+			munmap(t->journal_map, t->journal_size);
+		if (t->journal_fd >= 0) {
+			close(t->journal_fd);
+			unlink(tmp);
+		}
+		t->journal_fd = old_fd;
+		t->journal_map = old_map;
+		t->journal_size = old_size;
+		t->journal_used = old_used;
+		return r;
+	}
+	if (old_map)
+		munmap(old_map, old_size);
+	if (old_fd >= 0)
+		close(old_fd);
+	t->compactions++;
+	return 0;
+}
+
+/* A line is at most this long; a compact journal needs about n_holds of them. */
+#define JOURNAL_LINE_MAX 64
+
+/* "+ record pid starttime" when a process becomes a holder, "- ..." when it stops being one.
+ * The journal only grows while the daemon runs; when it is full and mostly cancelled-out
+ * pairs, it is rewritten compactly instead of grown (amortised: one rewrite of n_holds lines
+ * per at least JOURNAL_CHUNK/2 bytes of appends). */
+static int journal_append(struct lease_table *t, char op, uint64_t record_id, const struct proc *p)
+{
+	int r;
+
+	if (t->journal_fd < 0)
+		return 0;
+	if (t->journal_used + JOURNAL_LINE_MAX + 1 > t->journal_size &&
+	    (size_t)t->n_holds * JOURNAL_LINE_MAX * 2 < t->journal_size) {
+		/* The hold this line records is already in (or already gone from) the tables:
+		 * the rewrite covers it, and the line itself is not needed. */
+		r = journal_rewrite(t);
+		if (r == 0)
+			return 0;
+		log_warning_errno(r, "holder journal %s: cannot compact: %m", t->journal_path);
+	}
+	r = journal_put(t, op, record_id, p);
+	if (r < 0)
+		return log_warning_errno(r, "holder journal %s: cannot grow: %m; a daemon crash now "
+					 "would keep affected extents quarantined until reboot", t->journal_path);
 	return 0;
 }
 
@@ -308,6 +386,7 @@ static int hold_add(struct lease *l, struct proc *p, struct hold **ret)
 		h->proc = p;
 		LIST_INSERT_HEAD(&l->holds, h, lease_link);
 		LIST_INSERT_HEAD(&p->holds, h, proc_link);
+		l->d->leases->n_holds++;
 		journal_append(l->d->leases, '+', l->record_id, p);
 	}
 	*ret = h;
@@ -524,7 +603,7 @@ static int journal_load(struct daxpoold *d)
 	unsigned long long rec, start;
 	unsigned kept = 0, dropped = 0;
 	char op;
-	int pid;
+	int pid, r;
 	FILE *f;
 
 	snprintf(t->journal_path, sizeof(t->journal_path), "%s/holders.journal", d->opts.runtime_dir);
@@ -566,25 +645,13 @@ static int journal_load(struct daxpoold *d)
 		HASH_DEL(entries, e);
 		free(e);
 	}
-	/* Rewrite compactly: what hold_add above appended went to no journal yet (fd -1). The
+	/* Rewrite compactly (what hold_add above appended went to no journal yet: fd -1), through
+	 * a new file renamed over the old one, so a crash now still leaves the old journal. The
 	 * file is NUL-padded past the last line; the reader stops there. */
-	t->journal_fd = open(t->journal_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (t->journal_fd < 0 || journal_grow(t, JOURNAL_CHUNK) < 0) {
-		int r = -errno;
-
-		if (t->journal_fd >= 0)
-			close(t->journal_fd);
-		t->journal_fd = -1;
+	r = journal_rewrite(t);
+	if (r < 0)
 		return log_warning_errno(r, "cannot write the holder journal %s: %m; quarantined "
 					 "extents will wait for a reboot after a daemon crash", t->journal_path);
-	}
-	struct lease *l, *tmp;
-	HASH_ITER(hh, t->by_record, l, tmp) {
-		struct hold *h;
-
-		LIST_FOREACH(h, &l->holds, lease_link)
-			journal_append(t, '+', l->record_id, h->proc);
-	}
 	if (kept || dropped)
 		log_info("holder journal: %u holders still alive, %u gone", kept, dropped);
 	return 0;

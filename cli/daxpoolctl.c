@@ -71,6 +71,17 @@ static const struct ctl_command commands[] = {
 	  "  Suites start daxpoolds of their own; touch and pin reserve huge pages (root).\n"
 	  "  daxpool-bench is found at $DAXPOOL_BENCH, beside daxpoolctl in a build tree, or in\n"
 	  "  libexec/daxpool. See docs/PERFORMANCE.md.\n" },
+	{ "verify", cmd_verify, "prove the kernel's side on slices of a running daxpoold",
+	  "daxpoolctl [--json] verify [--scenario NAME] [--align 4K|2M|1G] [--size SIZE]\n"
+	  "                           [--scratch FILE|BLOCKDEV]\n"
+	  "  Runs scenarios on slices from daxpoold and reports every check as passed, failed or\n"
+	  "  not run (with the reason), with observed and expected values: generation (the kernel's\n"
+	  "  device-dax refcount model), faults (PTE/PMD/PUD inserts and minor faults), longterm\n"
+	  "  (io_uring and RDMA pins), gup (O_DIRECT, vmsplice), munmap (under a pin; SIGKILL while\n"
+	  "  pinned), teardown (destroy refused, no reuse of a pinned freed extent). Kernel probes\n"
+	  "  need root and tracefs. --size: slice size (default 64M, rounded up to the alignment);\n"
+	  "  --scratch: an O_DIRECT-capable file or block device for gup (default a file in\n"
+	  "  $TMPDIR or /var/tmp). Exit status 1 if any check failed. See docs/VERIFICATION.md.\n" },
 	{ "version", cmd_version, "show daxpoolctl's version", "daxpoolctl version\n" },
 	{ "help", cmd_help, "show help for all commands or one", "daxpoolctl help [COMMAND]\n" },
 };

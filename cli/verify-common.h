@@ -1,0 +1,119 @@
+/* daxpoolctl verify: the state the scenarios share, and their helpers (cli/verify-common.c). */
+#pragma once
+
+#include "daxpool.h"
+#include "verify-report.h"
+#include "verify-trace.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Device-dax's two refcount models (docs/VERIFICATION.md). */
+enum vgen {
+	VGEN_UNKNOWN,
+	VGEN_BEFORE, /* <= 6.14 (Debian's 6.1): pages not refcounted when mapped (pfn/devmap entries) */
+	VGEN_AFTER,  /* 6.15+: mapping a page takes a folio reference, like any other page */
+};
+
+struct verify {
+	struct daxpool *dp;
+	struct vreport *rep;
+	struct vtrace *trace; /* NULL: no probes (trace_reason says why) */
+	char trace_reason[256];
+	bool ref_probe; /* folio refcounts readable (ref_reason says why not) */
+	char ref_reason[256];
+	bool insert_probes;
+	char insert_reason[256];
+	const char *self_exe; /* this daxpoolctl, for the destroy refusal */
+	const char *socket_path;
+	const char *scratch; /* file or block device for O_DIRECT; NULL: a temp file */
+	uint64_t align, size;
+	uint64_t granule; /* the device's fault size: device-dax maps at its own alignment */
+	bool devdax;
+	enum vgen sym_gen, gen;
+	unsigned seed;
+};
+
+/* A folio's counters as read through the probe, without the reading's own pin. */
+struct vref {
+	int64_t ref, pin;
+};
+
+/* Allocates an anonymous slice of v->size at v->align and maps it with daxpool_map. */
+int verify_slice_new(struct verify *v, struct daxpool_slice **ret, void **ret_addr);
+/* Closes a slice (unmapping it); accepts NULL. */
+void verify_slice_close(struct verify *v, struct daxpool_slice **s);
+
+/* A second mapping of the slice, aligned like daxpool_map's and MADV_DONTFORK, made here (not
+ * by libdaxpool) so a scenario can unmap it while it is pinned. */
+int verify_map_extra(const struct daxpool_slice *s, uint64_t align, void **ret);
+void verify_unmap_extra(void *addr, uint64_t len);
+
+/* Writes one byte per 4 KiB page of [addr, addr+len). */
+void verify_touch(void *addr, uint64_t len);
+/* Fills len bytes with a pattern of seed. */
+void verify_pattern(void *addr, size_t len, unsigned seed);
+
+/*
+ * Reads the counters of the folio behind addr: pins that one page with process_vm_readv() on
+ * ourselves and records gup_put_folio's view of the folio as the pin is dropped, minus that
+ * pin's own share (1 ref + 1 pincount for a large folio, GUP_PIN_COUNTING_BIAS refs for a
+ * small one). Returns -ENOTSUP if !v->ref_probe.
+ */
+int verify_read_ref(struct verify *v, const void *addr, struct vref *ret);
+/* Polls verify_read_ref until ref == want or timeout_ms passed; *ret gets the last reading. */
+int verify_wait_ref(struct verify *v, const void *addr, int64_t want, int timeout_ms, struct vref *ret);
+
+/* The mapping's share of a folio's refcount for the generation: 1 after, 0 before. */
+int64_t verify_map_share(const struct verify *v);
+/* "6.1"/"new" style names. */
+const char *verify_gen_name(enum vgen g);
+
+/* Tracing set-up and the generation from kernel symbols (cli/verify-probes.c); fills the
+ * report's "kernel" and "tracing". */
+int verify_probes_setup(struct verify *v);
+/* Names of the insert-count events and their functions: level 0 PTE, 1 PMD, 2 PUD. */
+const char *verify_insert_event(int level);
+const char *verify_insert_func(const struct verify *v, int level);
+
+/* A kernel pin of a range, by whatever this kernel and machine allow (cli/verify-pin.c). */
+enum vpin_kind {
+	VPIN_NONE,
+	VPIN_IO_URING, /* io_uring fixed buffers: FOLL_LONGTERM (refused on 6.1 device-dax) */
+	VPIN_RDMA,     /* ibv_reg_mr: FOLL_LONGTERM */
+	VPIN_PIPE,     /* vmsplice into a pipe: a plain page reference held by the pipe */
+};
+
+struct vrdma;
+struct vpin {
+	enum vpin_kind kind;
+	int ring_fd;	  /* io_uring: the ring (struct io_uring lives in verify-pin.c) */
+	void *ring;
+	struct vrdma *rdma;
+	int pipe[2];
+	void *addr;
+	size_t len;
+	uint64_t declared; /* daxpool_pin_declare id, 0 if none */
+};
+
+/*
+ * Pins [addr, addr+len) by the first kind that works, in order io_uring, RDMA, pipe (only
+ * io_uring and RDMA if longterm_only). The pin is not declared to the daemon (callers do that:
+ * a child has no slice handle). err receives what was tried on failure.
+ */
+int vpin_take(struct vpin *p, void *addr, size_t len, bool longterm_only, char *err, size_t errsize);
+/* Reads len (<= 4096) bytes at the start of the pinned range through the pin itself (not the
+ * mapping): io_uring WRITE_FIXED into a pipe, RDMA READ, or the pipe's own content. */
+int vpin_read(struct vpin *p, void *out, size_t len, char *err, size_t errsize);
+/* Drops the kernel pin. */
+void vpin_release(struct vpin *p);
+const char *vpin_kind_name(enum vpin_kind k);
+
+/* The scenarios (cli/verify-*.c); each adds its checks to v->rep. */
+void verify_generation(struct verify *v);
+void verify_faults(struct verify *v);
+void verify_longterm(struct verify *v);
+void verify_gup(struct verify *v);
+void verify_munmap(struct verify *v);
+void verify_teardown(struct verify *v);

@@ -1,0 +1,76 @@
+/* daxpoolctl verify, scenario "faults": touching a slice takes exactly one PTE, PMD or PUD insert
+ * per device page (the device's alignment, which is device-dax's fault size) and as many minor
+ * faults. Inserts are counted by kprobes on the generation's insert functions, filtered to this
+ * process; minor faults by getrusage, which needs no privilege and runs on every backend. */
+#include "verify-common.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static long minflt(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+void verify_faults(struct verify *v)
+{
+	static const char *S = "faults";
+	static const char *const checks[3] = { "pte-inserts", "pmd-inserts", "pud-inserts" };
+	struct daxpool_slice *s = NULL;
+	uint64_t len, pages, hits[3] = { 0 };
+	bool counting[3] = { false };
+	long f0, f1;
+	void *a;
+	int r, level;
+
+	r = verify_slice_new(v, &s, &a);
+	if (r < 0) {
+		vreport_add(v->rep, S, "slice", VCHECK_FAILED, NULL, NULL, "%s", daxpool_errormsg());
+		return;
+	}
+	len = daxpool_slice_get_length(s);
+	pages = len / v->granule;
+	level = v->granule >= (UINT64_C(1) << 30) ? 2 : v->granule >= (UINT64_C(1) << 21) ? 1 : 0;
+	if (v->devdax && v->insert_probes)
+		for (int i = 0; i < 3; i++)
+			counting[i] = vtrace_count_start(v->trace, verify_insert_event(i), getpid()) == 0;
+	f0 = minflt();
+	verify_touch(a, len);
+	f1 = minflt();
+	for (int i = 0; i < 3; i++)
+		if (counting[i] && vtrace_count_stop(v->trace, verify_insert_event(i), getpid(), &hits[i]) < 0)
+			counting[i] = false;
+
+	for (int i = 0; i < 3; i++) {
+		if (!v->devdax)
+			vreport_skip(v->rep, S, checks[i], "emulated backend: no device-dax insert path");
+		else if (!v->insert_probes)
+			vreport_skip(v->rep, S, checks[i], "%s", v->insert_reason);
+		else if (!counting[i])
+			vreport_add(v->rep, S, checks[i], VCHECK_FAILED, NULL, NULL, "hist trigger on %s failed",
+				    verify_insert_func(v, i));
+		else
+			vreport_eq(v->rep, S, checks[i], (int64_t)hits[i], i == level ? (int64_t)pages : 0,
+				   "%s hits touching %llu MiB (device pages of %llu KiB)", verify_insert_func(v, i),
+				   (unsigned long long)(len >> 20), (unsigned long long)(v->granule >> 10));
+	}
+	/* The loop itself faults nothing else: its code and stack are warm, the slice is fresh.
+	 * A little slack for the libc/kernel bookkeeping pages a first getrusage may touch. */
+	if (v->devdax || v->granule > 4096)
+		vreport_range(v->rep, S, "minor-faults", f1 - f0, (int64_t)pages, (int64_t)pages + 2,
+			      "getrusage ru_minflt touching %llu MiB, one fault per %llu KiB page",
+			      (unsigned long long)(len >> 20), (unsigned long long)(v->granule >> 10));
+	else
+		/* A plain file's page cache may hold large folios, and a fault then maps the whole
+		 * folio (up to PMD size): between one fault per 2 MiB and one per 4 KiB. */
+		vreport_range(v->rep, S, "minor-faults", f1 - f0, (int64_t)(len >> 21), (int64_t)pages + 2,
+			      "getrusage ru_minflt touching %llu MiB of an emulated 4K pool (a file: "
+			      "large page-cache folios map up to 2 MiB per fault)",
+			      (unsigned long long)(len >> 20));
+	verify_slice_close(v, &s);
+}

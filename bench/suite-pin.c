@@ -15,7 +15,8 @@
  *  devdax      --device /dev/daxX.Y (the lab), mapped MAP_SHARED at the device's alignment
  * ibv_reg_mr needs an RDMA device: none on a plain host (rows say skipped); the lab script
  * tests/lab/bench-lab.sh creates a soft-RoCE device (rdma_rxe on a dummy netdev) and runs this.
- *   daxpool-bench pin [--bytes N] [--device /dev/daxX.Y] [--reps N] [--quick]
+ *   daxpool-bench pin [--bytes N] [--device /dev/daxX.Y] [--system MEMORY] [--reps N] [--quick]
+ * (--system anon-4K|anon-THP|shmem-4K|hugetlb-2M|hugetlb-1G|devdax: only that memory)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -105,6 +106,8 @@ static const char *backing_map(struct backing *b, const struct bench_opts *o)
 		b->page = sysfs_u64(o->device, "align");
 		if (!b->page)
 			b->page = 2 * MiB; /* kernels before the align attribute: 2M default */
+		/* device-dax maps whole alignment units only */
+		b->len = (b->len + b->page - 1) & ~(b->page - 1);
 		if (size < b->len)
 			b->len = size & ~(b->page - 1);
 		b->map_len = b->len;
@@ -291,6 +294,8 @@ int suite_pin(const struct bench_opts *o)
 
 		if (strcmp(b->name, "devdax") == 0 && !o->device)
 			continue; /* only where a device exists (the lab) */
+		if (strcmp(o->system, "all") != 0 && strcmp(o->system, b->name) != 0)
+			continue; /* --system NAME: only that memory */
 		b->len = b->page == GiB ? (bytes + GiB - 1) & ~(GiB - 1) : bytes;
 		why = backing_map(b, o);
 		if (why) {

@@ -73,29 +73,38 @@ int bench_daemon_start(const struct bench_opts *o, const char *sock, const char 
 		       pid_t *ret_pid)
 {
 	const char *prog = bench_daxpoold(o);
-	const char *argv[32];
-	size_t n = 0;
+	const char *wrapper = getenv("DAXPOOL_TEST_DAEMON_WRAPPER");
+	char *words = wrapper && *wrapper ? strdup(wrapper) : NULL, *save = NULL;
+	const char *argv[64];
+	size_t n = 0, w = 0;
 	uint64_t deadline = bench_now_ns() + START_TIMEOUT_NS;
 	pid_t pid;
 	int r;
 
+	/* The test harness's wrapper (valgrind in scripts/test.sh), split at spaces, goes first. */
+	for (char *t = words ? strtok_r(words, " ", &save) : NULL; t && w < 16; t = strtok_r(NULL, " ", &save))
+		argv[w++] = t;
+	n = w;
 	argv[n++] = prog;
-	for (; args[n - 1] && n < sizeof(argv) / sizeof(argv[0]) - 1; n++)
-		argv[n] = args[n - 1];
+	for (size_t i = 0; args[i] && n < sizeof(argv) / sizeof(argv[0]) - 1; i++)
+		argv[n++] = args[i];
 	argv[n] = NULL;
 	pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		free(words);
 		return -errno;
+	}
 	if (pid == 0) {
 		/* stdout carries the JSON rows: the daemon's output goes to stderr. */
 		dup2(STDERR_FILENO, STDOUT_FILENO);
 		unsetenv("NOTIFY_SOCKET");
 		unsetenv("LISTEN_FDS");
 		unsetenv("LISTEN_PID");
-		execv(prog, (char *const *)argv);
-		fprintf(stderr, "daxpool-bench: exec %s: %m\n", prog);
+		execvp(argv[0], (char *const *)argv);
+		fprintf(stderr, "daxpool-bench: exec %s: %m\n", argv[0]);
 		_exit(127);
 	}
+	free(words);
 	for (;;) {
 		struct daxpool *dp = NULL;
 		int status;

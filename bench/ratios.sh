@@ -54,11 +54,14 @@ cat "$@" | jq -rs '
     | row("pinning"; "\($s) pin+unpin per GiB, \($m)\(if $m == "devdax" then " " + (if $p >= 1073741824 then "1G" elif $p >= 2097152 then "2M" else "4K" end) + " (lab, TCG)" else "" end) (vs anon-4K)";
           $a; "ms"; (if $m == "devdax" then null else $b end); "ms"; (if $m == "devdax" then null else ratio($a; $b) end); ""; "") ),
   ( ($r | map(select(.suite == "zero" and .system == "daxpoold")) | map(.params.backing) | unique)[] as $bk
-    | v(.suite == "zero" and .system == "daxpoold" and .params.backing == $bk) as $a
+    | v(.suite == "zero" and .system == "daxpoold" and .metric == "zeroing_bandwidth" and .params.backing == $bk) as $a
     | (v(.suite == "zero" and .system == "memset" and .params.backing == $bk) as $b
        | row("zeroing"; "background zeroing vs memset, \($bk)"; $a; "GB/s"; $b; "GB/s"; ratio($a; $b); ""; "")),
       (v(.suite == "zero" and .system == "pmem2_memset" and .params.backing == $bk) as $b
-       | row("zeroing"; "background zeroing vs pmem2 memset in-process, \($bk)"; $a; "GB/s"; $b; "GB/s"; ratio($a; $b); ""; "")) ),
+       | row("zeroing"; "background zeroing vs pmem2 memset in-process, \($bk)"; $a; "GB/s"; $b; "GB/s"; ratio($a; $b); ""; ""),
+         (v(.suite == "zero" and .metric == "zeroing_bandwidth_per_cpu" and .params.backing == $bk) as $c
+          | v(.suite == "zero" and .metric == "zero_worker_cpu_share" and .params.backing == $bk) as $sh
+          | row("zeroing"; "zero worker per second of its own CPU time (it had \(if $sh == null then "?" else ($sh * 100 | round | tostring) + " %" end) of a CPU) vs pmem2 memset"; $c; "GB/s"; $b; "GB/s"; ratio($c; $b); ""; ""))) ),
   ( ($r | map(select(.suite == "scale" and .metric == "pair_throughput")) | map(.params.live) | max) as $live
     | v(.suite == "scale" and .metric == "pair_throughput" and .params.live == $live and .params.clients == 256) as $a
     | v(.suite == "scale" and .metric == "pair_throughput" and .params.live == $live and .params.clients == 1) as $b

@@ -58,6 +58,8 @@ struct daxpoold {
 	char **argv;
 	int exit_code;
 	int start_exit_code; /* exit status of a failed start-up; 0 = EXIT_FAILURE (provision.h) */
+	char *device_path;   /* the device the device section resolved to (provision.c), or NULL:
+			      * opts keeps the config's value, which SIGHUP compares against */
 	int ready_fd; /* detached start-up: write end of the pipe the parent waits on, or -1 */
 };
 

@@ -97,7 +97,7 @@ static int pool_start(struct daxpoold *d)
 {
 	struct backend_config cfg = {
 		.kind = d->opts.backend,
-		.device_path = d->opts.device_path,
+		.device_path = d->device_path ? d->device_path : d->opts.device_path,
 		.file_path = d->opts.emulate_path,
 		.expected_uuid = d->opts.has_expected_uuid ? d->opts.expected_uuid : NULL,
 	};
@@ -258,5 +258,6 @@ out:
 	if (d.loop)
 		ev_loop_destroy(d.loop);
 	options_free(&d.opts);
+	free(d.device_path);
 	return r < 0 ? (d.start_exit_code ? d.start_exit_code : EXIT_FAILURE) : d.exit_code;
 }

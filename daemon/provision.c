@@ -329,10 +329,14 @@ static int create_namespace(struct prov *p)
 
 	namespace_region_foreach(p->ns, consider_region, &rp);
 	if (!rp.chosen[0]) {
+		if (!rp.region_seen && strcmp(s->region, "any") == 0)
+			return prov_err(p, -ENOENT, true,
+					"no persistent-memory (NVDIMM) region on this machine for device.provision "
+					"(ndctl list -R shows none): use the emulated backend (\"backend\") instead");
 		if (!rp.region_seen)
 			return prov_err(p, -ENOENT, true,
-					"device.provision.region \"%s\": no such persistent-memory region%s",
-					s->region, strcmp(s->region, "any") == 0 ? " (no NVDIMM regions at all)" : "");
+					"device.provision.region \"%s\": no such persistent-memory region "
+					"(daxpoolctl regions lists them)", s->region);
 		return prov_err(p, -ENOSPC, true,
 				"no region can hold namespace \"%s\" (%s usable, %s alignment): %s. Change "
 				"device.provision.size, .align or .region; daxpoold destroys nothing to make room",
@@ -462,9 +466,9 @@ int provision_start(struct daxpoold *d)
 			d->start_exit_code = DAXPOOLD_EXIT_CONFLICT;
 		return r;
 	}
-	free(d->opts.device_path);
-	d->opts.device_path = strdup(p.path);
-	if (!d->opts.device_path)
+	free(d->device_path);
+	d->device_path = strdup(p.path);
+	if (!d->device_path)
 		return log_error_errno(-ENOMEM, "out of memory");
 	if (p.may_format && d->opts.format_if_empty <= 0)
 		d->opts.format_if_empty = 1;

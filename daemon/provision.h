@@ -19,7 +19,7 @@ struct daxpoold;
 #define DAXPOOLD_EXIT_CONFLICT 3
 
 /*
- * Runs the `device` section (a no-op without one): sets d->opts.device_path to the device to
+ * Runs the `device` section (a no-op without one): sets d->device_path to the device to
  * serve and allows formatting a namespace daxpoold created or owns by name. On failure logs the
  * reason once, tells systemd (STATUS=) and sets d->start_exit_code for a conflict.
  * Returns 0 or a negative errno.

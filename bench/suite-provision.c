@@ -77,7 +77,7 @@ static uint64_t device_align(const char *dev)
 
 /* daxpool_alloc + daxpool_map, reps times; 0 or -errno. */
 static int run_daxpool(const struct bench_opts *o, uint64_t bytes, uint64_t align, unsigned reps,
-		       uint64_t *t)
+		       uint64_t *t, uint64_t *t_alloc)
 {
 	char dir[PATH_MAX], sock[PATH_MAX + 8], pool[PATH_MAX + 8], size[32];
 	struct daxpool *dp = NULL;
@@ -102,6 +102,7 @@ static int run_daxpool(const struct bench_opts *o, uint64_t bytes, uint64_t alig
 		uint64_t t0 = bench_now_ns();
 
 		r = daxpool_alloc(dp, NULL, bytes, align, 0600, DAXPOOL_ANONYMOUS, &s);
+		t_alloc[i] = bench_now_ns() - t0;
 		if (r == 0)
 			r = daxpool_map(s, 0, &a);
 		t[i] = bench_now_ns() - t0;
@@ -237,6 +238,7 @@ int suite_provision(const struct bench_opts *o)
 	uint64_t bytes = o->bytes ? o->bytes : o->quick ? 64 * MiB : GiB;
 	unsigned reps = o->reps ? o->reps : o->quick ? 2 : 5;
 	uint64_t align = DAXPOOL_ALIGN_2M, t_dp[MAX_REPS], t_nd[MAX_REPS], t_down[MAX_REPS];
+	uint64_t t_alloc[MAX_REPS], t_map[MAX_REPS];
 	const char *where = o->device ? o->device : "emulated 4K pool file";
 	double load0 = bench_loadavg_1m(), dp_ms, nd_ms = 0;
 	const char *why = NULL;
@@ -247,9 +249,15 @@ int suite_provision(const struct bench_opts *o)
 	if (o->device && device_align(o->device) == GiB)
 		align = DAXPOOL_ALIGN_1G;
 	bytes = (bytes + align - 1) & ~(align - 1);
-	r = run_daxpool(o, bytes, align, reps, t_dp);
+	r = run_daxpool(o, bytes, align, reps, t_dp, t_alloc);
 	if (r < 0)
 		return r;
+	for (unsigned i = 0; i < reps; i++)
+		t_map[i] = t_dp[i] - t_alloc[i];
+	bench_row(SUITE, "daxpoold", "alloc_latency", median_ms(t_alloc, reps), "ms",
+		  params_for(bytes, align, reps, "daxpool_alloc (round trip, fd passed)", where));
+	bench_row(SUITE, "daxpoold", "map_latency", median_ms(t_map, reps), "ms",
+		  params_for(bytes, align, reps, "daxpool_map (local)", where));
 	dp_ms = median_ms(t_dp, reps);
 	bench_row(SUITE, "daxpoold", "provision_latency", dp_ms, "ms",
 		  params_for(bytes, align, reps, "daxpool_alloc + daxpool_map", where));

@@ -124,6 +124,8 @@ int cmd_verify(struct ctl *ctl, int argc, char **argv)
 	json_object_object_add(root, "size", json_object_new_uint64(v.size));
 	json_object_object_add(root, "scenario", json_object_new_string(args.scenario ? args.scenario : "all"));
 	verify_probes_setup(&v);
+	v.readings = json_object_new_array();
+	vreport_observe(v.rep, "refcount_trace", v.readings);
 	/* The generation scenario always runs: the others check against the model it confirms. */
 	for (size_t i = 0; i < ARRAY_SIZE(scenarios); i++)
 		if (i == 0 || !args.scenario || strcmp(args.scenario, scenarios[i].name) == 0)

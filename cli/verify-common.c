@@ -102,6 +102,23 @@ void verify_pattern(void *addr, size_t len, unsigned seed)
 	}
 }
 
+/* Keeps the raw trace line of a reading (the first 64) for the report's observations. */
+static void record_line(struct verify *v, const char *text)
+{
+	const char *line = NULL, *end;
+
+	for (const char *p = strstr(text, " ref: ("); p; p = strstr(p + 1, " ref: ("))
+		line = p;
+	if (!line || !v->readings || json_object_array_length(v->readings) >= 64)
+		return;
+	while (line > text && line[-1] != '\n')
+		line--;
+	while (*line == ' ')
+		line++;
+	end = strchr(line, '\n');
+	json_object_array_add(v->readings, json_object_new_string_len(line, end ? (int)(end - line) : (int)strlen(line)));
+}
+
 int verify_read_ref(struct verify *v, const void *addr, struct vref *ret)
 {
 	_cleanup_(freep) char *text = NULL;
@@ -131,6 +148,7 @@ int verify_read_ref(struct verify *v, const void *addr, struct vref *ret)
 		return r;
 	if (vtrace_last_field(text, "ref", "ref", &ref) < 0)
 		return -ENODATA;
+	record_line(v, text);
 	(void)vtrace_last_field(text, "ref", "refs", &refs);
 	if (large) {
 		(void)vtrace_last_field(text, "ref", "pin", &pin);

@@ -33,6 +33,7 @@ struct verify {
 	bool devdax;
 	enum vgen sym_gen, gen;
 	unsigned seed;
+	struct json_object *readings; /* raw trace lines of refcount readings (report observations) */
 };
 
 /* A folio's counters as read through the probe, without the reading's own pin. */

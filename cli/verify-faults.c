@@ -24,6 +24,7 @@ void verify_faults(struct verify *v)
 	struct daxpool_slice *s = NULL;
 	uint64_t len, pages, hits[3] = { 0 };
 	bool counting[3] = { false };
+	int errs[3] = { 0 };
 	long f0, f1;
 	void *a;
 	int r, level;
@@ -37,8 +38,10 @@ void verify_faults(struct verify *v)
 	pages = len / v->granule;
 	level = v->granule >= (UINT64_C(1) << 30) ? 2 : v->granule >= (UINT64_C(1) << 21) ? 1 : 0;
 	if (v->devdax && v->insert_probes)
-		for (int i = 0; i < 3; i++)
-			counting[i] = vtrace_count_start(v->trace, verify_insert_event(i), getpid()) == 0;
+		for (int i = 0; i < 3; i++) {
+			errs[i] = vtrace_count_start(v->trace, verify_insert_event(i), getpid());
+			counting[i] = errs[i] == 0;
+		}
 	f0 = minflt();
 	verify_touch(a, len);
 	f1 = minflt();
@@ -52,8 +55,8 @@ void verify_faults(struct verify *v)
 		else if (!v->insert_probes)
 			vreport_skip(v->rep, S, checks[i], "%s", v->insert_reason);
 		else if (!counting[i])
-			vreport_add(v->rep, S, checks[i], VCHECK_FAILED, NULL, NULL, "hist trigger on %s failed",
-				    verify_insert_func(v, i));
+			vreport_add(v->rep, S, checks[i], VCHECK_FAILED, NULL, NULL, "hist trigger on %s failed: %s",
+				    verify_insert_func(v, i), strerror(-errs[i]));
 		else
 			vreport_eq(v->rep, S, checks[i], (int64_t)hits[i], i == level ? (int64_t)pages : 0,
 				   "%s hits touching %llu MiB (device pages of %llu KiB)", verify_insert_func(v, i),

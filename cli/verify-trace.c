@@ -242,7 +242,7 @@ int vtrace_count_start(struct vtrace *t, const char *name, pid_t pid)
 
 	/* The trigger arms the event itself (soft mode): nothing goes into the ring buffer, the
 	 * histogram is kept in the kernel, so 262144 PTE inserts cannot overflow anything. */
-	snprintf(trig, sizeof(trig), "hist:keys=common_pid:size=64 if common_pid == %d", (int)pid);
+	snprintf(trig, sizeof(trig), "hist:keys=common_pid if common_pid == %d", (int)pid);
 	return event_write(t, name, "trigger", trig);
 }
 
@@ -257,7 +257,7 @@ int vtrace_count_stop(struct vtrace *t, const char *name, pid_t pid, uint64_t *r
 	if (r < 0)
 		return r;
 	r = read_file(path, &text);
-	snprintf(trig, sizeof(trig), "!hist:keys=common_pid:size=64 if common_pid == %d", (int)pid);
+	snprintf(trig, sizeof(trig), "!hist:keys=common_pid if common_pid == %d", (int)pid);
 	(void)event_write(t, name, "trigger", trig);
 	if (r < 0)
 		return r;

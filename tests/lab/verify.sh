@@ -63,7 +63,7 @@ if [ ! -e /sys/kernel/tracing/README ]; then
 fi
 
 # Soft-RoCE (once per guest: the payload runs on every namespace of the VM).
-if ! rdma link show rxe0 >/dev/null 2>&1; then
+if ! rdma link show 2>/dev/null | grep -q '^link rxe0/'; then
 	# crc32 for rdma_rxe's ICRC: built in on the new kernel, modules on 6.1.
 	modload crc32_generic >/dev/null 2>&1
 	modload crc32_pclmul >/dev/null 2>&1
@@ -73,7 +73,7 @@ if ! rdma link show rxe0 >/dev/null 2>&1; then
 	ip link set dummy0 up || setup_failed "ip link set dummy0 up"
 	rdma link add rxe0 type rxe netdev dummy0 || setup_failed "rdma link add rxe0 type rxe netdev dummy0"
 fi
-say "RDMA: $(rdma link show rxe0 2>&1)"
+say "RDMA: $(rdma link show 2>&1 | grep '^link rxe0/')"
 
 # A RAM disk for O_DIRECT (block devices always take it).
 if [ ! -b /dev/ram0 ]; then

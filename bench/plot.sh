@@ -92,7 +92,7 @@ bars pin "Long-term pin + unpin, cost per GiB (lower is better)" "ms per GiB (lo
 # 5. Zeroing bandwidth.
 q '"backing daxpoold_zero_worker memset pmem2_memset",
    ((map(select(.suite == "zero" and .system == "daxpoold")) | map(.params.backing) | unique)[] as $b
-    | [($b | gsub(" "; "_")), v(.suite == "zero" and .system == "daxpoold" and .metric == "zeroing_bandwidth" and .params.backing == $b),
+    | [($b | if startswith("/dev/") then "lab_devdax_(TCG)" else gsub(" "; "_") end), v(.suite == "zero" and .system == "daxpoold" and .metric == "zeroing_bandwidth" and .params.backing == $b),
        v(.suite == "zero" and .system == "memset" and .params.backing == $b),
        v(.suite == "zero" and .system == "pmem2_memset" and .params.backing == $b)] | map(tostring) | join(" "))' \
 	>"$out/zero.dat"

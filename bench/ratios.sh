@@ -50,9 +50,10 @@ cat "$@" | jq -rs '
           (if $al == "1G" then "≤ 2×" else "" end); (if $al == "1G" then met(ratio($a; $b); ratio($a; $b) <= 2) else "" end)) ),
   ( ($r | map(select(.suite == "pin" and .metric == "pin_unpin_per_GiB")) | map([.system, .params.memory, .params.page]) | unique)[] as [$s, $m, $p]
     | v(.suite == "pin" and .system == $s and .metric == "pin_unpin_per_GiB" and .params.memory == $m and .params.page == $p) as $a
-    | v(.suite == "pin" and .system == $s and .metric == "pin_unpin_per_GiB" and .params.memory == "anon-4K") as $b
-    | row("pinning"; "\($s) pin+unpin per GiB, \($m)\(if $m == "devdax" then " " + (if $p >= 1073741824 then "1G" elif $p >= 2097152 then "2M" else "4K" end) + " (lab, TCG)" else "" end) (vs anon-4K)";
-          $a; "ms"; (if $m == "devdax" then null else $b end); "ms"; (if $m == "devdax" then null else ratio($a; $b) end); ""; "") ),
+    | (if $m == "devdax" then v(.suite == "pin" and .system == $s and .metric == "pin_unpin_per_GiB" and .params.memory == "devdax" and .params.page == 4096)
+       else v(.suite == "pin" and .system == $s and .metric == "pin_unpin_per_GiB" and .params.memory == "anon-4K") end) as $b
+    | row("pinning"; "\($s) pin+unpin per GiB, \($m)\(if $m == "devdax" then " " + (if $p >= 1073741824 then "1G" elif $p >= 2097152 then "2M" else "4K" end) + " (lab, TCG; vs devdax 4K)" else " (vs anon-4K)" end)";
+          $a; "ms"; $b; "ms"; ratio($a; $b); ""; "") ),
   ( ($r | map(select(.suite == "zero" and .system == "daxpoold")) | map(.params.backing) | unique)[] as $bk
     | v(.suite == "zero" and .system == "daxpoold" and .metric == "zeroing_bandwidth" and .params.backing == $bk) as $a
     | (v(.suite == "zero" and .system == "memset" and .params.backing == $bk) as $b

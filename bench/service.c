@@ -144,31 +144,13 @@ static void row_lat(const struct svc *s, const char *sys, const char *prefix, co
 
 /* ---- the daemon ------------------------------------------------------------------------------ */
 
-/* --daemon, else $DAXPOOLD, else ../daemon/daxpoold beside this binary (the build tree), else
- * the path the build recorded. */
+/* As every suite finds it (bench_daxpoold in util.c: --daemon, $DAXPOOLD, the build tree, an
+ * installed sbin/ beside libexec/, the path the build recorded). */
 static const char *find_daxpoold(const struct bench_opts *o, char *buf, size_t size)
 {
-	ssize_t n;
-
-	if (o->daemon)
-		return o->daemon;
-	if (getenv("DAXPOOLD") && *getenv("DAXPOOLD"))
-		return getenv("DAXPOOLD");
-	n = readlink("/proc/self/exe", buf, size - 1);
-	if (n > 0) {
-		buf[n] = 0;
-		char *slash = strrchr(buf, '/');
-		if (slash && (size_t)(slash - buf) + sizeof("/../daemon/daxpoold") <= size) {
-			strcpy(slash, "/../daemon/daxpoold");
-			if (access(buf, X_OK) == 0)
-				return buf;
-		}
-	}
-#ifdef DAXPOOLD_PATH
-	return DAXPOOLD_PATH;
-#else
-	return "daxpoold";
-#endif
+	(void)buf;
+	(void)size;
+	return bench_daxpoold(o);
 }
 
 static int daemon_start(struct svc *s)

@@ -137,19 +137,6 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
-static const char *daxpoold_path(const struct bench_opts *o)
-{
-	if (o->daemon)
-		return o->daemon;
-	if (getenv("DAXPOOLD") && *getenv("DAXPOOLD"))
-		return getenv("DAXPOOLD");
-#ifdef DAXPOOLD_PATH
-	return DAXPOOLD_PATH;
-#else
-	return "daxpoold";
-#endif
-}
-
 /* Reserves the pages and mounts hugetlbfs for a 2M/1G pool; returns a reason on failure. */
 static const char *prepare_backing(struct touch_pool *p, const char *dir)
 {
@@ -499,7 +486,7 @@ int suite_touch(const struct bench_opts *o)
 			release_backing(p);
 			continue;
 		}
-		r = start_daemon(p, daxpoold_path(o));
+		r = start_daemon(p, bench_daxpoold(o));
 		if (r >= 0)
 			r = measure_touch(p, o->quick || !p->nr_path ? reps : 15); /* hugetlbfs: cheap, noisy */
 		if (r >= 0 && i == 0)

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,7 @@ static int run_ndctl(const struct bench_opts *o, uint64_t bytes, uint64_t align,
 		uint64_t t0 = bench_now_ns();
 
 		r = namespace_create_devdax(ctx, o->region, ns, align, name, sizeof(name));
+		bool created = r == 0;
 		if (r == 0) {
 			fd = open_dev(name);
 			r = fd < 0 ? fd : 0;
@@ -216,7 +218,7 @@ static int run_ndctl(const struct bench_opts *o, uint64_t bytes, uint64_t align,
 		}
 		if (fd >= 0)
 			close(fd);
-		int d = r == 0 || fd >= 0 ? namespace_destroy_devdax(ctx, name) : 0;
+		int d = created ? namespace_destroy_devdax(ctx, name) : 0;
 		if (d < 0) {
 			fprintf(stderr, "daxpool-bench provision: destroy %s: %s\n", name, namespace_errormsg());
 			if (r == 0) {

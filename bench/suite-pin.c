@@ -275,6 +275,17 @@ int suite_pin(const struct bench_opts *o)
 
 	if (reps > MAX_REPS)
 		reps = MAX_REPS;
+	if (strcmp(o->system, "all") != 0) {
+		bool known = false;
+
+		for (size_t i = 0; i < sizeof(backings) / sizeof(backings[0]); i++)
+			known |= strcmp(o->system, backings[i].name) == 0;
+		if (!known) {
+			fprintf(stderr, "daxpool-bench pin: --system takes all, anon-4K, anon-THP, shmem-4K, "
+					"hugetlb-2M, hugetlb-1G or devdax, not '%s'\n", o->system);
+			return -EINVAL;
+		}
+	}
 	/* Non-root pins count against RLIMIT_MEMLOCK: take the hard limit. */
 	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;

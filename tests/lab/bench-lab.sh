@@ -11,7 +11,8 @@
 #  - zero: the daemon's background zeroing on that device against memset;
 #  - pin: io_uring and ibv_reg_mr per GiB on a devdax namespace of each alignment (1G, 2M, 4K).
 # All rows go to $DAXPOOL_LAB_RESULTS/bench-lab.json (one JSON object a line, as daxpool-bench
-# prints them); result.json says what ran. --quick: 64 MiB instead of 1 GiB, 1-2 repetitions
+# prints them); result.json says what ran and what the rows were checked for (well-formed; the
+# libndctl, ibv_reg_mr and, after 6.1, io_uring measurements really ran). Exit 1 if a check failed. --quick: 64 MiB instead of 1 GiB, 1-2 repetitions
 # (a smoke run). The guest runs under TCG: absolute times are slow, ratios are what to read.
 set -uo pipefail
 BUILD=${DAXPOOL_LAB_BUILD:?run this through tests/lab/lab.sh}
@@ -85,6 +86,32 @@ for a in 1G 2M 4K; do
 	else
 		record "pin-$a" "failed: no $a namespace"
 	fi
+done
+
+# What the rows must show on real device-dax: every row well-formed; a namespace per allocation
+# was created and timed; ibv_reg_mr worked on every alignment (soft-RoCE); io_uring too, except
+# on 6.1, which refuses file-backed non-hugetlb memory (EOPNOTSUPP, LAB-NOTES.md).
+# rowcheck NAME JQ-CONDITION: some row satisfies the condition
+rowcheck() {
+	if jq -se "any(.[]; $2)" "$ROWS" >/dev/null 2>&1; then record "$1" ok
+	else record "$1" "failed: no row with $2"; fi
+}
+if jq -se 'all(.[]; (.suite | type) == "string" and (.system | type) == "string" and
+	(.metric | type) == "string" and (.value | type) == "number" and (.unit | type) == "string" and
+	(.params | type) == "object")' "$ROWS" >/dev/null 2>&1; then
+	record rows-well-formed ok
+else
+	record rows-well-formed "failed: a row lacks suite/system/metric/value/unit/params"
+fi
+rowcheck provision-libndctl '.suite == "provision" and .system == "libndctl" and .metric == "provision_latency" and .unit == "ms"'
+rowcheck provision-daxpoold '.suite == "provision" and .system == "daxpoold" and .metric == "provision_latency" and .unit == "ms"'
+rowcheck zero-daxpoold '.suite == "zero" and .system == "daxpoold" and .metric == "zeroing_bandwidth" and .unit == "GB/s"'
+for p in 4096 2097152 1073741824; do
+	rowcheck "pin-ibverbs-$p" ".suite == \"pin\" and .system == \"ibverbs\" and .unit == \"ms/GiB\" and .params.page == $p"
+	case $(uname -r) in
+	6.1.*) ;;
+	*) rowcheck "pin-io_uring-$p" ".suite == \"pin\" and .system == \"io_uring\" and .unit == \"ms/GiB\" and .params.page == $p" ;;
+	esac
 done
 
 jq -n --argjson c "$checks" --argjson f "$failed" --arg k "$(uname -r)" \

@@ -178,6 +178,33 @@ fi
 # ---- 3. conflicts --------------------------------------------------------------------------
 config "$WORK/align.json" '{ "provision": { "name": "'$NAME'", "size": "1G", "align": "1G" } }'
 refused conflict-alignment "$WORK/align.json" 'has a 2M alignment, but device.provision.align is 1G'
+# What systemd would show: the refusal as STATUS= on the notify socket (systemctl status).
+python3 - "$WORK/notify.sock" "$OUT/notify.txt" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(120)
+with open(sys.argv[2], "w") as f:
+    while True:
+        try:
+            d = s.recv(65536).decode()
+        except socket.timeout:
+            break
+        f.write(d + "\n")
+        f.flush()
+        if "STATUS=Refused" in d:
+            break
+PY
+listener=$!
+for _ in $(seq 1 300); do [ -S "$WORK/notify.sock" ] && break; sleep 0.1; done
+NOTIFY_SOCKET=$WORK/notify.sock timeout 120 "$DAXPOOLD" --foreground --config "$WORK/align.json" >"$OUT/notify.log" 2>&1
+rc=$?
+wait "$listener"
+if [ "$rc" = 3 ] && grep -q "^STATUS=Refused.*device.provision.align" "$OUT/notify.txt"; then
+	record conflict-sd-notify-status ok
+else
+	record conflict-sd-notify-status "failed: exit $rc, notify socket got: $(cat "$OUT/notify.txt" 2>/dev/null)"
+fi
 config "$WORK/small.json" '{ "provision": { "name": "'$NAME'", "size": "4G", "align": "2M" } }'
 refused conflict-too-small "$WORK/small.json" 'device.provision.size asks 4G'
 config "$WORK/full.json" '{ "provision": { "name": "second", "size": "64G", "align": "2M" } }'

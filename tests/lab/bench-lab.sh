@@ -24,6 +24,7 @@ bytes=1G
 reps=3
 if [ "${1:-}" = --quick ]; then quick=(--quick); bytes=64M; reps=2; fi
 [ -x "$CTL" ] || { echo "bench-lab: $CTL is not built" >&2; exit 2; }
+command -v jq >/dev/null || { echo "bench-lab: needs jq (scripts/install-deps.sh lab)" >&2; exit 2; }
 [ -x "$BUILD/bench/daxpool-bench" ] || { echo "bench-lab: $BUILD/bench/daxpool-bench is not built" >&2; exit 2; }
 : >"$ROWS"
 failed=0

@@ -252,7 +252,9 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 		if (r2 < 0)
 			log_error_errno(r2, "undoing allocation of record %" PRIu64 ": %s", ext.id, pool_errormsg());
 		usage_sub(d, preq.uid, ext.length);
-		if (r == -ENOMEM || r == -ESRCH)
+		/* Out of memory or of descriptors (the holder's pidfd) is answered, the connection
+		 * kept: only a failed send closes it. */
+		if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE)
 			return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s",
 					       strerror(-r));
 		return r;
@@ -289,7 +291,7 @@ static int handle_open(struct conn *c, const struct dxp_header *h, const uint8_t
 				       (unsigned)rec.uid, (unsigned)rec.gid, rec.mode,
 				       write ? "writable" : "readable", (unsigned)c->uid);
 	r = grant_slice(c, h, &rec, write, false);
-	if (r == -ENOMEM || r == -ESRCH)
+	if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE)
 		return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s", strerror(-r));
 	return r;
 }

@@ -23,6 +23,8 @@ struct vevent {
 	char name[32];
 	char definition[512];
 	bool fprobe;
+	bool enabled;	 /* enabled in the instance (captures) */
+	pid_t capture_pid; /* the pid filter set for captures, 0 none */
 };
 
 struct vtrace {
@@ -131,8 +133,15 @@ int vtrace_new(struct vtrace **ret, char *reason, size_t size)
 		snprintf(reason, size, "cannot create trace instance %s: %s", t->instance, strerror(errno));
 		return negative_errno();
 	}
-	/* Room for 256 MiB of 4K faults per CPU is not needed: counts go through hist triggers;
-	 * the buffer only holds the few refcount readings. */
+	/* Enabling an event in a trace array that records command names registers probes on the
+	 * sched_switch/sched_wakeup tracepoints, i.e. flips their static keys, which rewrites kernel
+	 * text with int3-based patching on every enable and disable. Under QEMU TCG that raced with
+	 * the other vCPU ("Oops: int3" in ttwu_do_activate, lab run on 7.3.4). Our instance needs
+	 * no command names: switch both recorders off, and enable each event once (below). */
+	snprintf(path, sizeof(path), "%s/options/record-cmd", t->instance);
+	(void)write_file(path, "0", false);
+	snprintf(path, sizeof(path), "%s/options/record-tgid", t->instance);
+	(void)write_file(path, "0", false);
 	*ret = TAKE_PTR(t);
 	return 0;
 }
@@ -278,27 +287,37 @@ int vtrace_count_stop(struct vtrace *t, const char *name, pid_t pid, uint64_t *r
 
 int vtrace_capture_start(struct vtrace *t, const char *name, pid_t pid)
 {
+	struct vevent *e = find_event(t, name);
 	char filter[64], path[256];
 	int r;
 
-	snprintf(filter, sizeof(filter), "common_pid == %d", (int)pid);
-	r = event_write(t, name, "filter", filter);
-	if (r < 0)
-		return r;
+	if (!e)
+		return -ENOENT;
+	/* The event stays enabled from the first capture until vtrace_delete: every enable and
+	 * disable patches kernel text (see vtrace_new), and a capture is just clear + read. */
+	if (e->capture_pid != pid) {
+		snprintf(filter, sizeof(filter), "common_pid == %d", (int)pid);
+		r = event_write(t, name, "filter", filter);
+		if (r < 0)
+			return r;
+		e->capture_pid = pid;
+	}
+	if (!e->enabled) {
+		r = event_write(t, name, "enable", "1");
+		if (r < 0)
+			return r;
+		e->enabled = true;
+	}
 	snprintf(path, sizeof(path), "%s/trace", t->instance);
-	r = write_file(path, "", false); /* O_TRUNC clears the buffer */
-	if (r < 0)
-		return r;
-	return event_write(t, name, "enable", "1");
+	return write_file(path, "", false); /* O_TRUNC clears the buffer */
 }
 
 int vtrace_capture_stop(struct vtrace *t, const char *name, char **ret_text)
 {
 	char path[256];
-	int r = event_write(t, name, "enable", "0");
 
-	if (r < 0)
-		return r;
+	if (!find_event(t, name))
+		return -ENOENT;
 	snprintf(path, sizeof(path), "%s/trace", t->instance);
 	return read_file(path, ret_text);
 }

@@ -38,9 +38,10 @@ int vtrace_count_start(struct vtrace *t, const char *name, pid_t pid);
 /* Stops counting; *ret receives the hits of that pid (0 if none). */
 int vtrace_count_stop(struct vtrace *t, const char *name, pid_t pid, uint64_t *ret);
 
-/* Records NAME's events of process pid into the instance's (cleared) buffer. */
+/* Records NAME's events of process pid into the instance's (cleared) buffer. The event stays
+ * enabled until vtrace_delete (enabling patches kernel text: do it once). */
 int vtrace_capture_start(struct vtrace *t, const char *name, pid_t pid);
-/* Stops recording and returns the buffer's text (malloc'd, caller frees). */
+/* Returns the buffer's text so far (malloc'd, caller frees). */
 int vtrace_capture_stop(struct vtrace *t, const char *name, char **ret_text);
 
 /* A field "KEY=VALUE" of a trace line (the last event line of NAME in text): *ret the value

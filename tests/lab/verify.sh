@@ -86,6 +86,10 @@ if [ ! -b /dev/ram0 ]; then
 	[ -b /dev/ram0 ] || setup_failed "no /dev/ram0 after modprobe brd"
 fi
 
+# A fresh pool: the namespace of the previous alignment sat at the same place of the region, and
+# its pool (formatted for that alignment) would make daxpoold refuse the device.
+"$CTL" format --force "$DEV" >"$OUT/format.log" 2>&1 || setup_failed "daxpoolctl format --force $DEV: $(tail -n 2 "$OUT/format.log")"
+
 t0=${EPOCHREALTIME/./}
 "$DAXPOOLD" --foreground --device "$DEV" --socket "$SOCK" --format-if-empty >"$OUT/daemon.log" 2>&1 &
 daemon_pid=$!

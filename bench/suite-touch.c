@@ -172,8 +172,12 @@ static void release_backing(struct touch_pool *p)
 	unlink(p->file);
 	if (p->mounted)
 		umount(p->mnt);
-	if (p->nr_path && p->nr_prev >= 0)
-		write_long(p->nr_path, p->nr_prev);
+	if (p->nr_path && p->nr_prev >= 0) {
+		long cur = read_long(p->nr_path);
+
+		/* Give back only what prepare_backing added: a test beside us may hold some too. */
+		write_long(p->nr_path, cur >= p->nr_want ? cur - p->nr_want : p->nr_prev);
+	}
 	if (p->dir[0]) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
 		(void)!system(cmd);

@@ -280,6 +280,7 @@ const char *bench_hugepages_get(struct bench_hugepages *h, uint64_t page_size, l
 		return "reserving huge pages needs root";
 	write_long(path, h->prev + want - (free_now > 0 ? free_now : 0));
 	h->raised = 1;
+	h->want = read_long(path) - h->prev; /* what we added: given back alone (others may add too) */
 	if (read_long(free_path) < want)
 		return "the kernel would not reserve enough huge pages (memory fragmented or too small)";
 	return NULL;
@@ -289,8 +290,13 @@ void bench_hugepages_put(struct bench_hugepages *h)
 {
 	char path[128];
 
-	if (h->raised)
-		write_long(nr_path(h->page_size, path, sizeof(path)), h->prev);
+	if (h->raised && h->want > 0) {
+		long cur = read_long(nr_path(h->page_size, path, sizeof(path)));
+
+		/* Take back only what we added: a test running beside us may have raised it too. */
+		if (cur >= h->want)
+			write_long(path, cur - h->want);
+	}
 	h->raised = 0;
 }
 

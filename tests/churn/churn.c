@@ -8,7 +8,14 @@
  *   a NAME SIZE  alloc sent          A NAME      alloc acknowledged
  *   w NAME       rewrite started     D NAME CRC  data persisted (daxpool_persist returned)
  *   f NAME       free sent           F NAME      free acknowledged
+ *   E NAME       alloc refused by the daemon (e.g. no space): the name does not exist
+ *   R NAME       after a lost connection: an alloc/free of unknown outcome, found to exist
+ *   G NAME       the same, found not to exist
  *   X NAME WHY   a client saw an acknowledged slice missing or its data changed
+ *
+ * A request whose connection died before the reply may or may not have happened; the client
+ * finds out with OPEN once it is connected again (a new daemon never sees the old request), so
+ * the oracle ends definite and unacknowledged allocations do not pile up in the pool.
  *
  * After every kill, before the restart, the pool's metadata is checked in a private copy-on-write
  * mapping (pool_check without repair writes nothing): it must never be DAMAGED (a committed
@@ -43,7 +50,7 @@
 
 #define MAX_CLIENTS 64
 #define MAX_OWNED 48
-#define MAX_NAMES 200000
+#define MAX_NAMES (1 << 20)
 
 static struct {
 	unsigned kills, clients;
@@ -122,6 +129,8 @@ struct owned {
 
 struct client {
 	int id;
+	char pending[4][64]; /* sent, connection lost before the reply: outcome unknown */
+	int npending;
 	FILE *oracle;
 	struct daxpool *dp;
 	struct owned owned[MAX_OWNED];
@@ -160,6 +169,55 @@ static void drop_connection(struct client *c)
 	c->lost_connections++;
 }
 
+static void forget(struct client *c, int i)
+{
+	c->owned[i] = c->owned[--c->nowned];
+}
+
+static void pend(struct client *c, const char *name)
+{
+	if (c->npending < 4)
+		snprintf(c->pending[c->npending++], sizeof(c->pending[0]), "%s", name);
+}
+
+/* Settles requests whose reply was lost: OPEN tells whether they happened. */
+static int reconcile(struct client *c)
+{
+	while (c->npending > 0) {
+		struct daxpool_slice *s = NULL;
+		char name[64];
+		int r;
+
+		memcpy(name, c->pending[c->npending - 1], sizeof(name));
+		r = daxpool_open(c->dp, name, DAXPOOL_OPEN_RDWR, &s);
+
+		if (r == 0) {
+			note(c, "R %s", name);
+			if (c->nowned < MAX_OWNED) {
+				struct owned *o = &c->owned[c->nowned++];
+
+				snprintf(o->name, sizeof(o->name), "%s", name);
+				o->size = daxpool_slice_get_length(s);
+				daxpool_close(c->dp, &s);
+			} else {
+				note(c, "f %s", name);
+				r = daxpool_free(c->dp, &s);
+				if (r < 0) {
+					daxpool_close(c->dp, &s);
+					return r; /* stays pending */
+				}
+				note(c, "F %s", name);
+			}
+		} else if (r == -ENOENT && strstr(daxpool_errormsg(), "daxpoold:")) {
+			note(c, "G %s", name);
+		} else {
+			return r;
+		}
+		c->npending--;
+	}
+	return 0;
+}
+
 static bool ensure_connected(struct client *c)
 {
 	while (!c->dp) {
@@ -168,15 +226,15 @@ static bool ensure_connected(struct client *c)
 		if (daxpool_connect(socket_path, &c->dp) < 0) {
 			c->dp = NULL;
 			usleep(5000);
+			continue;
 		}
+		if (reconcile(c) < 0)
+			daxpool_disconnect(&c->dp);
 	}
 	return true;
 }
 
-static void forget(struct client *c, int i)
-{
-	c->owned[i] = c->owned[--c->nowned];
-}
+static int op_free(struct client *c);
 
 /* Writes a fresh pattern into an open slice and persists it. */
 static int write_data(struct client *c, struct daxpool_slice *s, const char *name)
@@ -208,8 +266,14 @@ static int op_alloc(struct client *c)
 	o.size = ((rnd() % 32) + 1) * 4096;
 	note(c, "a %s %" PRIu64, o.name, o.size);
 	r = daxpool_alloc(c->dp, o.name, o.size, DAXPOOL_ALIGN_4K, 0, 0, &s);
-	if (r < 0)
-		return r == -ENOSPC ? 0 : r;
+	if (r < 0 && connection_lost(r)) {
+		pend(c, o.name);
+		return r;
+	}
+	if (r < 0) {
+		note(c, "E %s %d", o.name, r);
+		return r == -ENOSPC ? op_free(c) : r; /* full: make room instead */
+	}
 	note(c, "A %s", o.name);
 	c->owned[c->nowned++] = o;
 	r = write_data(c, s, o.name);
@@ -263,10 +327,13 @@ static int op_free(struct client *c)
 	note(c, "f %s", name);
 	forget(c, i); /* from here on its fate is the oracle's to judge */
 	r = daxpool_free(c->dp, &s);
-	if (r == 0)
+	if (r == 0) {
 		note(c, "F %s", name);
-	else
-		daxpool_close(c->dp, &s);
+		return 0;
+	}
+	if (connection_lost(r))
+		pend(c, name);
+	daxpool_close(c->dp, &s);
 	return r;
 }
 
@@ -446,7 +513,7 @@ static struct name_entry *name_get(const char *name, bool create)
 	return NULL;
 }
 
-static unsigned long total_ops, total_lost, acked_allocs, acked_frees, persisted;
+static unsigned long total_ops, total_lost, acked_allocs, acked_frees, persisted, reconciled;
 
 static void read_oracles(void)
 {
@@ -503,6 +570,16 @@ static void read_oracles(void)
 			case 'F':
 				e->state = N_GONE;
 				acked_frees++;
+				break;
+			case 'R':
+				e->state = N_EXISTS;
+				reconciled++;
+				break;
+			case 'E':
+			case 'G':
+				e->state = N_GONE;
+				if (tag == 'G')
+					reconciled++;
 				break;
 			}
 		}
@@ -773,10 +850,10 @@ int main(int argc, char **argv)
 
 	printf("{\"seed\":%u,\"kills\":%u,\"clients\":%u,\"seconds\":%.1f,\"operations\":%lu,"
 	       "\"reconnects\":%lu,\"acked_allocs\":%lu,\"acked_frees\":%lu,\"persisted_writes\":%lu,"
-	       "\"names\":%zu,\"slices_at_end\":%zu,\"checks_clean\":%lu,\"checks_log_pending\":%lu,"
+	       "\"reconciled\":%lu,\"names\":%zu,\"slices_at_end\":%zu,\"checks_clean\":%lu,\"checks_log_pending\":%lu,"
 	       "\"recovery_ms_avg\":%.1f,\"recovery_ms_max\":%" PRId64 ",\"violations\":%lu}\n",
 	       cfg.seed, cfg.kills, cfg.clients, t_churn / 1000.0, total_ops, total_lost, acked_allocs,
-	       acked_frees, persisted, nnames, nextents, checks_clean, checks_log,
+	       acked_frees, persisted, reconciled, nnames, nextents, checks_clean, checks_log,
 	       cfg.kills ? (double)recovery_sum / cfg.kills : 0.0, recovery_max, violations);
 	if (violations == 0) {
 		snprintf(out, sizeof(out), "rm -rf '%s'", dir);

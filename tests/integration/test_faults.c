@@ -422,8 +422,14 @@ static void test_rlimit_nofile(void **state)
 	/* This process holds nothing yet: the daemon needs a pidfd to make it a holder. */
 	r = daxpool_alloc(dp, NULL, 4096, DAXPOOL_ALIGN_4K, 0, DAXPOOL_ANONYMOUS, &s);
 	print_message("ALLOC with no descriptor left: %d (%s)\n", r, daxpool_errormsg());
-	assert_true(r == -EMFILE || r == -ENFILE);
-	assert_non_null(strstr(daxpool_errormsg(), "open files"));
+	if (getenv("DAXPOOL_TEST_DAEMON_WRAPPER") && r == -ESRCH) {
+		/* valgrind does not know pidfd_open: the daemon takes its /proc polling fallback,
+		 * whose failed open of /proc/PID/stat reads as "no such process". */
+		assert_non_null(strstr(daxpool_errormsg(), "cannot grant the slice"));
+	} else {
+		assert_true(r == -EMFILE || r == -ENFILE);
+		assert_non_null(strstr(daxpool_errormsg(), "open files"));
+	}
 	assert_int_equal(daxpool_ping(dp), 0); /* the connection is still served */
 
 	/* A new client is not accepted yet: its HELLO waits. */

@@ -66,6 +66,17 @@ int verify_read_ref(struct verify *v, const void *addr, struct vref *ret);
 /* Polls verify_read_ref until ref == want or timeout_ms passed; *ret gets the last reading. */
 int verify_wait_ref(struct verify *v, const void *addr, int64_t want, int timeout_ms, struct vref *ret);
 
+/* How much a scenario pins: a pin of any part of a folio shows in the folio's counters, and
+ * pinning a whole GiB under QEMU TCG (262144 pages through GUP and the RDMA driver) only costs
+ * lab time. At most one device page, and at most 2 MiB of a 1 GiB one. */
+#define VERIFY_PIN_MAX (UINT64_C(2) << 20)
+static inline uint64_t verify_pin_len(const struct verify *v)
+{
+	return v->granule < VERIFY_PIN_MAX ? v->granule : VERIFY_PIN_MAX;
+}
+/* The long-term registrations of the longterm scenario: at most 64 MiB of the slice. */
+#define VERIFY_LONGTERM_MAX (UINT64_C(64) << 20)
+
 /* The mapping's share of a folio's refcount for the generation: 1 after, 0 before. */
 int64_t verify_map_share(const struct verify *v);
 /* "6.1"/"new" style names. */

@@ -33,7 +33,7 @@ static void skip_refs(struct verify *v, const char *S, const char *name)
 }
 
 /* A child that maps the slice itself, pins its first device page, says so and waits for SIGKILL. */
-static _noreturn_ void pinning_child(int fd, uint64_t offset, uint64_t granule, int ready)
+static _noreturn_ void pinning_child(int fd, uint64_t offset, uint64_t granule, uint64_t pinlen, int ready)
 {
 	struct vpin pin;
 	char err[512];
@@ -46,7 +46,7 @@ static _noreturn_ void pinning_child(int fd, uint64_t offset, uint64_t granule, 
 	    mmap(a, granule, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, (off_t)offset) == MAP_FAILED)
 		_exit(2);
 	a[0] = 1;
-	c = vpin_take(&pin, a, granule, false, err, sizeof(err)) == 0 ? (char)('0' + pin.kind) : 'x';
+	c = vpin_take(&pin, a, pinlen, false, err, sizeof(err)) == 0 ? (char)('0' + pin.kind) : 'x';
 	if (write(ready, &c, 1) != 1)
 		_exit(3);
 	for (;;)
@@ -74,7 +74,8 @@ static void munmap_sigkill(struct verify *v, struct daxpool_slice *s, void *b)
 	pid = fork();
 	if (pid == 0) {
 		close(pipefd[0]);
-		pinning_child(daxpool_slice_get_fd(s), daxpool_slice_get_offset(s), v->granule, pipefd[1]);
+		pinning_child(daxpool_slice_get_fd(s), daxpool_slice_get_offset(s), v->granule, verify_pin_len(v),
+			      pipefd[1]);
 	}
 	close(pipefd[1]);
 	pfd = (struct pollfd){ .fd = pipefd[0], .events = POLLIN };
@@ -138,7 +139,7 @@ void verify_munmap(struct verify *v)
 	verify_pattern(a, sizeof(want), v->seed + 17);
 	memcpy(want, a, sizeof(want));
 	refs = v->devdax && v->ref_probe && verify_read_ref(v, b, &r_ab) == 0;
-	r = vpin_take(&pin, a, (size_t)v->granule, false, err, sizeof(err));
+	r = vpin_take(&pin, a, (size_t)verify_pin_len(v), false, err, sizeof(err));
 	if (r < 0) {
 		vreport_add(v->rep, S, "pin", VCHECK_FAILED, NULL, NULL, "no way to pin here: %s", err);
 		goto out;
@@ -146,7 +147,7 @@ void verify_munmap(struct verify *v)
 	vreport_add(v->rep, S, "pin", VCHECK_PASSED, json_object_new_string(vpin_kind_name(pin.kind)), NULL,
 		    "pinned the first device page of the mapping that will be unmapped%s",
 		    pin.kind == VPIN_PIPE ? " (vmsplice: no long-term pin works on this machine)" : "");
-	if (pin.kind != VPIN_PIPE && daxpool_pin_declare(v->dp, s, 0, v->granule, &id) < 0)
+	if (pin.kind != VPIN_PIPE && daxpool_pin_declare(v->dp, s, 0, verify_pin_len(v), &id) < 0)
 		id = 0;
 	if (refs)
 		refs = verify_read_ref(v, b, &r_p) == 0;
@@ -240,9 +241,9 @@ static void teardown_destroy(struct verify *v, struct daxpool_slice *s, void *a)
 		vreport_skip(v->rep, S, "destroy-refused", "emulated backend: no device to disable");
 		return;
 	}
-	if (vpin_take(&pin, a, (size_t)v->granule, false, err, sizeof(err)) < 0)
+	if (vpin_take(&pin, a, (size_t)verify_pin_len(v), false, err, sizeof(err)) < 0)
 		pin.kind = VPIN_NONE;
-	(void)daxpool_pin_declare(v->dp, s, 0, v->granule, &id);
+	(void)daxpool_pin_declare(v->dp, s, 0, verify_pin_len(v), &id);
 	users = ctl_path_users(dev, pids, ARRAY_SIZE(pids));
 	vreport_add(v->rep, S, "device-in-use", users >= 1 ? VCHECK_PASSED : VCHECK_FAILED,
 		    json_object_new_int(users), json_object_new_string(">=1"),

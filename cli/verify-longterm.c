@@ -152,6 +152,7 @@ void verify_longterm(struct verify *v)
 	}
 	len = daxpool_slice_get_length(s);
 	verify_touch(a, len);
+	len = MIN(len, VERIFY_LONGTERM_MAX);
 	longterm_uring(v, s, a, len);
 	longterm_rdma(v, s, a, len);
 	verify_slice_close(v, &s);

@@ -57,7 +57,9 @@ static struct {
 	unsigned min_ms, max_ms; /* time between kills */
 	unsigned seed;
 	const char *pool_size;
-} cfg = { .kills = 20, .clients = 4, .min_ms = 50, .max_ms = 400, .seed = 0, .pool_size = "256M" };
+	unsigned lifetime_reconnects; /* a client process retires after this many lost connections */
+} cfg = { .kills = 20, .clients = 4, .min_ms = 50, .max_ms = 400, .seed = 0, .pool_size = "256M",
+	  .lifetime_reconnects = 25 };
 
 static char dir[64], socket_path[128], pool_path[128], config_path[128];
 static unsigned long violations;
@@ -129,6 +131,7 @@ struct owned {
 
 struct client {
 	int id;
+	unsigned generation;
 	char pending[4][64]; /* sent, connection lost before the reply: outcome unknown */
 	int npending;
 	FILE *oracle;
@@ -137,7 +140,7 @@ struct client {
 	int nowned;
 	unsigned seq;
 	struct daxpool_slice *anon; /* kept across operations, dies with the connection */
-	unsigned long ops, lost_connections;
+	unsigned long ops, lost_connections, spins;
 };
 
 static void note(struct client *c, const char *fmt, ...)
@@ -262,7 +265,7 @@ static int op_alloc(struct client *c)
 
 	if (c->nowned == MAX_OWNED)
 		return 0;
-	snprintf(o.name, sizeof(o.name), "churn-%d-%u", c->id, c->seq++);
+	snprintf(o.name, sizeof(o.name), "churn-%d-%u-%u", c->id, c->generation, c->seq++);
 	o.size = ((rnd() % 32) + 1) * 4096;
 	note(c, "a %s %" PRIu64, o.name, o.size);
 	r = daxpool_alloc(c->dp, o.name, o.size, DAXPOOL_ALIGN_4K, 0, 0, &s);
@@ -361,16 +364,22 @@ static int op_anonymous(struct client *c)
 	return r;
 }
 
-static void client_main(int id, unsigned seed)
+/*
+ * One client process. It retires after lifetime_reconnects lost connections, freeing what it
+ * owns, and the parent starts the next generation under the same id: extents a process was
+ * given stay quarantined across daemon restarts until that process exits (the daemon cannot
+ * know whether it still maps them), so immortal clients would fill the pool after enough kills.
+ */
+static void client_main(int id, unsigned generation, unsigned seed)
 {
-	struct client c = { .id = id };
+	struct client c = { .id = id, .generation = generation };
 	char path[160];
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	signal(SIGTERM, on_stop);
-	rnd_state = (uint64_t)seed * 0x9E3779B97F4A7C15ULL + (uint64_t)id + 1;
+	rnd_state = (uint64_t)seed * 0x9E3779B97F4A7C15ULL + (uint64_t)id * 7919 + generation + 1;
 	snprintf(path, sizeof(path), "%s/oracle-%d", dir, id);
-	c.oracle = fopen(path, "w");
+	c.oracle = fopen(path, "a");
 	if (!c.oracle)
 		_exit(2);
 	while (!stop_requested) {
@@ -378,6 +387,15 @@ static void client_main(int id, unsigned seed)
 
 		if (!ensure_connected(&c))
 			break;
+		if (c.lost_connections >= cfg.lifetime_reconnects) {
+			/* Retire: free what we own (what a kill interrupts stays for the oracle). */
+			for (int tries = 0; c.nowned > 0 && c.dp && tries < 1000; tries++) {
+				r = op_free(&c);
+				if (r < 0 && connection_lost(r))
+					drop_connection(&c);
+			}
+			break;
+		}
 		switch (rnd() % 10) {
 		case 0:
 		case 1:
@@ -397,6 +415,8 @@ static void client_main(int id, unsigned seed)
 			break;
 		}
 		c.ops++;
+		if (r == 0 && c.nowned == 0 && c.spins++ > 100)
+			usleep(1000); /* nothing to free and no space: do not spin */
 		if (r < 0 && connection_lost(r))
 			drop_connection(&c);
 		else if (r < 0 && r != -ENOSPC && r != -EDQUOT)
@@ -709,7 +729,8 @@ static int run_fsck(char *out, size_t size)
 static void usage(const char *argv0)
 {
 	fprintf(stderr,
-		"usage: %s [--kills N] [--clients N] [--interval MIN_MS:MAX_MS] [--seed N] [--pool-size SIZE]\n",
+		"usage: %s [--kills N] [--clients N] [--interval MIN_MS:MAX_MS] [--seed N] [--pool-size SIZE]\n"
+		"       [--lifetime RECONNECTS]\n",
 		argv0);
 }
 
@@ -718,10 +739,13 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "kills", required_argument, NULL, 'k' },   { "clients", required_argument, NULL, 'c' },
 		{ "interval", required_argument, NULL, 'i' }, { "seed", required_argument, NULL, 's' },
-		{ "pool-size", required_argument, NULL, 'p' }, { "help", no_argument, NULL, 'h' },
+		{ "pool-size", required_argument, NULL, 'p' }, { "lifetime", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	pid_t clients[MAX_CLIENTS];
+	unsigned generations[MAX_CLIENTS] = { 0 };
+	unsigned long retired = 0;
 	int64_t t_start, recovery_max = 0, recovery_sum = 0, r_ms;
 	unsigned long checks_clean = 0, checks_log = 0;
 	char why[1024], out[4096];
@@ -730,7 +754,7 @@ int main(int argc, char **argv)
 	FILE *f;
 
 	cfg.seed = (unsigned)time(NULL);
-	while ((c = getopt_long(argc, argv, "k:c:i:s:p:h", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "k:c:i:s:p:l:h", opts, NULL)) >= 0) {
 		switch (c) {
 		case 'k':
 			cfg.kills = (unsigned)strtoul(optarg, NULL, 10);
@@ -749,6 +773,9 @@ int main(int argc, char **argv)
 			break;
 		case 'p':
 			cfg.pool_size = optarg;
+			break;
+		case 'l':
+			cfg.lifetime_reconnects = (unsigned)strtoul(optarg, NULL, 10);
 			break;
 		default:
 			usage(argv[0]);
@@ -790,7 +817,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < cfg.clients; i++) {
 		clients[i] = fork();
 		if (clients[i] == 0)
-			client_main((int)i, cfg.seed);
+			client_main((int)i, 0, cfg.seed);
 		if (clients[i] < 0)
 			return 2;
 	}
@@ -820,6 +847,23 @@ int main(int argc, char **argv)
 		recovery_sum += r_ms;
 		if (r_ms > recovery_max)
 			recovery_max = r_ms;
+
+		/* Retired clients: the next generation takes their place. */
+		for (unsigned i = 0; i < cfg.clients; i++) {
+			int status;
+
+			if (waitpid(clients[i], &status, WNOHANG) != clients[i])
+				continue;
+			if (!WIFEXITED(status) || WEXITSTATUS(status))
+				violation("client %u failed (status 0x%x)", i, status);
+			generations[i]++; /* in the parent: the child's copy would be lost */
+			clients[i] = fork();
+			if (clients[i] == 0)
+				client_main((int)i, generations[i], cfg.seed);
+			if (clients[i] < 0)
+				return 2;
+			retired++;
+		}
 	}
 	int64_t t_churn = now_ms() - t_start;
 
@@ -849,10 +893,10 @@ int main(int argc, char **argv)
 		violation("daxpoolctl fsck exit %d: %s", r, out);
 
 	printf("{\"seed\":%u,\"kills\":%u,\"clients\":%u,\"seconds\":%.1f,\"operations\":%lu,"
-	       "\"reconnects\":%lu,\"acked_allocs\":%lu,\"acked_frees\":%lu,\"persisted_writes\":%lu,"
+	       "\"reconnects\":%lu,\"client_generations\":%lu,\"acked_allocs\":%lu,\"acked_frees\":%lu,\"persisted_writes\":%lu,"
 	       "\"reconciled\":%lu,\"names\":%zu,\"slices_at_end\":%zu,\"checks_clean\":%lu,\"checks_log_pending\":%lu,"
 	       "\"recovery_ms_avg\":%.1f,\"recovery_ms_max\":%" PRId64 ",\"violations\":%lu}\n",
-	       cfg.seed, cfg.kills, cfg.clients, t_churn / 1000.0, total_ops, total_lost, acked_allocs,
+	       cfg.seed, cfg.kills, cfg.clients, t_churn / 1000.0, total_ops, total_lost, cfg.clients + retired, acked_allocs,
 	       acked_frees, persisted, reconciled, nnames, nextents, checks_clean, checks_log,
 	       cfg.kills ? (double)recovery_sum / cfg.kills : 0.0, recovery_max, violations);
 	if (violations == 0) {

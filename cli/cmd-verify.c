@@ -102,8 +102,9 @@ int cmd_verify(struct ctl *ctl, int argc, char **argv)
 	/* A slice of a device-dax device is mapped at the device's alignment whatever the slice's
 	 * own alignment: a slice aligned less than the device cannot be mapped at all. */
 	if (v.devdax && v.align < v.granule) {
-		log_error("verify: --align %s is below the device's alignment (%llu KiB)",
-			  argv[first - 1], (unsigned long long)(v.granule >> 10));
+		log_error("verify: --align %llu KiB is below the device's alignment (%llu KiB): device-dax "
+			  "maps at its own alignment", (unsigned long long)(v.align >> 10),
+			  (unsigned long long)(v.granule >> 10));
 		return CTL_EXIT_USAGE;
 	}
 	v.size = args.size ? args.size : UINT64_C(64) << 20;

@@ -183,14 +183,15 @@ static void last_error(struct vtrace *t, char *err, size_t size)
 	}
 	snprintf(err, size, "%s", line);
 	/* Two lines: the reason and "Command: ..."; the caret line is dropped. */
-	for (char *p = err, nl = 0; *p; p++) {
-		if (*p != '\n')
-			continue;
-		if (nl++) {
-			*p = '\0';
-			break;
+	{
+		char *nl = strchr(err, '\n');
+
+		if (nl) {
+			*nl = ' ';
+			nl = strchr(nl, '\n');
+			if (nl)
+				*nl = '\0';
 		}
-		*p = ' ';
 	}
 }
 

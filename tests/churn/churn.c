@@ -51,6 +51,7 @@
 #define MAX_CLIENTS 64
 #define MAX_OWNED 48
 #define MAX_NAMES (1 << 20)
+#define MAX_EXTENTS (1 << 16) /* more than any pool here has records */
 
 static struct {
 	unsigned kills, clients;
@@ -616,7 +617,7 @@ static size_t nextents;
 
 static int list_cb(const struct daxpool_slice_info *info, void *userdata)
 {
-	if (nextents < MAX_NAMES) {
+	if (nextents < MAX_EXTENTS) {
 		extents[nextents].off = info->offset;
 		extents[nextents].len = info->length;
 		snprintf(extents[nextents].name, sizeof(extents[nextents].name), "%s", info->name);
@@ -787,7 +788,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	names = calloc(MAX_NAMES, sizeof(*names));
-	extents = calloc(MAX_NAMES, sizeof(*extents));
+	extents = calloc(MAX_EXTENTS, sizeof(*extents));
 	if (!names || !extents)
 		return 2;
 	srand(cfg.seed);

@@ -32,6 +32,8 @@
 #include <unistd.h>
 
 static struct test_daemon daemon_;
+/* Daemons a test starts on pools of its own; stopped by stop_extra even when the test fails. */
+static struct test_daemon extra_;
 static char dir[64], pool_path[128], config_path[128];
 
 /* Emulated pools with 4K pages; the shared one: 256 MiB, 4096 records. */
@@ -77,6 +79,13 @@ static int teardown(void **state)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	(void)!system(cmd);
 	return r == 0 ? 0 : -1;
+}
+
+static int stop_extra(void **state)
+{
+	if (extra_.pid > 0 || extra_.dir[0])
+		test_daemon_cleanup(&extra_);
+	return 0;
 }
 
 static struct daxpool *connect_to(const struct test_daemon *d)
@@ -402,7 +411,7 @@ static int lowest_free_fd(pid_t pid)
 static void test_rlimit_nofile(void **state)
 {
 	char cfg[160], pool[160], buf[DXP_MAX_FRAME];
-	struct test_daemon d;
+	struct test_daemon *d = &extra_;
 	struct daxpool *dp;
 	struct daxpool_slice *s = NULL;
 	struct pollfd pfd;
@@ -411,13 +420,13 @@ static void test_rlimit_nofile(void **state)
 	snprintf(cfg, sizeof(cfg), "%s/nofile.json", dir);
 	snprintf(pool, sizeof(pool), "%s/nofile-pool", dir);
 	write_config(cfg, pool, "16M");
-	assert_int_equal(test_daemon_start(&d, config_args(cfg)), 0);
-	dp = connect_to(&d);
+	assert_int_equal(test_daemon_start(d, config_args(cfg)), 0);
+	dp = connect_to(d);
 
 	struct rlimit old, low;
-	assert_int_equal(prlimit(d.pid, RLIMIT_NOFILE, NULL, &old), 0);
-	low = (struct rlimit){ .rlim_cur = (rlim_t)lowest_free_fd(d.pid), .rlim_max = old.rlim_max };
-	assert_int_equal(prlimit(d.pid, RLIMIT_NOFILE, &low, NULL), 0);
+	assert_int_equal(prlimit(d->pid, RLIMIT_NOFILE, NULL, &old), 0);
+	low = (struct rlimit){ .rlim_cur = (rlim_t)lowest_free_fd(d->pid), .rlim_max = old.rlim_max };
+	assert_int_equal(prlimit(d->pid, RLIMIT_NOFILE, &low, NULL), 0);
 
 	/* This process holds nothing yet: the daemon needs a pidfd to make it a holder. */
 	r = daxpool_alloc(dp, NULL, 4096, DAXPOOL_ALIGN_4K, 0, DAXPOOL_ANONYMOUS, &s);
@@ -433,7 +442,7 @@ static void test_rlimit_nofile(void **state)
 	assert_int_equal(daxpool_ping(dp), 0); /* the connection is still served */
 
 	/* A new client is not accepted yet: its HELLO waits. */
-	waiting = raw_connect(d.socket);
+	waiting = raw_connect(d->socket);
 	assert_true(waiting >= 0);
 	{
 		struct dxp_hello_request req = { .min_version = 1, .max_version = 1 };
@@ -448,7 +457,7 @@ static void test_rlimit_nofile(void **state)
 	assert_int_equal(poll(&pfd, 1, 300), 0);
 
 	/* Descriptors again: the waiting client is answered, and ALLOC works. */
-	assert_int_equal(prlimit(d.pid, RLIMIT_NOFILE, &old, NULL), 0);
+	assert_int_equal(prlimit(d->pid, RLIMIT_NOFILE, &old, NULL), 0);
 	assert_int_equal(poll(&pfd, 1, 5000), 1);
 	assert_true(recv(waiting, buf, sizeof(buf), 0) >= DXP_HEADER_SIZE);
 	close(waiting);
@@ -456,8 +465,8 @@ static void test_rlimit_nofile(void **state)
 	assert_int_equal(daxpool_free(dp, &s), 0);
 	wait_settled(dp, 0);
 	daxpool_disconnect(&dp);
-	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
-	test_daemon_cleanup(&d);
+	assert_int_equal(test_daemon_stop(d, SIGTERM), 0);
+	test_daemon_cleanup(d);
 }
 
 /* A full device: -ENOSPC with a message, the daemon serves on, and a free makes room again
@@ -577,13 +586,13 @@ static int fsck(const char *path, bool repair, char *out, size_t size)
 /* A slice with known bytes, then the daemon stopped cleanly. */
 static void make_pool_with_data(const char *cfg)
 {
-	struct test_daemon d;
+	struct test_daemon *d = &extra_;
 	struct daxpool *dp;
 	struct daxpool_slice *s = NULL;
 	uint8_t *p;
 
-	assert_int_equal(start_capturing(&d, cfg, true), 0);
-	dp = connect_to(&d);
+	assert_int_equal(start_capturing(d, cfg, true), 0);
+	dp = connect_to(d);
 	assert_int_equal(daxpool_alloc(dp, "fault-keep", 1 << 20, DAXPOOL_ALIGN_4K, 0, 0, &s), 0);
 	assert_int_equal(daxpool_map(s, 0, (void **)&p), 0);
 	for (int i = 0; i < 1 << 20; i++)
@@ -591,19 +600,19 @@ static void make_pool_with_data(const char *cfg)
 	assert_int_equal(daxpool_persist(s, p, 1 << 20), 0);
 	assert_int_equal(daxpool_close(dp, &s), 0);
 	daxpool_disconnect(&dp);
-	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
-	test_daemon_cleanup(&d);
+	assert_int_equal(test_daemon_stop(d, SIGTERM), 0);
+	test_daemon_cleanup(d);
 }
 
 static void check_data_intact(const char *cfg)
 {
-	struct test_daemon d;
+	struct test_daemon *d = &extra_;
 	struct daxpool *dp;
 	struct daxpool_slice *s = NULL;
 	uint8_t *p;
 
-	assert_int_equal(start_capturing(&d, cfg, true), 0);
-	dp = connect_to(&d);
+	assert_int_equal(start_capturing(d, cfg, true), 0);
+	dp = connect_to(d);
 	assert_int_equal(daxpool_open(dp, "fault-keep", DAXPOOL_OPEN_RDWR, &s), 0);
 	assert_int_equal(daxpool_map(s, 0, (void **)&p), 0);
 	for (int i = 0; i < 1 << 20; i++)
@@ -611,8 +620,8 @@ static void check_data_intact(const char *cfg)
 			fail_msg("byte %d of the slice changed", i);
 	assert_int_equal(daxpool_close(dp, &s), 0);
 	daxpool_disconnect(&dp);
-	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
-	test_daemon_cleanup(&d);
+	assert_int_equal(test_daemon_stop(d, SIGTERM), 0);
+	test_daemon_cleanup(d);
 }
 
 /* Damaged metadata: the daemon refuses to start and says why (stderr and sd_notify STATUS), fsck
@@ -620,7 +629,7 @@ static void check_data_intact(const char *cfg)
  * the daemon starts on the other copy, fsck --repair rewrites it. Data stays intact throughout. */
 static void test_metadata_corruption(void **state)
 {
-	struct test_daemon d;
+	struct test_daemon *d = &extra_;
 	char cfg[160], pool[160], out[4096];
 	uint8_t old, commit_old;
 	int status;
@@ -633,11 +642,11 @@ static void test_metadata_corruption(void **state)
 
 	/* 1. A record (slot 0 of the table at 12288; its name at +64): refused, named by fsck. */
 	poke(pool, 12288 + 64, &old, 'X');
-	status = start_capturing(&d, cfg, false);
+	status = start_capturing(d, cfg, false);
 	assert_int_equal(status, 1);
-	assert_non_null(strstr(d.status, "Failed to open the pool"));
+	assert_non_null(strstr(d->status, "Failed to open the pool"));
 	assert_non_null(strstr(daemon_stderr(), "record 0"));
-	test_daemon_cleanup(&d);
+	test_daemon_cleanup(d);
 	assert_int_equal(fsck(pool, false, out, sizeof(out)), 6);
 	assert_non_null(strstr(out, "record 0"));
 	assert_int_equal(fsck(pool, true, out, sizeof(out)), 6); /* not guessed away */
@@ -647,10 +656,10 @@ static void test_metadata_corruption(void **state)
 	/* 2. The log: commit mark set over a body that does not match. */
 	poke(pool, 8192, &commit_old, 0x77);
 	poke(pool, 8192 + 200, &old, 0xee);
-	status = start_capturing(&d, cfg, false);
+	status = start_capturing(d, cfg, false);
 	assert_int_equal(status, 1);
 	assert_non_null(strstr(daemon_stderr(), "log"));
-	test_daemon_cleanup(&d);
+	test_daemon_cleanup(d);
 	assert_int_equal(fsck(pool, false, out, sizeof(out)), 6);
 	assert_non_null(strstr(out, "log"));
 	poke(pool, 8192 + 200, NULL, old);
@@ -659,10 +668,10 @@ static void test_metadata_corruption(void **state)
 
 	/* 3. Superblock copy A: the daemon runs on copy B and says so; fsck repairs it. */
 	poke(pool, 16, &old, (uint8_t)~0);
-	assert_int_equal(start_capturing(&d, cfg, true), 0);
+	assert_int_equal(start_capturing(d, cfg, true), 0);
 	assert_non_null(strstr(daemon_stderr(), "superblock copy A"));
-	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
-	test_daemon_cleanup(&d);
+	assert_int_equal(test_daemon_stop(d, SIGTERM), 0);
+	test_daemon_cleanup(d);
 	assert_int_equal(fsck(pool, false, out, sizeof(out)), 5);
 	assert_int_equal(fsck(pool, true, out, sizeof(out)), 4);
 	assert_int_equal(fsck(pool, false, out, sizeof(out)), 0);
@@ -671,10 +680,10 @@ static void test_metadata_corruption(void **state)
 	/* 4. Both copies: refused (and, being damaged rather than absent, never reformatted). */
 	poke(pool, 16, NULL, (uint8_t)~old);
 	poke(pool, 4096 + 16, NULL, (uint8_t)~old);
-	status = start_capturing(&d, cfg, false);
+	status = start_capturing(d, cfg, false);
 	assert_int_equal(status, 1);
 	assert_non_null(strstr(daemon_stderr(), "both superblock copies are bad"));
-	test_daemon_cleanup(&d);
+	test_daemon_cleanup(d);
 	assert_int_equal(fsck(pool, true, out, sizeof(out)), 6);
 	poke(pool, 16, NULL, old);
 	poke(pool, 4096 + 16, NULL, old);
@@ -688,8 +697,8 @@ int main(void)
 		cmocka_unit_test(test_killed_at_every_step),
 		cmocka_unit_test(test_never_reading_allocators),
 		cmocka_unit_test(test_full_device),
-		cmocka_unit_test(test_rlimit_nofile),
-		cmocka_unit_test(test_metadata_corruption),
+		cmocka_unit_test_teardown(test_rlimit_nofile, stop_extra),
+		cmocka_unit_test_teardown(test_metadata_corruption, stop_extra),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

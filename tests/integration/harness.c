@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -118,10 +119,17 @@ int test_daemon_spawn(struct test_daemon *d, const char *const *extra_args, cons
 		argv[argc++] = *extra_args;
 	argv[argc] = NULL;
 
+	pid_t parent = getpid();
+
 	d->pid = fork();
 	if (d->pid < 0)
 		return -errno;
 	if (d->pid == 0) {
+		/* A failed assertion leaves the test's daemon running; it would keep the test's
+		 * output pipe open and ctest would wait for it until its timeout. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
 		setenv("NOTIFY_SOCKET", d->notify, 1);
 		unsetenv("LISTEN_FDS");
 		unsetenv("LISTEN_PID");

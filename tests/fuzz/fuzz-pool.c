@@ -17,6 +17,8 @@
  *  - pool_check without repair writes nothing;
  *  - check CLEAN => open returns 0; check DAMAGED => open fails; open succeeds => check is
  *    CLEAN or REPAIRABLE;
+ *  - every live record of an opened pool lies in the data area, overlaps no other and has a
+ *    unique name (checked here, not by asking the pool), before and after the operations;
  *  - every extent handed out lies in the data area and overlaps no live record;
  *  - an operation that fails with -ENOMEM changed no metadata byte;
  *  - after any sequence of operations the pool reopens and check does not call it DAMAGED;
@@ -147,6 +149,50 @@ static int overlap_cb(const struct pool_record_info *info, void *userdata)
 	return 0;
 }
 
+/* The pool's own checks are under test, so its invariants are re-checked independently: every
+ * live record lies in the data area, no two overlap, no two share a name. */
+struct records {
+	struct pool_record_info r[POOL_MIN_CAPACITY];
+	unsigned n;
+};
+
+static int collect_cb(const struct pool_record_info *info, void *userdata)
+{
+	struct records *rs = userdata;
+
+	FUZZ_CHECK(rs->n < POOL_MIN_CAPACITY, "more live records than slots");
+	rs->r[rs->n++] = *info;
+	return 0;
+}
+
+static void check_invariants(struct pool *p)
+{
+	static struct records rs;
+	struct pool_stats st;
+
+	pool_get_stats(p, &st);
+	rs.n = 0;
+	FUZZ_CHECK(pool_iterate(p, 0, collect_cb, &rs) == 0, "iterate: %s", pool_errormsg());
+	FUZZ_CHECK(rs.n == st.records_used, "%u records, stats say %llu", rs.n,
+		   (unsigned long long)st.records_used);
+	for (unsigned i = 0; i < rs.n; i++) {
+		const struct pool_record_info *a = &rs.r[i];
+
+		FUZZ_CHECK(a->length > 0 && a->offset >= st.data_offset &&
+				   a->offset + a->length <= st.data_offset + st.data_size,
+			   "record %llu [%llu, +%llu) outside the data area", (unsigned long long)a->id,
+			   (unsigned long long)a->offset, (unsigned long long)a->length);
+		for (unsigned j = i + 1; j < rs.n; j++) {
+			const struct pool_record_info *b = &rs.r[j];
+
+			FUZZ_CHECK(a->offset + a->length <= b->offset || b->offset + b->length <= a->offset,
+				   "records %llu and %llu overlap", (unsigned long long)a->id,
+				   (unsigned long long)b->id);
+			FUZZ_CHECK(!a->name[0] || strcmp(a->name, b->name) != 0, "two records named '%s'", a->name);
+		}
+	}
+}
+
 /* Operations on an opened pool; every byte pair is one operation. */
 static void run_ops(struct pool *p, const uint8_t *data, size_t size)
 {
@@ -256,7 +302,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(o < 0, "check returned %d, open succeeded", c1);
 	if (o >= 0) {
 		FUZZ_CHECK(c1 == POOL_CHECK_CLEAN || c1 == POOL_CHECK_REPAIRABLE, "open ok, check %d", c1);
+		check_invariants(p);
 		run_ops(p, data + pos, size - pos);
+		check_invariants(p);
 		pool_delete(&p);
 		o = pool_open_range(image, IMAGE_SIZE, &ops, &p);
 		FUZZ_CHECK(o >= 0, "pool does not reopen after operations: %s", pool_errormsg());

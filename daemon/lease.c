@@ -77,7 +77,10 @@ struct lease_table {
 
 static void lease_maybe_reclaim(struct lease *l);
 
-static uint64_t proc_starttime(pid_t pid)
+/* The start time of process pid (field 22 of /proc/PID/stat), which tells a reused pid from the
+ * process we knew. Returns 0, -ESRCH if there is no such process, or another negative errno
+ * when we could not tell (e.g. EMFILE: out of descriptors says nothing about the process). */
+static int proc_starttime(pid_t pid, uint64_t *ret)
 {
 	char path[64], buf[1024];
 	unsigned long long start = 0;
@@ -87,21 +90,36 @@ static uint64_t proc_starttime(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
-		return 0;
+		return errno == ENOENT || errno == ESRCH ? -ESRCH : -errno;
 	if (!fgets(buf, sizeof(buf), f)) {
 		fclose(f);
-		return 0;
+		return -ESRCH; /* it exited between open and read */
 	}
 	fclose(f);
 	/* The command name may contain spaces and parentheses: fields start after the last ')'. */
 	p = strrchr(buf, ')');
 	if (!p)
-		return 0;
+		return -EIO;
 	/* field 3 is state; starttime is field 22, i.e. the 20th after the ')' */
 	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
 		   &start) != 1)
+		return -EIO;
+	*ret = start;
+	return 0;
+}
+
+/* Whether pid is still the process that started at starttime: 1 yes, 0 no, or a negative errno
+ * when it cannot be told now. */
+static int proc_is(pid_t pid, uint64_t starttime)
+{
+	uint64_t now = 0;
+	int r = proc_starttime(pid, &now);
+
+	if (r == -ESRCH)
 		return 0;
-	return start;
+	if (r < 0)
+		return r;
+	return now == starttime;
 }
 
 static void lease_unlink(struct lease *l)
@@ -168,8 +186,13 @@ static void proc_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void proc_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct proc *p = w->data;
+	int r = proc_is(p->pid, p->starttime);
 
-	if (proc_starttime(p->pid) != p->starttime) {
+	/* Only a process known to be gone releases its holds: failing to look (out of
+	 * descriptors, say) must not let its extents be reused while it may map them. */
+	if (r < 0)
+		log_debug_errno(r, "cannot look at holder process %d now (%m); asking again later", (int)p->pid);
+	if (r == 0) {
 		log_debug("holder process %d exited; releasing its holds", (int)p->pid);
 		proc_free(p);
 	}
@@ -305,7 +328,15 @@ static int proc_get(struct daxpoold *d, pid_t pid, uint64_t starttime, struct pr
 		return -ENOMEM;
 	p->d = d;
 	p->pid = pid;
-	p->starttime = starttime ? starttime : proc_starttime(pid);
+	p->starttime = starttime;
+	if (!p->starttime) {
+		int r = proc_starttime(pid, &p->starttime);
+
+		if (r < 0) {
+			free(p);
+			return r; /* -ESRCH: gone already, so it holds nothing */
+		}
+	}
 	LIST_INIT(&p->holds);
 	p->pidfd = pidfd_open(pid, 0);
 	if (p->pidfd < 0 && errno != ENOSYS) {
@@ -321,10 +352,6 @@ static int proc_get(struct daxpoold *d, pid_t pid, uint64_t starttime, struct pr
 		p->exit_watcher.data = p;
 		ev_io_start(d->loop, &p->exit_watcher);
 	} else {
-		if (p->starttime == 0) {
-			free(p);
-			return -ESRCH;
-		}
 		ev_timer_init(&p->poll_timer, proc_poll_cb, PROC_POLL_INTERVAL_S, PROC_POLL_INTERVAL_S);
 		p->poll_timer.data = p;
 		ev_timer_start(d->loop, &p->poll_timer);
@@ -633,7 +660,7 @@ static int journal_load(struct daxpoold *d)
 		struct hold *h;
 
 		if (e->count > 0) {
-			if (e->key.pid <= 0 || proc_starttime(e->key.pid) != e->key.starttime ||
+			if (e->key.pid <= 0 || proc_is(e->key.pid, e->key.starttime) != 1 ||
 			    lease_get(d, e->key.record, &l) < 0 ||
 			    proc_get(d, e->key.pid, e->key.starttime, &p) < 0 || hold_add(l, p, &h) < 0) {
 				dropped++;

@@ -387,16 +387,21 @@ static void test_holder_survives_daemon_crash(void **state)
 	assert_int_equal(ok, 'y');
 	/* Churn: 45 000 OPEN/CLOSE pairs append ~1.5 MiB of +/- lines (~17 bytes each). The daemon
 	 * compacts the journal instead of growing it past its first 1 MiB chunk, and the compacted
-	 * journal must still carry the holder across the crash below. */
-	char journal[160];
-	struct stat jst;
-	snprintf(journal, sizeof(journal), "%s/holders.journal", pool_dir);
-	for (int i = 0; i < 45000; i++) {
-		assert_int_equal(daxpool_open(dp, "journaled", 0, &s), 0);
-		assert_int_equal(daxpool_close(dp, &s), 0);
+	 * journal must still carry the holder across the crash below. The journal does not depend
+	 * on the backend: on a real device (the lab, where a round trip under TCG costs ~2 ms and
+	 * this would take minutes) the churn is left to the emulated run of this test. */
+	if (!test_device()) {
+		char journal[160];
+		struct stat jst;
+
+		snprintf(journal, sizeof(journal), "%s/holders.journal", pool_dir);
+		for (int i = 0; i < 45000; i++) {
+			assert_int_equal(daxpool_open(dp, "journaled", 0, &s), 0);
+			assert_int_equal(daxpool_close(dp, &s), 0);
+		}
+		assert_int_equal(stat(journal, &jst), 0);
+		assert_true(jst.st_size <= 1 << 20);
 	}
-	assert_int_equal(stat(journal, &jst), 0);
-	assert_true(jst.st_size <= 1 << 20);
 	assert_int_equal(daxpool_open(dp, "journaled", DAXPOOL_OPEN_RDWR, &s), 0);
 	assert_int_equal(daxpool_free(dp, &s), 0);
 	daxpool_disconnect(&dp);

@@ -524,7 +524,10 @@ static struct name_entry *name_get(const char *name, bool create)
 		if (!e->name[0]) {
 			if (!create)
 				return NULL;
-			snprintf(e->name, sizeof(e->name), "%s", name);
+			size_t n = strnlen(name, sizeof(e->name) - 1); /* churn names are short */
+
+			memcpy(e->name, name, n);
+			e->name[n] = 0;
 			nnames++;
 			return e;
 		}

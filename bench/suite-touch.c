@@ -39,8 +39,8 @@ struct touch_pool {
 	const char *label; /* "4K", "2M", "1G" */
 	uint64_t align, pool_size;
 	char dir[256], file[300], sock[300], mnt[300];
-	const char *nr_path; /* hugetlb reservation, NULL for the 4K file */
-	long nr_prev, nr_want;
+	long nr_want;		   /* huge pages the pool needs; 0 for the 4K file */
+	struct bench_hugepages hp; /* their reservation (bench/util.c) */
 	bool mounted;
 	pid_t pid;
 	double fill_ms; /* memset of 1 GiB through daxpool_map, median; 0 if not measured */
@@ -107,29 +107,6 @@ static const char *measure_limit(int reps, struct mem_limit *m)
 	return "no anonymous huge pages (hugetlb reservation failed, THP disabled)";
 }
 
-static long read_long(const char *p)
-{
-	FILE *f = fopen(p, "re");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static void write_long(const char *p, long v)
-{
-	FILE *f = fopen(p, "we");
-
-	if (f) {
-		fprintf(f, "%ld\n", v);
-		fclose(f);
-	}
-}
-
 static void sleep_ms(unsigned ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
@@ -143,18 +120,15 @@ static const char *prepare_backing(struct touch_pool *p, const char *dir)
 	snprintf(p->dir, sizeof(p->dir), "%s/daxpool-touch-%s-XXXXXX", dir, p->label);
 	if (!mkdtemp(p->dir))
 		return "cannot make a temp dir";
-	if (!p->nr_path) {
+	if (!p->nr_want) {
 		snprintf(p->file, sizeof(p->file), "%s/pool", p->dir);
 		return NULL;
 	}
 	if (geteuid() != 0)
 		return "huge pages need root";
-	p->nr_prev = read_long(p->nr_path);
-	if (p->nr_prev < 0)
-		return "no hugetlb support for this page size";
-	write_long(p->nr_path, p->nr_prev + p->nr_want);
-	if (read_long(p->nr_path) < p->nr_prev + p->nr_want)
-		return "the kernel would not reserve enough huge pages (memory fragmented or too small)";
+	const char *why = bench_hugepages_get(&p->hp, p->align, p->nr_want);
+	if (why)
+		return why;
 	snprintf(p->mnt, sizeof(p->mnt), "%s/mnt", p->dir);
 	mkdir(p->mnt, 0700);
 	if (mount("none", p->mnt, "hugetlbfs", 0, p->align == GiB ? "pagesize=1G" : "pagesize=2M") < 0)
@@ -172,12 +146,7 @@ static void release_backing(struct touch_pool *p)
 	unlink(p->file);
 	if (p->mounted)
 		umount(p->mnt);
-	if (p->nr_path && p->nr_prev >= 0) {
-		long cur = read_long(p->nr_path);
-
-		/* Give back only what prepare_backing added: a test beside us may hold some too. */
-		write_long(p->nr_path, cur >= p->nr_want ? cur - p->nr_want : p->nr_prev);
-	}
+	bench_hugepages_put(&p->hp); /* gives back only what prepare_backing added */
 	if (p->dir[0]) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
 		(void)!system(cmd);
@@ -257,7 +226,7 @@ static json_object *params_for(const struct touch_pool *p, int reps)
 	json_object_object_add(j, "align", json_object_new_string(p->label));
 	json_object_object_add(j, "bytes", json_object_new_int64((int64_t)GiB));
 	json_object_object_add(j, "reps", json_object_new_int(reps));
-	json_object_object_add(j, "backing", json_object_new_string(p->nr_path ? "hugetlbfs" : "file"));
+	json_object_object_add(j, "backing", json_object_new_string(p->nr_want ? "hugetlbfs" : "file"));
 	return j;
 }
 
@@ -450,9 +419,9 @@ int suite_touch(const struct bench_opts *o)
 	struct touch_pool pools[] = {
 		{ .label = "4K", .align = DAXPOOL_ALIGN_4K, .pool_size = GiB + 64 * MiB },
 		{ .label = "2M", .align = DAXPOOL_ALIGN_2M, .pool_size = GiB + 64 * MiB,
-		  .nr_path = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", .nr_want = 544 },
+		  .nr_want = 544 },
 		{ .label = "1G", .align = DAXPOOL_ALIGN_1G, .pool_size = 2 * GiB,
-		  .nr_path = "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages", .nr_want = 2 },
+		  .nr_want = 2 },
 	};
 	int reps = o->quick ? 1 : 5, failed = 0;
 	struct mem_limit lim = { 0 };
@@ -477,7 +446,7 @@ int suite_touch(const struct bench_opts *o)
 
 	for (size_t i = 0; i < sizeof(pools) / sizeof(pools[0]); i++) {
 		struct touch_pool *p = &pools[i];
-		const char *why = prepare_backing(p, p->nr_path ? "/tmp" : o->dir);
+		const char *why = prepare_backing(p, p->nr_want ? "/tmp" : o->dir);
 		int r;
 
 		if (why) {
@@ -492,7 +461,7 @@ int suite_touch(const struct bench_opts *o)
 		}
 		r = start_daemon(p, bench_daxpoold(o));
 		if (r >= 0)
-			r = measure_touch(p, o->quick || !p->nr_path ? reps : 15); /* hugetlbfs: cheap, noisy */
+			r = measure_touch(p, o->quick || !p->nr_want ? reps : 15); /* hugetlbfs: cheap, noisy */
 		if (r >= 0 && i == 0)
 			r = measure_alloc_map_free(p, o->quick ? 200 : 2000);
 		if (r < 0) {

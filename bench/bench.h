@@ -29,6 +29,14 @@ uint64_t bench_now_ns(void);
 /* Sorts samples and returns the q-quantile (0..1). */
 uint64_t bench_quantile(uint64_t *samples, uint64_t n, double q);
 
+/* Latency samples of one measurement, growable: samples_add returns 0 or -ENOMEM. */
+struct samples {
+	uint64_t *v;
+	uint64_t n, cap;
+};
+int samples_add(struct samples *s, uint64_t x);
+void samples_free(struct samples *s);
+
 /* ---- helpers of the newer suites (bench/util.c) ---- */
 struct daxpool;
 

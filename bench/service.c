@@ -59,32 +59,6 @@ struct svc {
 	uint64_t grant_ops;
 };
 
-/* Latency samples of one measurement, growable. */
-struct samples {
-	uint64_t *v;
-	uint64_t n, cap;
-};
-
-static int samples_add(struct samples *s, uint64_t x)
-{
-	if (s->n == s->cap) {
-		uint64_t cap = s->cap ? s->cap * 2 : 4096;
-		uint64_t *v = realloc(s->v, cap * sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		s->v = v;
-		s->cap = cap;
-	}
-	s->v[s->n++] = x;
-	return 0;
-}
-
-static void samples_free(struct samples *s)
-{
-	free(s->v);
-	*s = (struct samples){0};
-}
-
 struct lat {
 	double p50, p99, max;
 };
@@ -518,22 +492,6 @@ out:
 
 /* ---- the suite ------------------------------------------------------------------------------- */
 
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[PATH_MAX];
-
-	if (!d)
-		return;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
-		    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < sizeof(path))
-			unlink(path);
-	closedir(d);
-	rmdir(dir);
-}
-
 static void row_target(const struct svc *s, const char *metric, const char *what, double measured,
 		       double threshold, const char *unit, bool pass)
 {
@@ -590,7 +548,7 @@ int suite_service(const struct bench_opts *o)
 	snprintf(s.inproc, sizeof(s.inproc), "%s/inproc-pool", s.dir);
 	if (strlen(s.sock) >= 108) {
 		fprintf(stderr, "daxpool-bench: socket path %s too long; use a shorter --dir\n", s.sock);
-		remove_dir(s.dir);
+		bench_rmdir(s.dir);
 		return -1;
 	}
 
@@ -610,7 +568,7 @@ int suite_service(const struct bench_opts *o)
 	}
 	if (r == 0)
 		r = inproc(&s, &i4k, &i2m);
-	remove_dir(s.dir);
+	bench_rmdir(s.dir);
 	if (r < 0)
 		return -1;
 

@@ -47,26 +47,6 @@ struct scale {
 	uint64_t anon0, pss0; /* the daemon's memory before any slice */
 };
 
-struct samples {
-	uint64_t *v;
-	uint64_t n, cap;
-};
-
-static int samples_add(struct samples *s, uint64_t x)
-{
-	if (s->n == s->cap) {
-		uint64_t cap = s->cap ? s->cap * 2 : 4096;
-		uint64_t *v = realloc(s->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		s->v = v;
-		s->cap = cap;
-	}
-	s->v[s->n++] = x;
-	return 0;
-}
-
 /* ---- alloc+free pairs from N clients ---- */
 
 struct worker {

@@ -184,6 +184,27 @@ int bench_mkdtemp(const char *dir, const char *tag, char *buf, size_t size)
 	return 0;
 }
 
+int samples_add(struct samples *s, uint64_t x)
+{
+	if (s->n == s->cap) {
+		uint64_t cap = s->cap ? s->cap * 2 : 4096;
+		uint64_t *v = realloc(s->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = x;
+	return 0;
+}
+
+void samples_free(struct samples *s)
+{
+	free(s->v);
+	*s = (struct samples){0};
+}
+
 void bench_rmdir(const char *dir)
 {
 	DIR *d = opendir(dir);

@@ -1,5 +1,6 @@
 /* Device-dax namespace setup through libndctl/libdaxctl (see namespace.h). */
 #include "namespace.h"
+#include "parse-util.h"
 #include "macro.h"
 
 #include <unistd.h>
@@ -300,19 +301,6 @@ static struct ndctl_namespace *idle_namespace(struct ndctl_region *region)
 	return ndns && ndctl_namespace_is_configuration_idle(ndns) ? ndns : NULL;
 }
 
-static char *size_str(uint64_t v, char *buf, size_t size)
-{
-	if (v && v % (UINT64_C(1) << 30) == 0)
-		snprintf(buf, size, "%" PRIu64 "G", v >> 30);
-	else if (v && v % (UINT64_C(1) << 20) == 0)
-		snprintf(buf, size, "%" PRIu64 "M", v >> 20);
-	else if (v && v % 1024 == 0)
-		snprintf(buf, size, "%" PRIu64 "K", v >> 10);
-	else
-		snprintf(buf, size, "%" PRIu64, v);
-	return buf;
-}
-
 uint64_t namespace_size_unit(const struct namespace_region_info *info, uint64_t align)
 {
 	uint64_t unit = info->align ? info->align : 1;
@@ -386,23 +374,23 @@ int namespace_create_devdax_named(struct namespace_ctx *ctx, const char *region_
 		char list[128] = "";
 		for (size_t i = 0; i < info.n_dax_aligns; i++)
 			snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
-				 size_str(info.dax_aligns[i], a, sizeof(a)));
+				 format_size(info.dax_aligns[i], a, sizeof(a)));
 		return ns_err(-EOPNOTSUPP, "%s does not support a %s alignment (supported: %s)",
-			      info.name, size_str(align, b, sizeof(b)), list);
+			      info.name, format_size(align, b, sizeof(b)), list);
 	}
 	if (size % align)
 		return ns_err(-EINVAL, "size %s is not a multiple of the %s alignment",
-			      size_str(size, a, sizeof(a)), size_str(align, b, sizeof(b)));
+			      format_size(size, a, sizeof(a)), format_size(align, b, sizeof(b)));
 	/* The device-dax info block and page map are kept in front of the data, padded to the
 	 * alignment: a namespace of one alignment unit has no room left for data. */
 	if (size < 2 * align)
 		return ns_err(-EINVAL, "size %s leaves no room for data after the device-dax info block: "
-			      "at least %s for a %s alignment", size_str(size, a, sizeof(a)),
-			      size_str(2 * align, b, sizeof(b)), size_str(align, c, sizeof(c)));
+			      "at least %s for a %s alignment", format_size(size, a, sizeof(a)),
+			      format_size(2 * align, b, sizeof(b)), format_size(align, c, sizeof(c)));
 	unit = namespace_size_unit(&info, align);
 	if (size % unit)
 		return ns_err(-EINVAL, "size %s is not a multiple of %s, the namespace alignment of %s",
-			      size_str(size, a, sizeof(a)), size_str(unit, b, sizeof(b)), info.name);
+			      format_size(size, a, sizeof(a)), format_size(unit, b, sizeof(b)), info.name);
 
 	ndns = idle_namespace(region);
 	if (!ndns)
@@ -412,11 +400,11 @@ int namespace_create_devdax_named(struct namespace_ctx *ctx, const char *region_
 		if (size != ndctl_namespace_get_size(ndns))
 			return ns_err(-EINVAL, "%s has no namespace labels: its only namespace has the whole "
 				      "region's size, %s", info.name,
-				      size_str(ndctl_namespace_get_size(ndns), a, sizeof(a)));
+				      format_size(ndctl_namespace_get_size(ndns), a, sizeof(a)));
 	} else if (size > info.max_extent) {
 		return ns_err(-ENOSPC, "%s is too small: the largest free extent is %s, %s asked",
-			      info.name, size_str(info.max_extent, a, sizeof(a)),
-			      size_str(size, b, sizeof(b)));
+			      info.name, format_size(info.max_extent, a, sizeof(a)),
+			      format_size(size, b, sizeof(b)));
 	}
 
 	if ((r = random_uuid(uu)) < 0)
@@ -438,7 +426,7 @@ int namespace_create_devdax_named(struct namespace_ctx *ctx, const char *region_
 			r = ns_err(-EINVAL, "%s: the free space of %s starts at %#llx, not %s-aligned: create "
 				   "namespaces with the largest alignment first, or free space before it",
 				   ndctl_namespace_get_devname(ndns), info.name, start,
-				   size_str(align, a, sizeof(a)));
+				   format_size(align, a, sizeof(a)));
 			goto undo_ns;
 		}
 	}

@@ -3,6 +3,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -63,6 +65,19 @@ const char *page_size_name(uint64_t bytes)
 	default:
 		return NULL;
 	}
+}
+
+char *format_size(uint64_t v, char *buf, size_t size)
+{
+	if (v && v % (UINT64_C(1) << 30) == 0)
+		snprintf(buf, size, "%" PRIu64 "G", v >> 30);
+	else if (v && v % (UINT64_C(1) << 20) == 0)
+		snprintf(buf, size, "%" PRIu64 "M", v >> 20);
+	else if (v && v % 1024 == 0)
+		snprintf(buf, size, "%" PRIu64 "K", v >> 10);
+	else
+		snprintf(buf, size, "%" PRIu64, v);
+	return buf;
 }
 
 int parse_mode(const char *s, unsigned *ret_mode)

@@ -1,6 +1,7 @@
 /* Parsers for values operators type: sizes, page sizes, file modes, log levels. */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* "4096", "64K", "2M", "1G", "1T", "2MiB", "1GB" (binary multiples) → bytes.
@@ -12,6 +13,10 @@ int parse_page_size(const char *s, uint64_t *ret_bytes);
 
 /* 4096 → "4K", 2097152 → "2M", 1073741824 → "1G"; other values → NULL. */
 const char *page_size_name(uint64_t bytes);
+
+/* The inverse of parse_size for display: the largest exact unit, e.g. 2097152 → "2M",
+ * 1056964608 → "1008M", 4097 → "4097". Writes into buf (24 bytes hold any value); returns buf. */
+char *format_size(uint64_t bytes, char *buf, size_t size);
 
 /* Octal mode ≤ 07777, e.g. "0660". */
 int parse_mode(const char *s, unsigned *ret_mode);

@@ -51,19 +51,6 @@ _printf_(4, 5) static int prov_err(struct prov *p, int r, bool conflict, const c
 	return r;
 }
 
-static const char *sz(uint64_t v, char *buf, size_t n)
-{
-	if (v && v % (UINT64_C(1) << 30) == 0)
-		snprintf(buf, n, "%" PRIu64 "G", v >> 30);
-	else if (v && v % (UINT64_C(1) << 20) == 0)
-		snprintf(buf, n, "%" PRIu64 "M", v >> 20);
-	else if (v && v % 1024 == 0)
-		snprintf(buf, n, "%" PRIu64 "K", v >> 10);
-	else
-		snprintf(buf, n, "%" PRIu64, v);
-	return buf;
-}
-
 static void uuid_text(const uint8_t u[16], char out[37])
 {
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
@@ -160,15 +147,15 @@ static int check_against_spec(struct prov *p, const struct namespace_device_info
 				"device.provision.align to %s, or destroy the namespace yourself (daxpoolctl "
 				"destroy /dev/%s, which loses its pool) to have it re-created; daxpoold never "
 				"destroys one", dev->name, dev->namespace ?: "namespace", dev->alt_name ?: "",
-				dev->region, sz(dev->align, a, sizeof(a)), sz(s->align, b, sizeof(b)),
-				sz(dev->align, a, sizeof(a)), dev->name);
+				dev->region, format_size(dev->align, a, sizeof(a)), format_size(s->align, b, sizeof(b)),
+				format_size(dev->align, a, sizeof(a)), dev->name);
 	if (dev->size < s->size)
 		return prov_err(p, -ENOSPC, true,
 				"%s (%s \"%s\" on %s) has %s usable, but device.provision.size asks %s: lower "
 				"device.provision.size, or move the data to a larger namespace yourself; "
 				"daxpoold never resizes or destroys one", dev->name,
 				dev->namespace ?: "namespace", dev->alt_name ?: "", dev->region,
-				sz(dev->size, a, sizeof(a)), sz(s->size, b, sizeof(b)));
+				format_size(dev->size, a, sizeof(a)), format_size(s->size, b, sizeof(b)));
 	if (!region_matches(s, dev->region))
 		return prov_err(p, -EXDEV, true,
 				"%s (namespace \"%s\") is on %s, but device.provision.region is \"%s\": set "
@@ -285,11 +272,11 @@ static int consider_region(const struct namespace_region_info *info, void *userd
 	else if (!info->labels)
 		why = "no namespace labels (one fixed namespace: ndctl init-labels)";
 	else if (!align_ok) {
-		snprintf(whybuf, sizeof(whybuf), "no %s device-dax alignment", sz(s->align, a, sizeof(a)));
+		snprintf(whybuf, sizeof(whybuf), "no %s device-dax alignment", format_size(s->align, a, sizeof(a)));
 		why = whybuf;
 	} else if (ns > info->max_extent) {
-		snprintf(whybuf, sizeof(whybuf), "full: needs %s, largest free extent %s", sz(ns, a, sizeof(a)),
-			 sz(info->max_extent, b, sizeof(b)));
+		snprintf(whybuf, sizeof(whybuf), "full: needs %s, largest free extent %s", format_size(ns, a, sizeof(a)),
+			 format_size(info->max_extent, b, sizeof(b)));
 		why = whybuf;
 	}
 	if (why) {
@@ -340,13 +327,13 @@ static int create_namespace(struct prov *p)
 		return prov_err(p, -ENOSPC, true,
 				"no region can hold namespace \"%s\" (%s usable, %s alignment): %s. Change "
 				"device.provision.size, .align or .region; daxpoold destroys nothing to make room",
-				s->name, sz(s->size, a, sizeof(a)), sz(s->align, b, sizeof(b)), rp.why);
+				s->name, format_size(s->size, a, sizeof(a)), format_size(s->align, b, sizeof(b)), rp.why);
 	}
 	log_notice("provisioning: creating devdax namespace \"%s\" on %s: %s asked usable, %s alignment -> "
 		   "namespace of %s (a multiple of %s, the region's namespace unit, with room for the info "
 		   "block and the page map)",
-		   s->name, rp.chosen, sz(s->size, a, sizeof(a)), sz(s->align, b, sizeof(b)),
-		   sz(rp.ns_size, c, sizeof(c)), sz(rp.unit, d, sizeof(d)));
+		   s->name, rp.chosen, format_size(s->size, a, sizeof(a)), format_size(s->align, b, sizeof(b)),
+		   format_size(rp.ns_size, c, sizeof(c)), format_size(rp.unit, d, sizeof(d)));
 	r = namespace_create_devdax_named(p->ns, rp.chosen, rp.ns_size, s->align, s->name, name, sizeof(name));
 	if (r < 0)
 		/* Refusals of the request (placement, space) changed nothing: create undoes itself. */
@@ -357,12 +344,12 @@ static int create_namespace(struct prov *p)
 		return prov_err(p, r, false, "created %s but cannot find it: %s", name, namespace_errormsg());
 	log_notice("provisioning: created %s (%s \"%s\" on %s): namespace %s, device %s usable, %s "
 		   "(%.2f%%) reserved for the device-dax info block and struct pages",
-		   info.name, info.namespace ?: "-", s->name, rp.chosen, sz(info.namespace_size, a, sizeof(a)),
-		   sz(info.size, b, sizeof(b)), sz(info.namespace_size - info.size, e, sizeof(e)),
+		   info.name, info.namespace ?: "-", s->name, rp.chosen, format_size(info.namespace_size, a, sizeof(a)),
+		   format_size(info.size, b, sizeof(b)), format_size(info.namespace_size - info.size, e, sizeof(e)),
 		   info.namespace_size ? 100.0 * (double)(info.namespace_size - info.size) / (double)info.namespace_size : 0.0);
 	if (info.size < s->size)
 		log_warning("provisioning: %s has %s usable, less than device.provision.size %s (the kernel "
-			    "reserved more than estimated)", info.name, sz(info.size, a, sizeof(a)), sz(s->size, b, sizeof(b)));
+			    "reserved more than estimated)", info.name, format_size(info.size, a, sizeof(a)), format_size(s->size, b, sizeof(b)));
 	use_device(p, &info, true);
 	p->created = true;
 	wait_for_node(p->path);

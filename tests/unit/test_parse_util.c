@@ -35,6 +35,29 @@ static void test_sizes(void **state)
 	assert_int_equal(parse_size(NULL, &(uint64_t){ 0 }), -EINVAL);
 }
 
+static void test_format_size(void **state)
+{
+	char buf[24];
+	static const uint64_t round_trip[] = { 1, 4095, 4096, 4097, 2u << 20, 1056964608, 1ull << 30,
+					       3ull << 40, UINT64_MAX };
+
+	assert_string_equal(format_size(0, buf, sizeof(buf)), "0");
+	assert_string_equal(format_size(4096, buf, sizeof(buf)), "4K");
+	assert_string_equal(format_size(2u << 20, buf, sizeof(buf)), "2M");
+	assert_string_equal(format_size(1056964608, buf, sizeof(buf)), "1008M");
+	assert_string_equal(format_size(1ull << 30, buf, sizeof(buf)), "1G");
+	assert_string_equal(format_size(3ull << 40, buf, sizeof(buf)), "3072G");
+	assert_string_equal(format_size(4097, buf, sizeof(buf)), "4097");
+	assert_string_equal(format_size(UINT64_MAX, buf, sizeof(buf)), "18446744073709551615");
+	/* What it prints, parse_size reads back. */
+	for (size_t i = 0; i < sizeof(round_trip) / sizeof(round_trip[0]); i++) {
+		uint64_t v = 0;
+
+		assert_int_equal(parse_size(format_size(round_trip[i], buf, sizeof(buf)), &v), 0);
+		assert_true(v == round_trip[i]);
+	}
+}
+
 static void test_page_sizes(void **state)
 {
 	uint64_t v;
@@ -79,6 +102,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_format_size),
 		cmocka_unit_test(test_page_sizes),
 		cmocka_unit_test(test_modes_and_levels),
 	};

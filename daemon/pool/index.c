@@ -273,6 +273,15 @@ int index_find_at(struct pool_index *idx, uint64_t off, uint64_t len, struct pla
 	return 0;
 }
 
+/* A node the index no longer needs becomes the caller's spare if it has none. */
+static void node_recycle(struct fext *e, struct fext **spare)
+{
+	if (!*spare)
+		*spare = e;
+	else
+		pool_mem_free(e);
+}
+
 void index_take(struct pool_index *idx, const struct placement *pl, uint64_t len,
 		struct fext **spare)
 {
@@ -283,7 +292,7 @@ void index_take(struct pool_index *idx, const struct placement *pl, uint64_t len
 	if (p == e->off && p + len == end) {
 		RB_REMOVE(fext_off_tree, &idx->by_off, e);
 		idx->nfree_ext--;
-		pool_mem_free(e);
+		node_recycle(e, spare);
 		return;
 	}
 	if (p == e->off) {
@@ -321,7 +330,7 @@ void index_give(struct pool_index *idx, uint64_t off, uint64_t len, struct fext 
 		prev->len += len + next->len;
 		RB_REMOVE(fext_off_tree, &idx->by_off, next);
 		idx->nfree_ext--;
-		pool_mem_free(next);
+		node_recycle(next, spare);
 		sz_link(idx, prev);
 	} else if (merge_prev) {
 		sz_unlink(idx, prev);

@@ -68,10 +68,13 @@ int index_find(struct pool_index *idx, uint64_t len, uint64_t align, struct plac
 /* Placement of exactly [off, off+len): the free extent holding all of it; -EBUSY if any part of
  * the range is not free (allocated, metadata, or past the data area). */
 int index_find_at(struct pool_index *idx, uint64_t off, uint64_t len, struct placement *ret);
-/* Removes [off, off+len) from pl->ext. May need *spare (set to NULL when consumed). */
+/* Removes [off, off+len) from pl->ext. May need *spare (set to NULL when consumed); a node the
+ * index lets go refills *spare when it is NULL (and is freed otherwise), so the caller owns and
+ * eventually frees whatever *spare holds afterwards. */
 void index_take(struct pool_index *idx, const struct placement *pl, uint64_t len,
 		struct fext **spare);
-/* Adds the free range [off, off+len), coalescing. May consume *spare (set to NULL). */
+/* Adds the free range [off, off+len), coalescing. May consume *spare (set to NULL) or refill a
+ * NULL one, as index_take. */
 void index_give(struct pool_index *idx, uint64_t off, uint64_t len, struct fext **spare);
 /* Largest allocation possible at class c (0..2). */
 uint64_t index_largest(struct pool_index *idx, int c);

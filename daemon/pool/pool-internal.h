@@ -30,6 +30,10 @@ struct pool {
 
 	uint64_t records_used, records_anon, records_quar, allocated_bytes;
 	struct pool_index idx;
+	/* A free-extent node kept ready for the next split (alloc) or lone hole (free), which happen
+	 * after the persistent change, where nothing may fail; nodes the index lets go refill it.
+	 * Saves a malloc and a free per call (10 % of an alloc+free at 1k live, perf). */
+	struct fext *spare;
 
 	/* Read-only scans (pool_check without repair) see a pending committed log through this
 	 * overlay instead of replaying it. */

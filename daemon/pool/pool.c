@@ -396,6 +396,7 @@ void pool_delete(struct pool **pool)
 		return;
 	struct pool *p = *pool;
 	index_destroy(&p->idx);
+	pool_mem_free(p->spare);
 	pool_mem_free(p->free_slots);
 	if (p->map)
 		pmem2_map_delete(&p->map);
@@ -404,6 +405,14 @@ void pool_delete(struct pool **pool)
 }
 
 /* ---- operations -------------------------------------------------------------------------- */
+
+/* Makes sure p->spare holds a node: 0 or -ENOMEM. */
+static int spare_ready(struct pool *p)
+{
+	if (!p->spare)
+		p->spare = pool_mem_alloc(sizeof(*p->spare));
+	return p->spare ? 0 : -ENOMEM;
+}
 
 static int read_record(struct pool *p, uint64_t id, struct pool_record *ret)
 {
@@ -488,8 +497,7 @@ static int alloc_common(struct pool *p, const struct pool_alloc_req *req, bool f
 	}
 
 	/* Every DRAM allocation happens before the persistent change, so ENOMEM changes nothing. */
-	_cleanup_(freep) struct fext *spare = pool_mem_alloc(sizeof(*spare));
-	if (!spare)
+	if (spare_ready(p) < 0)
 		return pool_err(-ENOMEM, "pool_alloc: out of memory");
 	uint64_t slot = p->free_slots[p->nfree_slots - 1];
 	_cleanup_(freep) struct name_node *nn = NULL;
@@ -514,7 +522,7 @@ static int alloc_common(struct pool *p, const struct pool_alloc_req *req, bool f
 	log_commit(p, &u, 1);
 
 	p->nfree_slots--;
-	index_take(&p->idx, &pl, len, &spare);
+	index_take(&p->idx, &pl, len, &p->spare);
 	if (nn)
 		index_name_insert(&p->idx, TAKE_PTR(nn));
 	p->records_used++;
@@ -548,13 +556,12 @@ int pool_get_uuid(struct pool *p, uint8_t ret_uuid[16])
 static int do_free(struct pool *p, uint64_t id, const struct pool_record *rec)
 {
 	struct log_update u = {.slot = id};
-	_cleanup_(freep) struct fext *spare = pool_mem_alloc(sizeof(*spare));
 
-	if (!spare)
+	if (spare_ready(p) < 0)
 		return pool_err(-ENOMEM, "pool_free: out of memory");
 	log_commit(p, &u, 1); /* an all-zero image empties the slot */
 
-	index_give(&p->idx, rec->offset, rec->length, &spare);
+	index_give(&p->idx, rec->offset, rec->length, &p->spare);
 	if (rec->name_len) {
 		struct name_node *n = index_name_find(&p->idx, rec->name);
 		if (n) {

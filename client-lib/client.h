@@ -13,6 +13,9 @@
 /* How long a request waits for its reply before failing with -ETIMEDOUT. */
 #define DAXPOOL_REPLY_TIMEOUT_MS 10000
 
+/* How long daxpool_alloc waits for freed space to finish zeroing before it says -ENOSPC. */
+#define DAXPOOL_ZEROING_WAIT_MS 2000
+
 struct daxpool {
 	int fd;
 	pid_t owner_pid; /* the process that connected; a forked child must not talk on fd */

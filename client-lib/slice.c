@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int check_name(const char *name)
@@ -71,10 +72,28 @@ static int do_alloc(struct daxpool *dp, const char *name, uint64_t size, uint64_
 	}
 	req.flags = (flags & DAXPOOL_ANONYMOUS) ? DXP_ALLOC_ANONYMOUS : 0;
 	len = dxp_alloc_request_encode(&req, payload);
-	pthread_mutex_lock(&dp->lock);
-	r = receive_slice(dp, DXP_MSG_ALLOC, payload, len, ret);
-	pthread_mutex_unlock(&dp->lock);
-	return r;
+	/* -EAGAIN from the daemon: the space exists but is still being zeroed (freed extents are
+	 * zeroed in the background before reuse). Ask again, backing off from 50 µs to 1 ms, for at
+	 * most DAXPOOL_ZEROING_WAIT_MS; the connection is not held in between, so other threads
+	 * sharing it are served. */
+	struct timespec start, now;
+	unsigned delay_us = 50;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		pthread_mutex_lock(&dp->lock);
+		r = receive_slice(dp, DXP_MSG_ALLOC, payload, len, ret);
+		pthread_mutex_unlock(&dp->lock);
+		if (r != -EAGAIN)
+			return r;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >=
+		    DAXPOOL_ZEROING_WAIT_MS)
+			return dp_error(-ENOSPC, "no free space yet: freed extents were still being zeroed "
+					"after %d ms", DAXPOOL_ZEROING_WAIT_MS);
+		usleep(delay_us);
+		delay_us = delay_us * 2 > 1000 ? 1000 : delay_us * 2;
+	}
 }
 
 DAXPOOL_EXPORT int daxpool_alloc(struct daxpool *dp, const char *name, uint64_t size, uint64_t align,

@@ -131,6 +131,8 @@ struct daxpool_slice;
  * @ret: receives the slice (free its local state with daxpool_close or daxpool_free).
  * A named slice persists across client, daemon and machine restarts until freed; an anonymous
  * one lives as long as this connection. The memory is zeroed.
+ * Freed space is zeroed in the background before reuse: while enough of it is being zeroed the
+ * call waits for it (up to 2 s, without holding the connection) rather than failing.
  * Errors: -EINVAL (bad arguments), -EEXIST (name taken), -ENOSPC (no aligned space), -EDQUOT
  * (quota), -EPERM (reserved name), -ENODEV (the daemon serves no pool), connection errors.
  * Thread safety: safe on a shared connection.

@@ -39,6 +39,9 @@ while IFS= read -r line; do
 	if [[ "$line" =~ ^\[\ +OK\ +\]\ ([A-Za-z0-9_]+)$ ]]; then
 		tests+="${tests:+, }$(json_str "${BASH_REMATCH[1]}"): \"ok\""
 		passed=$((passed + 1))
+	elif [[ "$line" =~ ^\[\ +SKIPPED\ +\]\ ([A-Za-z0-9_]+)$ ]]; then
+		# A test that only makes sense on the emulated backend (it printed why).
+		tests+="${tests:+, }$(json_str "${BASH_REMATCH[1]}"): \"skipped\""
 	elif [[ "$line" =~ ^\[\ +FAILED\ +\]\ ([A-Za-z0-9_]+)$ ]]; then
 		tests+="${tests:+, }$(json_str "${BASH_REMATCH[1]}"): \"failed\""
 		failed=$((failed + 1))

@@ -80,23 +80,11 @@ static uint64_t device_align(const char *dev)
 static int run_daxpool(const struct bench_opts *o, uint64_t bytes, uint64_t align, unsigned reps,
 		       uint64_t *t, uint64_t *t_alloc)
 {
-	char dir[PATH_MAX], sock[PATH_MAX + 8], pool[PATH_MAX + 8], size[32];
+	char dir[PATH_MAX];
 	struct daxpool *dp = NULL;
 	pid_t pid = 0;
-	int r = bench_mkdtemp(o->dir, "prov", dir, sizeof(dir));
+	int r = bench_pool_daemon_start(o, "prov", bytes + 64 * MiB, dir, sizeof(dir), &pid, &dp);
 
-	if (r < 0)
-		return r;
-	snprintf(sock, sizeof(sock), "%s/s", dir);
-	snprintf(pool, sizeof(pool), "%s/pool", dir);
-	snprintf(size, sizeof(size), "%llu", (unsigned long long)(bytes + 64 * MiB));
-	const char *emul[] = {"--foreground", "--socket", sock, "--emulate", pool, "--size", size,
-			      "--page", "4K", "--format-if-empty", "--log-level", "warning", NULL};
-	const char *dev[] = {"--foreground", "--socket", sock, "--device", o->device,
-			     "--format-if-empty", "--log-level", "warning", NULL};
-	r = bench_daemon_start(o, sock, o->device ? dev : emul, &pid);
-	if (r == 0)
-		r = daxpool_connect(sock, &dp);
 	for (unsigned i = 0; r == 0 && i < reps; i++) {
 		struct daxpool_slice *s = NULL;
 		void *a = NULL;
@@ -120,9 +108,7 @@ static int run_daxpool(const struct bench_opts *o, uint64_t bytes, uint64_t alig
 			r = d < 0 ? (int)d : 0;
 		}
 	}
-	daxpool_disconnect(&dp);
-	int st = pid > 0 ? bench_daemon_stop(&pid) : 0;
-	bench_rmdir(dir);
+	int st = bench_pool_daemon_stop(&dp, &pid, dir);
 	if (r == 0 && st != 0) {
 		fprintf(stderr, "daxpool-bench provision: daxpoold exited with status %d\n", st);
 		r = -ECHILD;

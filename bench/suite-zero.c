@@ -206,7 +206,7 @@ int suite_zero(const struct bench_opts *o)
 	unsigned reps = o->reps ? o->reps : o->quick ? 1 : 3;
 	double zero_gbs[MAX_REPS], cpu_gbs[MAX_REPS], cpu_share[MAX_REPS], memset_gbs[MAX_REPS];
 	double pmem2_gbs[MAX_REPS], load0 = bench_loadavg_1m();
-	char dir[PATH_MAX], sock[PATH_MAX + 8], pool[PATH_MAX + 8], size[32];
+	char dir[PATH_MAX];
 	const char *backing = o->device ? o->device : "emulated 4K pool file";
 	struct daxpool *dp = NULL;
 	uint64_t zeroed = 0;
@@ -216,24 +216,10 @@ int suite_zero(const struct bench_opts *o)
 	if (reps > MAX_REPS)
 		reps = MAX_REPS;
 	bytes = (bytes + 2 * MiB - 1) & ~(2 * MiB - 1);
-	r = bench_mkdtemp(o->dir, "zero", dir, sizeof(dir));
-	if (r < 0)
-		return r;
-	snprintf(sock, sizeof(sock), "%s/s", dir);
-	snprintf(pool, sizeof(pool), "%s/pool", dir);
-	snprintf(size, sizeof(size), "%llu", (unsigned long long)(bytes + 64 * MiB));
-	const char *emul[] = {"--foreground", "--socket", sock, "--emulate", pool, "--size", size,
-			      "--page", "4K", "--format-if-empty", "--log-level", "warning", NULL};
-	const char *dev[] = {"--foreground", "--socket", sock, "--device", o->device,
-			     "--format-if-empty", "--log-level", "warning", NULL};
-	r = bench_daemon_start(o, sock, o->device ? dev : emul, &pid);
-	if (r == 0)
-		r = daxpool_connect(sock, &dp);
+	r = bench_pool_daemon_start(o, "zero", bytes + 64 * MiB, dir, sizeof(dir), &pid, &dp);
 	if (r == 0)
 		r = measure(dp, pid, bytes, reps, zero_gbs, cpu_gbs, cpu_share, memset_gbs, pmem2_gbs, &zeroed);
-	daxpool_disconnect(&dp);
-	int st = bench_daemon_stop(&pid);
-	bench_rmdir(dir);
+	int st = bench_pool_daemon_stop(&dp, &pid, dir);
 	if (r < 0)
 		return r;
 	if (st != 0) {

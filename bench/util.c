@@ -184,6 +184,43 @@ int bench_mkdtemp(const char *dir, const char *tag, char *buf, size_t size)
 	return 0;
 }
 
+int bench_pool_daemon_start(const struct bench_opts *o, const char *tag, uint64_t pool_bytes,
+			    char *dir, size_t dir_size, pid_t *ret_pid, struct daxpool **ret_dp)
+{
+	char sock[PATH_MAX + 8], pool[PATH_MAX + 8], size[32];
+	int r;
+
+	*ret_pid = 0;
+	*ret_dp = NULL;
+	r = bench_mkdtemp(o->dir, tag, dir, dir_size);
+	if (r < 0) {
+		dir[0] = 0;
+		return r;
+	}
+	snprintf(sock, sizeof(sock), "%s/s", dir);
+	snprintf(pool, sizeof(pool), "%s/pool", dir);
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)pool_bytes);
+	const char *emul[] = {"--foreground", "--socket", sock, "--emulate", pool, "--size", size,
+			      "--page", "4K", "--format-if-empty", "--log-level", "warning", NULL};
+	const char *dev[] = {"--foreground", "--socket", sock, "--device", o->device,
+			     "--format-if-empty", "--log-level", "warning", NULL};
+	r = bench_daemon_start(o, sock, o->device ? dev : emul, ret_pid);
+	if (r == 0)
+		r = daxpool_connect(sock, ret_dp);
+	return r;
+}
+
+int bench_pool_daemon_stop(struct daxpool **dp, pid_t *pid, const char *dir)
+{
+	int st;
+
+	daxpool_disconnect(dp);
+	st = *pid > 0 ? bench_daemon_stop(pid) : 0;
+	if (dir[0])
+		bench_rmdir(dir);
+	return st;
+}
+
 int samples_add(struct samples *s, uint64_t x)
 {
 	if (s->n == s->cap) {

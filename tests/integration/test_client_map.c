@@ -9,6 +9,7 @@
 
 #include "daxpool.h"
 #include "harness.h"
+#include "hugepages.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +29,6 @@
 
 #define MiB (UINT64_C(1) << 20)
 #define NOBODY 65534
-#define NR_2M "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
 #define PAGES_2M 72 /* a 128 MiB pool and slack */
 
 struct pool_daemon {
@@ -41,7 +41,7 @@ static struct pool_daemon emu;	  /* 256 MiB emulated pool, 4K pages, on /tmp */
 static struct pool_daemon huge2m; /* 128 MiB emulated pool on hugetlbfs 2M, if root can have it */
 static const char *why_no_hugetlb;
 static char mnt2m[320];
-static long prev_nr2m = -1;
+static struct hugepages hp2m; /* the 2M pages reserved for huge2m */
 
 static const char *const *daemon_args(struct pool_daemon *p)
 {
@@ -72,40 +72,12 @@ static int start_pool(struct pool_daemon *p, const char *name, const char *path,
 	return 0;
 }
 
-static long read_long(const char *p)
-{
-	FILE *f = fopen(p, "re");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static void write_long(const char *p, long v)
-{
-	FILE *f = fopen(p, "we");
-
-	if (f) {
-		fprintf(f, "%ld\n", v);
-		fclose(f);
-	}
-}
-
-/* Reserves 2M pages and mounts hugetlbfs like tests/unit/backend/test-hugetlb.c; on failure
- * the 2M cases skip with the reason. */
 /* ctest kills a test that overruns its TIMEOUT (300 s) without running teardown, which would
  * leave hugetlbfs mounted and huge pages reserved. So the test gives up on its own a minute
  * earlier and undoes that, with async-signal-safe calls only. */
-static char nr_prev_text[32];
-
 static void watchdog(int sig)
 {
 	static const char msg[] = "test_client_map: watchdog: giving up after 240 s, cleaning up\n";
-	int fd;
 
 	(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
 	if (emu.d.pid > 0)
@@ -114,37 +86,32 @@ static void watchdog(int sig)
 		kill(huge2m.d.pid, SIGKILL);
 	if (mnt2m[0])
 		umount2(mnt2m, MNT_DETACH);
-	if (nr_prev_text[0] && (fd = open(NR_2M, O_WRONLY | O_CLOEXEC)) >= 0) {
-		(void)!write(fd, nr_prev_text, strlen(nr_prev_text));
-		close(fd);
-	}
+	hugepages_restore(&hp2m); /* async-signal-safe */
 	_exit(1);
 }
 
+/* Reserves 2M pages and mounts hugetlbfs (tests/support/hugepages.h); on failure the 2M cases
+ * skip with the reason. */
 static void setup_hugetlb(void)
 {
 	char path[400];
+	int r;
 
 	if (geteuid() != 0) {
 		why_no_hugetlb = "reserving huge pages and mounting hugetlbfs needs root";
 		return;
 	}
-	prev_nr2m = read_long(NR_2M);
-	if (prev_nr2m < 0) {
+	r = hugepages_reserve(&hp2m, 2 * MiB, PAGES_2M, PAGES_2M);
+	if (r == -ENOENT) {
 		why_no_hugetlb = "no 2M hugetlb support in this kernel";
 		return;
 	}
-	snprintf(nr_prev_text, sizeof(nr_prev_text), "%ld\n", prev_nr2m);
-	write_long(NR_2M, prev_nr2m + PAGES_2M);
-	if (read_long(NR_2M) < prev_nr2m + PAGES_2M) {
-		write_long(NR_2M, prev_nr2m);
-		prev_nr2m = -1;
+	if (r < 0) {
 		why_no_hugetlb = "the kernel would not reserve 72 more 2M huge pages";
 		return;
 	}
 	snprintf(mnt2m, sizeof(mnt2m), "%s/2m", workdir);
-	mkdir(mnt2m, 0755);
-	if (mount("none", mnt2m, "hugetlbfs", 0, "pagesize=2M,mode=0755") < 0) {
+	if (hugetlbfs_mount(mnt2m, 2 * MiB, 0755) < 0) {
 		why_no_hugetlb = "cannot mount hugetlbfs";
 		mnt2m[0] = 0;
 		return;
@@ -179,12 +146,10 @@ static int teardown(void **state)
 	if (huge2m.d.pid > 0)
 		test_daemon_stop(&huge2m.d, SIGTERM);
 	test_daemon_cleanup(&huge2m.d);
-	if (mnt2m[0]) {
-		umount(mnt2m);
-		rmdir(mnt2m);
-	}
-	if (prev_nr2m >= 0)
-		write_long(NR_2M, prev_nr2m);
+	if (mnt2m[0])
+		hugetlbfs_unmount(mnt2m);
+	/* nr_hugepages back to the count setup found: the machine as it was before the test. */
+	hugepages_restore(&hp2m);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", workdir);
 	(void)!system(cmd);
 	return r == 0 ? 0 : -1;

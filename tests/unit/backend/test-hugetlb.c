@@ -28,41 +28,18 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "hugepages.h"
 #include "macro.h"
 #include "pool.h"
 
 #define MiB (UINT64_C(1) << 20)
 #define GiB (UINT64_C(1) << 30)
-#define NR_2M "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
-#define NR_1G "/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"
-
 #define PAGES_2M 72 /* a 128 MiB pool (64) and slack */
 
 static char tmpdir[] = "/tmp/daxpool-hugetlb-XXXXXX";
 static char mnt2m[300], mnt1g[300];
 static long got_1g;	      /* 1G pages the kernel granted us: 0, 1 or 2 */
 static const char *why_no_1g; /* printed when 1G cases skip */
-
-static long read_long(const char *p)
-{
-	FILE *f = fopen(p, "re");
-	long v = -1;
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static int write_long(const char *p, long v)
-{
-	FILE *f = fopen(p, "we");
-	if (!f)
-		return -errno;
-	fprintf(f, "%ld\n", v);
-	return fclose(f) == 0 ? 0 : -errno;
-}
 
 /* Minor faults taken while writing one byte per 4K page of [addr, addr+len). Not instrumented:
  * under ASan every store would also touch shadow memory (1/8 of the range in 4K pages), and the
@@ -160,7 +137,7 @@ static void test_2m_pool_faults_restart(void **state)
 static void test_2m_enospc(void **state)
 {
 	char path[400];
-	long nfree = read_long("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages");
+	long nfree = hugepages_read(2 * MiB, "free_hugepages");
 	snprintf(path, sizeof(path), "%s/toobig", mnt2m);
 	struct backend_config cfg = {.kind = BACKEND_EMULATED, .file_path = path,
 				     .size = (uint64_t)(nfree + 8) * 2 * MiB,
@@ -173,8 +150,7 @@ static void test_2m_enospc(void **state)
 	assert_non_null(strstr(backend_errormsg(), "nr_hugepages"));
 	/* The file it created is gone again, and no page stays taken. */
 	assert_int_equal(access(path, F_OK), -1);
-	assert_int_equal(read_long("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages"),
-			 nfree);
+	assert_int_equal(hugepages_read(2 * MiB, "free_hugepages"), nfree);
 }
 
 static void test_wrong_mount(void **state)
@@ -280,15 +256,22 @@ static int run_cases(void)
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
 
+/* Whether nr_hugepages of h's page size is back where it was (or was never known). */
+static bool restored(const struct hugepages *h)
+{
+	return !h->nr_path[0] || h->prev < 0 ||
+	       hugepages_read(h->page_size, "nr_hugepages") == h->prev;
+}
+
 int main(void)
 {
+	/* All zero: hugepages_restore of a reservation never made does nothing. */
+	struct hugepages hp2m = {0}, hp1g = {0};
+	bool mounted2m = false, mounted1g = false;
+	int rc = 1, r;
+
 	if (geteuid() != 0) {
 		printf("skipped: reserving huge pages and mounting hugetlbfs needs root\n");
-		return 77;
-	}
-	long prev2m = read_long(NR_2M), prev1g = read_long(NR_1G);
-	if (prev2m < 0) {
-		printf("skipped: %s not readable: no 2M hugetlb support in this kernel\n", NR_2M);
 		return 77;
 	}
 	if (!mkdtemp(tmpdir)) {
@@ -297,37 +280,37 @@ int main(void)
 	}
 	snprintf(mnt2m, sizeof(mnt2m), "%s/2m", tmpdir);
 	snprintf(mnt1g, sizeof(mnt1g), "%s/1g", tmpdir);
-	mkdir(mnt2m, 0700);
-	mkdir(mnt1g, 0700);
 
-	int rc = 1;
-	bool mounted2m = false, mounted1g = false;
-	if (write_long(NR_2M, prev2m + PAGES_2M) < 0 || read_long(NR_2M) < prev2m + PAGES_2M) {
+	r = hugepages_reserve(&hp2m, 2 * MiB, PAGES_2M, PAGES_2M);
+	if (r == -ENOENT) {
+		printf("skipped: %s not readable: no 2M hugetlb support in this kernel\n", hp2m.nr_path);
+		rc = 77;
+		goto out;
+	}
+	if (r < 0) {
 		printf("skipped: the kernel would not reserve %d more 2M huge pages\n", PAGES_2M);
 		rc = 77;
 		goto out;
 	}
-	if (mount("none", mnt2m, "hugetlbfs", 0, "pagesize=2M,mode=0700") < 0) {
-		printf("skipped: cannot mount hugetlbfs: %s\n", strerror(errno));
+	r = hugetlbfs_mount(mnt2m, 2 * MiB, 0700);
+	if (r < 0) {
+		printf("skipped: cannot mount hugetlbfs: %s\n", strerror(-r));
 		rc = 77;
 		goto out;
 	}
 	mounted2m = true;
 
-	if (prev1g < 0) {
+	/* 1G pages are a bonus: one is enough for the fault count, two make a pool. */
+	r = hugepages_reserve(&hp1g, GiB, 2, 1);
+	if (r == -ENOENT) {
 		why_no_1g = "no 1G hugetlb support in this kernel";
+	} else if (r < 0) {
+		why_no_1g = "the kernel granted no 1G page (memory too fragmented)";
+	} else if (hugetlbfs_mount(mnt1g, GiB, 0700) < 0) {
+		why_no_1g = "cannot mount a 1G hugetlbfs";
 	} else {
-		write_long(NR_1G, prev1g + 2);
-		got_1g = read_long(NR_1G) - prev1g;
-		if (got_1g <= 0) {
-			got_1g = 0;
-			why_no_1g = "the kernel granted no 1G page (memory too fragmented)";
-		} else if (mount("none", mnt1g, "hugetlbfs", 0, "pagesize=1G,mode=0700") < 0) {
-			got_1g = 0;
-			why_no_1g = "cannot mount a 1G hugetlbfs";
-		} else {
-			mounted1g = true;
-		}
+		got_1g = hp1g.added;
+		mounted1g = true;
 	}
 	fflush(stdout);
 
@@ -347,18 +330,19 @@ int main(void)
 		printf("cases killed by signal %d\n", WTERMSIG(status));
 out:
 	/* Unmount first: the files hold pages that a lower nr_hugepages could not take back. */
-	if (mounted2m && umount(mnt2m) < 0)
-		printf("umount %s: %s\n", mnt2m, strerror(errno));
-	if (mounted1g && umount(mnt1g) < 0)
-		printf("umount %s: %s\n", mnt1g, strerror(errno));
-	write_long(NR_2M, prev2m);
-	if (prev1g >= 0)
-		write_long(NR_1G, prev1g);
+	if (mounted2m && (r = hugetlbfs_unmount(mnt2m)) < 0)
+		printf("umount %s: %s\n", mnt2m, strerror(-r));
+	if (mounted1g && (r = hugetlbfs_unmount(mnt1g)) < 0)
+		printf("umount %s: %s\n", mnt1g, strerror(-r));
+	/* This test runs alone (RUN_SERIAL): the counts go back to exactly what they were. */
+	hugepages_restore(&hp2m);
+	hugepages_restore(&hp1g);
 	rmdir(mnt2m);
 	rmdir(mnt1g);
 	rmdir(tmpdir);
-	if (read_long(NR_2M) != prev2m || (prev1g >= 0 && read_long(NR_1G) != prev1g))
+	if (!restored(&hp2m) || !restored(&hp1g))
 		printf("warning: huge page counts not restored (2M %ld, was %ld; 1G %ld, was %ld)\n",
-		       read_long(NR_2M), prev2m, read_long(NR_1G), prev1g);
+		       hugepages_read(2 * MiB, "nr_hugepages"), hp2m.prev,
+		       hugepages_read(GiB, "nr_hugepages"), hp1g.prev);
 	return rc;
 }

@@ -215,6 +215,42 @@ void test_daemon_cleanup(struct test_daemon *d)
 	}
 }
 
+int test_pool_daemon_start(struct test_pool_daemon *p, const char *tag, const char *size)
+{
+	const char *args[] = { "--emulate", p->pool, "--size", size, "--page", "4K",
+			       "--format-if-empty", NULL };
+
+	memset(p, 0, sizeof(*p));
+	p->d.notify_fd = -1; /* so that stop after a failed start closes nothing */
+	if ((size_t)snprintf(p->dir, sizeof(p->dir), "/tmp/daxpool-%s-XXXXXX", tag) >= sizeof(p->dir)) {
+		p->dir[0] = 0;
+		return -ENAMETOOLONG;
+	}
+	if (!mkdtemp(p->dir)) {
+		int r = -errno;
+
+		p->dir[0] = 0;
+		return r;
+	}
+	snprintf(p->pool, sizeof(p->pool), "%s/pool", p->dir);
+	return test_daemon_start(&p->d, args);
+}
+
+int test_pool_daemon_stop(struct test_pool_daemon *p)
+{
+	char cmd[96];
+	int r = test_daemon_stop(&p->d, SIGTERM);
+
+	test_daemon_cleanup(&p->d);
+	if (p->dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
+		if (system(cmd) != 0)
+			return -EIO;
+		p->dir[0] = 0;
+	}
+	return r;
+}
+
 int run_capture(const char *const *argv, char *buf, size_t size)
 {
 	int pipefd[2], status;

@@ -33,6 +33,22 @@ int test_daemon_wait(struct test_daemon *d, int timeout_ms);
 /* Removes the temp dir. */
 void test_daemon_cleanup(struct test_daemon *d);
 
+/* One daxpoold on an emulated 4K pool file, for the tests that run against a single daemon and
+ * keep their scratch files (daxpoolctl output, offline pool files) beside its pool. */
+struct test_pool_daemon {
+	struct test_daemon d;
+	char dir[64];	/* /tmp/daxpool-TAG-XXXXXX: the pool file and the test's own files */
+	char pool[128]; /* dir/pool */
+};
+
+/* Makes the temp dir and starts daxpoold --emulate DIR/pool --size SIZE --page 4K
+ * --format-if-empty. 0 or a negative errno; test_pool_daemon_stop undoes whatever it did. */
+int test_pool_daemon_start(struct test_pool_daemon *p, const char *tag, const char *size);
+
+/* Stops the daemon (SIGTERM), cleans up and removes the temp dir. 0 when the daemon exited with 0
+ * and the dir is gone; else its exit status (> 0) or a negative errno. */
+int test_pool_daemon_stop(struct test_pool_daemon *p);
+
 /* Runs argv, capturing stdout into buf (NUL-terminated); returns the exit status or -errno. */
 int run_capture(const char *const *argv, char *buf, size_t size);
 

@@ -19,8 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static struct test_daemon daemon_;
-static char dir[64], pool_path[128];
+static struct test_pool_daemon pool_daemon; /* its dir holds our scratch files too */
 static char out[65536], err[8192];
 
 /* Runs daxpoolctl --socket S ARGS... (NULL-terminated), capturing stdout and stderr; returns the
@@ -36,14 +35,14 @@ static int ctl(const char *first, ...)
 
 	argv[argc++] = DAXPOOLCTL_PATH;
 	argv[argc++] = "--socket";
-	argv[argc++] = daemon_.socket;
+	argv[argc++] = pool_daemon.d.socket;
 	va_start(ap, first);
 	for (const char *a = first; a && argc < 31; a = va_arg(ap, const char *))
 		argv[argc++] = a;
 	va_end(ap);
 	argv[argc] = NULL;
-	snprintf(opath, sizeof(opath), "%s/out", dir);
-	snprintf(epath, sizeof(epath), "%s/err", dir);
+	snprintf(opath, sizeof(opath), "%s/out", pool_daemon.dir);
+	snprintf(epath, sizeof(epath), "%s/err", pool_daemon.dir);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -96,26 +95,12 @@ static const char *jget_str(struct json_object *o, const char *key)
 
 static int setup(void **state)
 {
-	const char *args[] = { "--emulate", pool_path, "--size", "256M", "--page", "4K",
-			       "--format-if-empty", NULL };
-
-	strcpy(dir, "/tmp/daxpool-ctl-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(pool_path, sizeof(pool_path), "%s/pool", dir);
-	return test_daemon_start(&daemon_, args) < 0 ? -1 : 0;
+	return test_pool_daemon_start(&pool_daemon, "ctl", "256M") < 0 ? -1 : 0;
 }
 
 static int teardown(void **state)
 {
-	char cmd[256];
-	int r = test_daemon_stop(&daemon_, SIGTERM);
-
-	test_daemon_cleanup(&daemon_);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		return -1;
-	return r == 0 ? 0 : -1;
+	return test_pool_daemon_stop(&pool_daemon) == 0 ? 0 : -1;
 }
 
 static void test_alloc_show_list_free(void **state)
@@ -264,12 +249,12 @@ static void test_usage_errors(void **state)
 
 	/* daemon unreachable: 3 */
 	{
-		char saved[sizeof(daemon_.socket)];
-		strcpy(saved, daemon_.socket);
-		strcpy(daemon_.socket, "/nonexistent/daxpool.sock");
+		char saved[sizeof(pool_daemon.d.socket)];
+		strcpy(saved, pool_daemon.d.socket);
+		strcpy(pool_daemon.d.socket, "/nonexistent/daxpool.sock");
 		assert_int_equal(ctl("list", NULL), 3);
 		assert_int_equal(ctl("stats", NULL), 3);
-		strcpy(daemon_.socket, saved);
+		strcpy(pool_daemon.d.socket, saved);
 	}
 
 	/* help for every command */
@@ -300,12 +285,12 @@ static void test_format_fsck(void **state)
 	int fd;
 
 	/* the daemon's pool is in use: format and fsck refuse, even with --force */
-	assert_int_equal(ctl("format", "--force", pool_path, NULL), 1);
+	assert_int_equal(ctl("format", "--force", pool_daemon.pool, NULL), 1);
 	assert_non_null(strstr(err, "in use by pid"));
-	assert_int_equal(ctl("fsck", pool_path, NULL), 1);
+	assert_int_equal(ctl("fsck", pool_daemon.pool, NULL), 1);
 	assert_non_null(strstr(err, "in use by pid"));
 
-	snprintf(file, sizeof(file), "%s/offline", dir);
+	snprintf(file, sizeof(file), "%s/offline", pool_daemon.dir);
 	fd = open(file, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0);
 	assert_int_equal(ftruncate(fd, 64 << 20), 0);
@@ -345,7 +330,7 @@ static void test_format_fsck(void **state)
 	/* neither a device nor a regular file */
 	assert_int_equal(ctl("format", "/dev/null", NULL), 2);
 	assert_non_null(strstr(err, "neither a device-dax character device nor a regular file"));
-	assert_int_equal(ctl("format", dir, NULL), 1);
+	assert_int_equal(ctl("format", pool_daemon.dir, NULL), 1);
 	assert_non_null(strstr(err, "cannot open"));
 	assert_int_equal(ctl("fsck", "/nonexistent/pool", NULL), 1);
 	assert_non_null(strstr(err, "cannot open /nonexistent/pool"));

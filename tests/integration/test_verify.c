@@ -18,8 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static struct test_daemon daemon_;
-static char dir[64], pool_path[128];
+static struct test_pool_daemon pool_daemon; /* its dir holds our scratch files too */
 static char out[1 << 20];
 
 /* Runs daxpoolctl [--socket S] ARGS... (NULL-terminated), stdout into out; returns the exit
@@ -41,7 +40,7 @@ static int ctl(const char *socket, const char *first, ...)
 		argv[argc++] = a;
 	va_end(ap);
 	argv[argc] = NULL;
-	snprintf(opath, sizeof(opath), "%s/out", dir);
+	snprintf(opath, sizeof(opath), "%s/out", pool_daemon.dir);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -89,26 +88,12 @@ static struct json_object *find_check(struct json_object *report, const char *sc
 
 static int setup(void **state)
 {
-	const char *args[] = { "--emulate", pool_path, "--size", "512M", "--page", "4K",
-			       "--format-if-empty", NULL };
-
-	strcpy(dir, "/tmp/daxpool-verify-XXXXXX");
-	if (!mkdtemp(dir))
-		return -1;
-	snprintf(pool_path, sizeof(pool_path), "%s/pool", dir);
-	return test_daemon_start(&daemon_, args) < 0 ? -1 : 0;
+	return test_pool_daemon_start(&pool_daemon, "verify", "512M") < 0 ? -1 : 0;
 }
 
 static int teardown(void **state)
 {
-	char cmd[256];
-	int r = test_daemon_stop(&daemon_, SIGTERM);
-
-	test_daemon_cleanup(&daemon_);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		return -1;
-	return r == 0 ? 0 : -1;
+	return test_pool_daemon_stop(&pool_daemon) == 0 ? 0 : -1;
 }
 
 /* Every check has a known status; not-run ones a reason; the summary adds up; ok follows. */
@@ -159,7 +144,7 @@ static void test_json_report(void **state)
 	struct json_object *report, *c;
 	int rc;
 
-	rc = ctl(daemon_.socket, "--json", "verify", NULL);
+	rc = ctl(pool_daemon.d.socket, "--json", "verify", NULL);
 	report = json_tokener_parse(out);
 	if (!report)
 		fail_msg("not JSON: %.300s", out);
@@ -200,7 +185,7 @@ static void test_one_scenario_and_table(void **state)
 	struct json_object *report, *checks;
 	int rc;
 
-	rc = ctl(daemon_.socket, "--json", "verify", "--scenario", "faults", "--size", "8M", NULL);
+	rc = ctl(pool_daemon.d.socket, "--json", "verify", "--scenario", "faults", "--size", "8M", NULL);
 	report = json_tokener_parse(out);
 	assert_non_null(report);
 	check_shape(report, rc);
@@ -215,7 +200,7 @@ static void test_one_scenario_and_table(void **state)
 	}
 	json_object_put(report);
 
-	rc = ctl(daemon_.socket, "verify", "--scenario", "faults", "--size", "8M", NULL);
+	rc = ctl(pool_daemon.d.socket, "verify", "--scenario", "faults", "--size", "8M", NULL);
 	assert_true(rc == 0 || rc == 1);
 	assert_non_null(strstr(out, "SCENARIO"));
 	assert_non_null(strstr(out, "minor-faults"));
@@ -226,11 +211,11 @@ static void test_usage_errors(void **state)
 {
 	char nosock[160];
 
-	assert_int_equal(ctl(daemon_.socket, "verify", "--scenario", "bogus", NULL), 2);
-	assert_int_equal(ctl(daemon_.socket, "verify", "--align", "3K", NULL), 2);
-	assert_int_equal(ctl(daemon_.socket, "verify", "--size", "lots", NULL), 2);
-	assert_int_equal(ctl(daemon_.socket, "verify", "extra", NULL), 2);
-	snprintf(nosock, sizeof(nosock), "%s/nobody.sock", dir);
+	assert_int_equal(ctl(pool_daemon.d.socket, "verify", "--scenario", "bogus", NULL), 2);
+	assert_int_equal(ctl(pool_daemon.d.socket, "verify", "--align", "3K", NULL), 2);
+	assert_int_equal(ctl(pool_daemon.d.socket, "verify", "--size", "lots", NULL), 2);
+	assert_int_equal(ctl(pool_daemon.d.socket, "verify", "extra", NULL), 2);
+	snprintf(nosock, sizeof(nosock), "%s/nobody.sock", pool_daemon.dir);
 	assert_int_equal(ctl(nosock, "verify", NULL), 3);
 }
 

@@ -27,6 +27,25 @@ static int open_ctx(struct namespace_ctx **ret)
 	return CTL_EXIT_OK;
 }
 
+/*
+ * What regions and devices do before they list: only the common options, no operands, a libndctl
+ * context in *ret. Returns an exit code like ctl_parse_options (CTL_EXIT_OK to go on; -1 when
+ * --help was printed, which exits 0); one place, so the listing commands cannot drift apart.
+ */
+static int listing_begin(struct ctl *ctl, const char *cmd, int argc, char **argv,
+			 struct namespace_ctx **ret)
+{
+	int r, first;
+
+	r = ctl_parse_options(ctl, argc, argv, "", NULL, NULL, NULL, &first);
+	if (r != CTL_EXIT_OK)
+		return r;
+	r = ctl_check_operands(cmd, argc - first, 0, 0);
+	if (r != CTL_EXIT_OK)
+		return r;
+	return open_ctx(ret);
+}
+
 static const char *align_name(uint64_t a, char *buf, size_t size)
 {
 	const char *n = page_size_name(a);
@@ -65,15 +84,10 @@ int cmd_regions(struct ctl *ctl, int argc, char **argv)
 {
 	_cleanup_(ctxp) struct namespace_ctx *ns = NULL;
 	_cleanup_(json_object_putp) struct json_object *array = json_object_new_array();
-	int r, first;
+	int r = listing_begin(ctl, "regions", argc, argv, &ns);
 
-	r = ctl_parse_options(ctl, argc, argv, "", NULL, NULL, NULL, &first);
 	if (r != CTL_EXIT_OK)
 		return r < 0 ? CTL_EXIT_OK : r;
-	if ((r = ctl_check_operands("regions", argc - first, 0, 0)) != CTL_EXIT_OK)
-		return r;
-	if ((r = open_ctx(&ns)) != CTL_EXIT_OK)
-		return r;
 	namespace_region_foreach(ns, region_one, array);
 	if (ctl->json) {
 		ctl_print_json(array);
@@ -153,15 +167,10 @@ int cmd_devices(struct ctl *ctl, int argc, char **argv)
 {
 	_cleanup_(ctxp) struct namespace_ctx *ns = NULL;
 	_cleanup_(json_object_putp) struct json_object *array = json_object_new_array();
-	int r, first;
+	int r = listing_begin(ctl, "devices", argc, argv, &ns);
 
-	r = ctl_parse_options(ctl, argc, argv, "", NULL, NULL, NULL, &first);
 	if (r != CTL_EXIT_OK)
 		return r < 0 ? CTL_EXIT_OK : r;
-	if ((r = ctl_check_operands("devices", argc - first, 0, 0)) != CTL_EXIT_OK)
-		return r;
-	if ((r = open_ctx(&ns)) != CTL_EXIT_OK)
-		return r;
 	namespace_device_foreach(ns, device_one, array);
 	if (ctl->json) {
 		ctl_print_json(array);

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hugepages.h"
+
 struct bench_opts {
 	const char *dir; /* where pool files go (tmpfs by default) */
 	const char *system; /* "all", "daxpool" or "pmemobj" */
@@ -71,11 +73,10 @@ void bench_machine_row(const char *suite, double load_start, json_object *params
 void bench_target_row(const char *suite, const char *metric, const char *what, double measured,
 		      double threshold, const char *unit, int pass);
 
-/* Huge pages reserved for the suite's lifetime (nr_hugepages raised, put back after). */
+/* Huge pages reserved for the suite's lifetime (nr_hugepages raised, put back after), through
+ * tests/support/hugepages.h, which the tests use too. All zero: nothing held. */
 struct bench_hugepages {
-	uint64_t page_size;
-	long prev, want;
-	int raised;
+	struct hugepages res;
 };
 /* Makes sure `want` free pages of page_size exist; NULL, or why not. */
 const char *bench_hugepages_get(struct bench_hugepages *h, uint64_t page_size, long want);

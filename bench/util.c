@@ -290,72 +290,24 @@ void bench_target_row(const char *suite, const char *metric, const char *what, d
 	bench_row(suite, "target", metric, pass ? 1 : 0, "pass", p);
 }
 
-static const char *nr_path(uint64_t page_size, char *buf, size_t size)
-{
-	snprintf(buf, size, "/sys/kernel/mm/hugepages/hugepages-%llukB/%s",
-		 (unsigned long long)(page_size >> 10), "nr_hugepages");
-	return buf;
-}
-
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "re");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static void write_long(const char *path, long v)
-{
-	FILE *f = fopen(path, "we");
-
-	if (f) {
-		fprintf(f, "%ld\n", v);
-		fclose(f);
-	}
-}
-
 const char *bench_hugepages_get(struct bench_hugepages *h, uint64_t page_size, long want)
 {
-	char path[128], free_path[128];
-
-	*h = (struct bench_hugepages){.page_size = page_size, .want = want};
-	nr_path(page_size, path, sizeof(path));
-	snprintf(free_path, sizeof(free_path), "/sys/kernel/mm/hugepages/hugepages-%llukB/free_hugepages",
-		 (unsigned long long)(page_size >> 10));
-	h->prev = read_long(path);
-	if (h->prev < 0)
-		return "no hugetlb support for this page size";
-	long free_now = read_long(free_path);
-	if (free_now >= want)
+	switch (hugepages_reserve_free(&h->res, page_size, want)) {
+	case 0:
 		return NULL;
-	if (geteuid() != 0)
+	case -ENOENT:
+		return "no hugetlb support for this page size";
+	case -EPERM:
 		return "reserving huge pages needs root";
-	write_long(path, h->prev + want - (free_now > 0 ? free_now : 0));
-	h->raised = 1;
-	h->want = read_long(path) - h->prev; /* what we added: given back alone (others may add too) */
-	if (read_long(free_path) < want)
+	default:
 		return "the kernel would not reserve enough huge pages (memory fragmented or too small)";
-	return NULL;
+	}
 }
 
 void bench_hugepages_put(struct bench_hugepages *h)
 {
-	char path[128];
-
-	if (h->raised && h->want > 0) {
-		long cur = read_long(nr_path(h->page_size, path, sizeof(path)));
-
-		/* Take back only what we added: a test running beside us may have raised it too. */
-		if (cur >= h->want)
-			write_long(path, cur - h->want);
-	}
-	h->raised = 0;
+	/* Take back only what we added: a test running beside us may have raised it too. */
+	hugepages_give_back(&h->res);
 }
 
 static int scan_kb(const char *file, const char *key, uint64_t *ret)

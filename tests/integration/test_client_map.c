@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "daxpool.h"
+#include "faults.h"
 #include "harness.h"
 #include "hugepages.h"
 
@@ -190,25 +191,6 @@ static void maps_perms(const void *addr, char perms[5])
 		}
 	}
 	fclose(f);
-}
-
-/* Minor faults while writing one byte per 4K page; uninstrumented (see test-hugetlb.c). */
-__attribute__((no_sanitize("address"))) static long touch_faults(volatile char *addr, uint64_t len)
-{
-	struct rusage before, after;
-
-	getrusage(RUSAGE_SELF, &before);
-	for (uint64_t off = 0; off < len; off += 4096)
-		addr[off] = 1;
-	getrusage(RUSAGE_SELF, &after);
-	return after.ru_minflt - before.ru_minflt;
-}
-
-static bool under_valgrind(void)
-{
-	const char *pre = getenv("LD_PRELOAD");
-
-	return pre && strstr(pre, "vgpreload");
 }
 
 static void test_map_alignment_persist(void **state)
@@ -517,9 +499,9 @@ static void test_hugetlbfs_2m_faults(void **state)
 	assert_int_equal(daxpool_alloc(dp, "touch", 64 * MiB, DAXPOOL_ALIGN_2M, 0600, 0, &s), 0);
 	assert_int_equal(daxpool_map(s, 0, (void **)&p), 0);
 	assert_int_equal((uintptr_t)p % (2 * MiB), 0);
-	faults = touch_faults(p, 64 * MiB);
+	faults = faults_touch(p, 64 * MiB);
 	printf("# hugetlbfs 2M through daxpool_map: %ld minor faults touching 64 MiB (PMD: 32)\n", faults);
-	if (!under_valgrind())
+	if (faults_meaningful())
 		assert_true(faults >= 32 && faults <= 32 + 16);
 	assert_int_equal(daxpool_persist(s, p, 64 * MiB), 0);
 	/* a 4K request on a 2M pool is a 2M slice, mapped 2M-aligned */

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
+#include "faults.h"
 #include "hugepages.h"
 #include "macro.h"
 #include "pool.h"
@@ -40,27 +41,6 @@ static char tmpdir[] = "/tmp/daxpool-hugetlb-XXXXXX";
 static char mnt2m[300], mnt1g[300];
 static long got_1g;	      /* 1G pages the kernel granted us: 0, 1 or 2 */
 static const char *why_no_1g; /* printed when 1G cases skip */
-
-/* Minor faults taken while writing one byte per 4K page of [addr, addr+len). Not instrumented:
- * under ASan every store would also touch shadow memory (1/8 of the range in 4K pages), and the
- * count is about the kernel's mapping, not about this loop. */
-__attribute__((no_sanitize("address"))) static long touch_faults(volatile char *addr, uint64_t len)
-{
-	struct rusage before, after;
-
-	getrusage(RUSAGE_SELF, &before);
-	for (uint64_t off = 0; off < len; off += 4096)
-		addr[off] = 1;
-	getrusage(RUSAGE_SELF, &after);
-	return after.ru_minflt - before.ru_minflt;
-}
-
-/* Under valgrind its own shadow memory faults are counted too: print the count, do not check it. */
-static bool fault_count_meaningful(void)
-{
-	const char *pre = getenv("LD_PRELOAD");
-	return !(pre && strstr(pre, "vgpreload"));
-}
 
 static void test_2m_pool_faults_restart(void **state)
 {
@@ -99,10 +79,10 @@ static void test_2m_pool_faults_restart(void **state)
 	char *addr = mmap(NULL, ext.length, PROT_READ | PROT_WRITE, MAP_SHARED, backend_fd(b),
 			  (off_t)ext.offset);
 	assert_true(addr != MAP_FAILED);
-	long faults = touch_faults(addr, ext.length);
+	long faults = faults_touch(addr, ext.length);
 	printf("# 2M hugetlbfs: %ld minor faults touching 64 MiB (4K pages would take 16384)\n",
 	       faults);
-	if (fault_count_meaningful())
+	if (faults_meaningful())
 		assert_true(faults >= 32 && faults <= 32 + 16);
 	memcpy(addr, "persisted", 10);
 	munmap(addr, ext.length);
@@ -201,10 +181,10 @@ static void test_1g(void **state)
 	assert_int_equal(backend_alignment(b), GiB);
 	char *addr = mmap(NULL, GiB, PROT_READ | PROT_WRITE, MAP_SHARED, backend_fd(b), 0);
 	assert_true(addr != MAP_FAILED);
-	long faults = touch_faults(addr, GiB);
+	long faults = faults_touch(addr, GiB);
 	printf("# 1G hugetlbfs: %ld minor faults touching 1 GiB (4K pages would take 262144)\n",
 	       faults);
-	if (fault_count_meaningful())
+	if (faults_meaningful())
 		assert_true(faults >= 1 && faults <= 8);
 	munmap(addr, GiB);
 	backend_delete(&b);
@@ -227,9 +207,9 @@ static void test_1g(void **state)
 	assert_int_equal(ext.length, GiB);
 	addr = mmap(NULL, GiB, PROT_READ | PROT_WRITE, MAP_SHARED, backend_fd(b), (off_t)ext.offset);
 	assert_true(addr != MAP_FAILED);
-	faults = touch_faults(addr, GiB);
+	faults = faults_touch(addr, GiB);
 	printf("# 1G pool slice: %ld minor faults touching 1 GiB\n", faults);
-	if (fault_count_meaningful())
+	if (faults_meaningful())
 		assert_true(faults >= 1 && faults <= 8);
 	munmap(addr, GiB);
 	pool_delete(&pool);

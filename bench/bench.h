@@ -57,17 +57,31 @@ int bench_pool_daemon_start(const struct bench_opts *o, const char *tag, uint64_
 			    char *dir, size_t dir_size, pid_t *ret_pid, struct daxpool **ret_dp);
 /* Disconnects, stops the daemon if it started, removes dir; the daemon's exit status. */
 int bench_pool_daemon_stop(struct daxpool **dp, pid_t *pid, const char *dir);
-/* Polls STAT until the zeroing backlog is empty; returns the ns it took or -errno. */
-int64_t bench_drain_zeroing(struct daxpool *dp, uint64_t timeout_ns);
+/* Polls STAT every 100 us until the zeroing backlog is empty; returns the ns it took or -errno.
+ * ret_pending (may be NULL) gets the backlog found by the first poll. */
+int64_t bench_drain_zeroing(struct daxpool *dp, uint64_t timeout_ns, uint64_t *ret_pending);
 void bench_sleep_ns(uint64_t ns);
 double bench_loadavg_1m(void);
+/* CPU time of the whole machine from the first line of /proc/stat, in clock ticks. "steal" is
+ * time our vCPUs wanted to run while the hypervisor ran someone else: on a shared VM it, not our
+ * code, explains a bad latency tail, so every latency point reports it. */
+struct bench_cpu {
+	uint64_t steal, total;
+};
+void bench_cpu_sample(struct bench_cpu *c);
+/* Steal between two samples as a percentage of all CPU time (every CPU, idle included), or -1
+ * when /proc/stat could not be read. */
+double bench_cpu_steal_pct(const struct bench_cpu *from, const struct bench_cpu *to);
+/* Marks the start of the suite (main calls it): bench_machine_row reports the steal since then. */
+void bench_suite_begin(void);
 /* A temp dir DIR/daxpool-bench-TAG-XXXXXX into buf; 0 or -errno. bench_rmdir removes it. */
 int bench_mkdtemp(const char *dir, const char *tag, char *buf, size_t size);
 void bench_rmdir(const char *dir);
 /* A row saying a measurement could not run here, and why (value 0, params.skipped). */
 void bench_skip_row(const char *suite, const char *system, const char *metric, const char *why,
 		    json_object *params);
-/* The suite's closing row: system "machine", metric loadavg_1m_start, params with the rest. */
+/* The suite's closing row: system "machine", metric loadavg_1m_start, params with the rest
+ * (nproc, loadavg_1m_end, cpu_steal_pct over the whole suite). */
 void bench_machine_row(const char *suite, double load_start, json_object *params);
 /* A target row: system "target", value 1 met / 0 missed, measured and threshold in params. */
 void bench_target_row(const char *suite, const char *metric, const char *what, double measured,

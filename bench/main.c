@@ -208,8 +208,10 @@ int main(int argc, char **argv)
 		o.dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : t && *t ? t : "/tmp";
 	}
 	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
-		if (strcmp(suites[i].name, suite) == 0)
+		if (strcmp(suites[i].name, suite) == 0) {
+			bench_suite_begin();
 			return suites[i].fn(&o) < 0 ? 1 : 0;
+		}
 	fprintf(stderr, "daxpool-bench: unknown suite '%s'\n", suite);
 	usage(stderr);
 	return 2;

@@ -40,7 +40,6 @@
 #define SIZE_4K (UINT64_C(4) << 10)
 #define SIZE_2M (UINT64_C(2) << 20)
 #define POOL_BYTES (UINT64_C(1) << 30)
-#define START_TIMEOUT_NS (UINT64_C(15) * 1000000000u)
 #define DRAIN_TIMEOUT_NS (UINT64_C(60) * 1000000000u)
 
 /* Targets from the service-latency issue; reported, never asserted by tests. */
@@ -70,26 +69,10 @@ static struct lat samples_lat(struct samples *s)
 			    (double)bench_quantile(s->v, s->n, 1.0)};
 }
 
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static double loadavg_1m(void)
-{
-	double l = -1;
-	FILE *f = fopen("/proc/loadavg", "re");
-	if (f) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1;
-		fclose(f);
-	}
-	return l;
-}
-
-static json_object *params_new(const struct svc *s, const char *what, unsigned clients, uint64_t size)
+/* steal: the hypervisor's share of the CPUs while the point ran (bench_cpu_steal_pct), < 0 to
+ * leave it out (ratios and targets combine points). */
+static json_object *params_new(const struct svc *s, const char *what, unsigned clients, uint64_t size,
+			       double steal)
 {
 	json_object *p = json_object_new_object();
 	json_object_object_add(p, "test", json_object_new_string(what));
@@ -100,11 +83,13 @@ static json_object *params_new(const struct svc *s, const char *what, unsigned c
 		json_object_object_add(p, "align", json_object_new_int64((int64_t)size));
 	}
 	json_object_object_add(p, "dir", json_object_new_string(s->dir));
+	if (steal >= 0)
+		json_object_object_add(p, "cpu_steal_pct", json_object_new_double(steal));
 	return p;
 }
 
 static void row_lat(const struct svc *s, const char *sys, const char *prefix, const struct lat *l,
-		    const char *what, unsigned clients, uint64_t size)
+		    const char *what, unsigned clients, uint64_t size, double steal)
 {
 	static const char *const q[] = {"p50", "p99", "max"};
 	const double v[] = {l->p50, l->p99, l->max};
@@ -112,116 +97,18 @@ static void row_lat(const struct svc *s, const char *sys, const char *prefix, co
 
 	for (unsigned i = 0; i < 3; i++) {
 		snprintf(metric, sizeof(metric), "%s_latency_%s", prefix, q[i]);
-		bench_row(SUITE, sys, metric, v[i], "ns", params_new(s, what, clients, size));
+		bench_row(SUITE, sys, metric, v[i], "ns", params_new(s, what, clients, size, steal));
 	}
 }
 
 /* ---- the daemon ------------------------------------------------------------------------------ */
-
-/* As every suite finds it (bench_daxpoold in util.c: --daemon, $DAXPOOLD, the build tree, an
- * installed sbin/ beside libexec/, the path the build recorded). */
-static const char *find_daxpoold(const struct bench_opts *o, char *buf, size_t size)
-{
-	(void)buf;
-	(void)size;
-	return bench_daxpoold(o);
-}
-
-static int daemon_start(struct svc *s)
-{
-	const char *argv[] = {s->daxpoold, "--foreground", "--socket", s->sock, "--emulate", s->pool,
-			      "--size", "1G", "--page", "4K", "--format-if-empty", "--log-level",
-			      "warning", NULL};
-	uint64_t deadline = bench_now_ns() + START_TIMEOUT_NS;
-	int r;
-
-	s->pid = fork();
-	if (s->pid < 0)
-		return -errno;
-	if (s->pid == 0) {
-		/* stdout carries the JSON rows: the daemon's output goes to stderr. */
-		dup2(STDERR_FILENO, STDOUT_FILENO);
-		unsetenv("NOTIFY_SOCKET");
-		unsetenv("LISTEN_FDS");
-		unsetenv("LISTEN_PID");
-		execv(argv[0], (char *const *)argv);
-		fprintf(stderr, "daxpool-bench: exec %s: %m\n", argv[0]);
-		_exit(127);
-	}
-	for (;;) {
-		struct daxpool *dp = NULL;
-		int status;
-
-		r = daxpool_connect(s->sock, &dp);
-		if (r == 0) {
-			daxpool_disconnect(&dp);
-			return 0;
-		}
-		if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-			s->pid = 0;
-			fprintf(stderr, "daxpool-bench: %s exited (status 0x%x) before answering\n",
-				s->daxpoold, status);
-			return -ECHILD;
-		}
-		if (bench_now_ns() > deadline) {
-			fprintf(stderr, "daxpool-bench: %s did not answer on %s: %s\n", s->daxpoold,
-				s->sock, daxpool_strerror(r));
-			return -ETIMEDOUT;
-		}
-		sleep_ns(20 * 1000000u);
-	}
-}
-
-/* SIGTERM, then SIGKILL after 10 s; returns the exit status or -errno. */
-static int daemon_stop(struct svc *s)
-{
-	uint64_t deadline = bench_now_ns() + UINT64_C(10) * 1000000000u;
-	int status;
-
-	if (s->pid <= 0)
-		return -ESRCH;
-	kill(s->pid, SIGTERM);
-	while (waitpid(s->pid, &status, WNOHANG) == 0) {
-		if (bench_now_ns() > deadline) {
-			fprintf(stderr, "daxpool-bench: daxpoold ignored SIGTERM for 10 s, killing it\n");
-			kill(s->pid, SIGKILL);
-			waitpid(s->pid, &status, 0);
-			s->pid = 0;
-			return -ETIMEDOUT;
-		}
-		sleep_ns(10 * 1000000u);
-	}
-	s->pid = 0;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* Waits until the daemon has zeroed every freed extent; returns the time it took or -errno. */
-static int64_t drain_zeroing(struct daxpool *dp, uint64_t *ret_pending)
-{
-	uint64_t t0 = bench_now_ns();
-	struct daxpool_stats st;
-	bool first = true;
-
-	for (;;) {
-		int r = daxpool_stat(dp, &st, sizeof(st));
-		if (r < 0)
-			return r;
-		if (first && ret_pending)
-			*ret_pending = st.zeroing_pending_bytes;
-		first = false;
-		if (st.zeroing_pending_bytes == 0)
-			return (int64_t)(bench_now_ns() - t0);
-		if (bench_now_ns() - t0 > DRAIN_TIMEOUT_NS)
-			return -ETIMEDOUT;
-		sleep_ns(200000);
-	}
-}
 
 /* ---- grant latency --------------------------------------------------------------------------- */
 
 struct grant_result {
 	struct lat alloc, free, pair;
 	struct lat idle_alloc; /* ALLOC while the zeroer has nothing to do */
+	double steal_pct, idle_steal_pct;
 };
 
 /* Timed ALLOC + FREE pairs of 2 MiB slices; with idle, each ALLOC waits (untimed) until the
@@ -237,7 +124,7 @@ static int grant_loop(struct daxpool *dp, uint64_t ops, bool idle, struct sample
 		/* Single-request latency, not a race with the zeroer: let it catch up (untimed) well
 		 * before 2 MiB extents run out. */
 		if (idle || i % 64 == 63)
-			d = drain_zeroing(dp, NULL);
+			d = bench_drain_zeroing(dp, DRAIN_TIMEOUT_NS, NULL);
 		if (d < 0)
 			return (int)d;
 		uint64_t a = bench_now_ns();
@@ -265,10 +152,16 @@ static int grant_daemon(struct svc *s, struct grant_result *g)
 	r = daxpool_connect(s->sock, &dp);
 	if (r == 0)
 		r = grant_loop(dp, s->grant_ops / 10 + 10, false, NULL, NULL, NULL); /* warm-up */
+	struct bench_cpu c0, c1, c2;
+	bench_cpu_sample(&c0);
 	if (r == 0)
 		r = grant_loop(dp, s->grant_ops, false, &al, &fr, &pr);
+	bench_cpu_sample(&c1);
 	if (r == 0)
 		r = grant_loop(dp, s->grant_ops / 5, true, &idle, NULL, NULL);
+	bench_cpu_sample(&c2);
+	g->steal_pct = bench_cpu_steal_pct(&c0, &c1);
+	g->idle_steal_pct = bench_cpu_steal_pct(&c1, &c2);
 	if (r == 0) {
 		g->alloc = samples_lat(&al);
 		g->free = samples_lat(&fr);
@@ -313,7 +206,7 @@ static void *worker_main(void *arg)
 		if (r == -ENOSPC) {
 			/* Every free extent waits for the zeroer: count it, back off, retry. */
 			w->enospc++;
-			sleep_ns(100000);
+			bench_sleep_ns(100000);
 			continue;
 		}
 		if (r == 0 && w->size)
@@ -337,7 +230,7 @@ struct tput_result {
 	double pairs_s;
 	struct lat pair;
 	uint64_t pairs, enospc, zero_pending;
-	double drain_ms;
+	double drain_ms, steal_pct;
 };
 
 static int tput_daemon(struct svc *s, unsigned clients, uint64_t size, struct tput_result *t)
@@ -372,9 +265,11 @@ static int tput_daemon(struct svc *s, unsigned clients, uint64_t size, struct tp
 			abort();
 		}
 	}
+	struct bench_cpu c0, c1;
 	pthread_barrier_wait(&start);
 	t0 = bench_now_ns();
-	sleep_ns((uint64_t)(s->duration_s * 1e9));
+	bench_cpu_sample(&c0);
+	bench_sleep_ns((uint64_t)(s->duration_s * 1e9));
 	atomic_store(&stop, true);
 	for (unsigned i = 0; i < clients; i++) {
 		pthread_join(w[i].thread, NULL);
@@ -389,9 +284,11 @@ static int tput_daemon(struct svc *s, unsigned clients, uint64_t size, struct tp
 	}
 	if (r < 0)
 		goto out;
+	bench_cpu_sample(&c1);
+	t->steal_pct = bench_cpu_steal_pct(&c0, &c1);
 	t->pairs_s = (double)t->pairs / ((double)(t1 - t0) / 1e9);
 	t->pair = samples_lat(&all);
-	int64_t d = drain_zeroing(ctl, &t->zero_pending);
+	int64_t d = bench_drain_zeroing(ctl, DRAIN_TIMEOUT_NS, &t->zero_pending);
 	if (d < 0) {
 		r = (int)d;
 		fprintf(stderr, "daxpool-bench: zeroing backlog: %s\n", daxpool_strerror(r));
@@ -414,7 +311,7 @@ out:
 
 struct inproc_result {
 	struct lat alloc, free, pair;
-	double pairs_s;
+	double pairs_s, steal_pct;
 };
 
 /* Alloc/free pairs for duration_s (at least min_ops), timing each call. */
@@ -425,8 +322,10 @@ static int inproc_run(struct pool *p, uint64_t size, double duration_s, uint64_t
 	struct pool_alloc_req req = {.size = size, .align = size, .mode = 0600,
 				     .flags = POOL_ALLOC_ANONYMOUS};
 	uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(duration_s * 1e9), n = 0, now = t0;
+	struct bench_cpu c0, c1;
 	int r = 0;
 
+	bench_cpu_sample(&c0);
 	while (now < end || n < min_ops) {
 		struct pool_extent e;
 		uint64_t a = bench_now_ns();
@@ -448,6 +347,8 @@ static int inproc_run(struct pool *p, uint64_t size, double duration_s, uint64_t
 	if (r < 0) {
 		fprintf(stderr, "daxpool-bench: in-process: %s\n", pool_errormsg());
 	} else {
+		bench_cpu_sample(&c1);
+		ir->steal_pct = bench_cpu_steal_pct(&c0, &c1);
 		ir->pairs_s = (double)n / ((double)(now - t0) / 1e9);
 		ir->alloc = samples_lat(&al);
 		ir->free = samples_lat(&fr);
@@ -492,36 +393,24 @@ out:
 
 /* ---- the suite ------------------------------------------------------------------------------- */
 
-static void row_target(const struct svc *s, const char *metric, const char *what, double measured,
-		       double threshold, const char *unit, bool pass)
-{
-	json_object *p = json_object_new_object();
-	json_object_object_add(p, "target", json_object_new_string(what));
-	json_object_object_add(p, "measured", json_object_new_double(measured));
-	json_object_object_add(p, "threshold", json_object_new_double(threshold));
-	json_object_object_add(p, "threshold_unit", json_object_new_string(unit));
-	json_object_object_add(p, "pass", json_object_new_boolean(pass));
-	bench_row(SUITE, "target", metric, pass ? 1 : 0, "pass", p);
-}
-
 static void report_tput(const struct svc *s, unsigned clients, uint64_t size, const struct tput_result *t)
 {
 	if (size == 0) {
 		/* The floor: one request/reply on the socket without any pool work. */
 		bench_row(SUITE, "daxpoold", "ping_throughput", t->pairs_s, "pings/s",
-			  params_new(s, "ping", clients, 0));
-		row_lat(s, "daxpoold", "ping", &t->pair, "ping", clients, 0);
+			  params_new(s, "ping", clients, 0, t->steal_pct));
+		row_lat(s, "daxpoold", "ping", &t->pair, "ping", clients, 0, t->steal_pct);
 		return;
 	}
 	bench_row(SUITE, "daxpoold", "pair_throughput", t->pairs_s, "pairs/s",
-		  params_new(s, "alloc+free", clients, size));
-	row_lat(s, "daxpoold", "pair", &t->pair, "alloc+free", clients, size);
+		  params_new(s, "alloc+free", clients, size, t->steal_pct));
+	row_lat(s, "daxpoold", "pair", &t->pair, "alloc+free", clients, size, t->steal_pct);
 	bench_row(SUITE, "daxpoold", "zeroing_pending_bytes", (double)t->zero_pending, "bytes",
-		  params_new(s, "alloc+free", clients, size));
+		  params_new(s, "alloc+free", clients, size, t->steal_pct));
 	bench_row(SUITE, "daxpoold", "zeroing_drain_time", t->drain_ms, "ms",
-		  params_new(s, "alloc+free", clients, size));
+		  params_new(s, "alloc+free", clients, size, t->steal_pct));
 	bench_row(SUITE, "daxpoold", "enospc_retries", (double)t->enospc, "count",
-		  params_new(s, "alloc+free", clients, size));
+		  params_new(s, "alloc+free", clients, size, t->steal_pct));
 }
 
 int suite_service(const struct bench_opts *o)
@@ -530,14 +419,13 @@ int suite_service(const struct bench_opts *o)
 	struct tput_result t4k[3] = {0}, t2m = {0}, ping[2] = {0};
 	struct inproc_result i4k = {0}, i2m = {0};
 	struct grant_result g = {0};
-	char exe[PATH_MAX];
 	struct svc s = {.duration_s = o->quick ? 0.5 : o->duration > 0 ? o->duration : 3.0,
 			.grant_ops = o->quick ? 500 : 5000};
-	double load0 = loadavg_1m();
+	double load0 = bench_loadavg_1m();
 	int r;
 
 	signal(SIGPIPE, SIG_IGN);
-	s.daxpoold = find_daxpoold(o, exe, sizeof(exe));
+	s.daxpoold = bench_daxpoold(o);
 	if ((size_t)snprintf(s.dir, sizeof(s.dir), "%s/daxpool-bench-svc-XXXXXX", o->dir) >= sizeof(s.dir) ||
 	    !mkdtemp(s.dir)) {
 		fprintf(stderr, "daxpool-bench: temp dir in %s: %m\n", o->dir);
@@ -552,7 +440,9 @@ int suite_service(const struct bench_opts *o)
 		return -1;
 	}
 
-	r = daemon_start(&s);
+	const char *args[] = {"--foreground", "--socket", s.sock, "--emulate", s.pool, "--size", "1G",
+			      "--page", "4K", "--format-if-empty", "--log-level", "warning", NULL};
+	r = bench_daemon_start(o, s.sock, args, &s.pid);
 	if (r == 0)
 		r = grant_daemon(&s, &g);
 	for (unsigned i = 0; r == 0 && i < 2; i++)
@@ -561,7 +451,7 @@ int suite_service(const struct bench_opts *o)
 		r = tput_daemon(&s, client_counts[i], SIZE_4K, &t4k[i]);
 	if (r == 0)
 		r = tput_daemon(&s, 8, SIZE_2M, &t2m);
-	int st = daemon_stop(&s);
+	int st = s.pid > 0 ? bench_daemon_stop(&s.pid) : 0;
 	if (r == 0 && st != 0) {
 		fprintf(stderr, "daxpool-bench: daxpoold exited with status %d after SIGTERM\n", st);
 		r = -ECHILD;
@@ -573,13 +463,13 @@ int suite_service(const struct bench_opts *o)
 		return -1;
 
 	/* Grant latency, through the daemon and in-process. */
-	row_lat(&s, "daxpoold", "grant_alloc", &g.alloc, "grant", 1, SIZE_2M);
-	row_lat(&s, "daxpoold", "grant_free", &g.free, "grant", 1, SIZE_2M);
-	row_lat(&s, "daxpoold", "grant_pair", &g.pair, "grant", 1, SIZE_2M);
-	row_lat(&s, "daxpoold", "grant_alloc_idle", &g.idle_alloc, "grant, zeroer idle", 1, SIZE_2M);
-	row_lat(&s, "in-process", "grant_alloc", &i2m.alloc, "grant", 1, SIZE_2M);
-	row_lat(&s, "in-process", "grant_free", &i2m.free, "grant", 1, SIZE_2M);
-	row_lat(&s, "in-process", "grant_pair", &i2m.pair, "grant", 1, SIZE_2M);
+	row_lat(&s, "daxpoold", "grant_alloc", &g.alloc, "grant", 1, SIZE_2M, g.steal_pct);
+	row_lat(&s, "daxpoold", "grant_free", &g.free, "grant", 1, SIZE_2M, g.steal_pct);
+	row_lat(&s, "daxpoold", "grant_pair", &g.pair, "grant", 1, SIZE_2M, g.steal_pct);
+	row_lat(&s, "daxpoold", "grant_alloc_idle", &g.idle_alloc, "grant, zeroer idle", 1, SIZE_2M, g.idle_steal_pct);
+	row_lat(&s, "in-process", "grant_alloc", &i2m.alloc, "grant", 1, SIZE_2M, i2m.steal_pct);
+	row_lat(&s, "in-process", "grant_free", &i2m.free, "grant", 1, SIZE_2M, i2m.steal_pct);
+	row_lat(&s, "in-process", "grant_pair", &i2m.pair, "grant", 1, SIZE_2M, i2m.steal_pct);
 
 	/* Throughput. */
 	for (unsigned i = 0; i < 2; i++)
@@ -588,36 +478,34 @@ int suite_service(const struct bench_opts *o)
 		report_tput(&s, client_counts[i], SIZE_4K, &t4k[i]);
 	report_tput(&s, 8, SIZE_2M, &t2m);
 	bench_row(SUITE, "in-process", "pair_throughput", i4k.pairs_s, "pairs/s",
-		  params_new(&s, "alloc+free", 1, SIZE_4K));
-	row_lat(&s, "in-process", "pair", &i4k.pair, "alloc+free", 1, SIZE_4K);
+		  params_new(&s, "alloc+free", 1, SIZE_4K, i4k.steal_pct));
+	row_lat(&s, "in-process", "pair", &i4k.pair, "alloc+free", 1, SIZE_4K, i4k.steal_pct);
 	bench_row(SUITE, "in-process", "pair_throughput", i2m.pairs_s, "pairs/s",
-		  params_new(&s, "alloc+free", 1, SIZE_2M));
-	row_lat(&s, "in-process", "pair", &i2m.pair, "alloc+free", 1, SIZE_2M);
+		  params_new(&s, "alloc+free", 1, SIZE_2M, i2m.steal_pct));
+	row_lat(&s, "in-process", "pair", &i2m.pair, "alloc+free", 1, SIZE_2M, i2m.steal_pct);
 
 	/* The price of the socket: daemon / in-process for latency, in-process / daemon for rate. */
 	bench_row(SUITE, "ratio", "grant_alloc_latency_p50_ratio", g.alloc.p50 / i2m.alloc.p50, "x",
-		  params_new(&s, "daxpoold / in-process", 1, SIZE_2M));
+		  params_new(&s, "daxpoold / in-process", 1, SIZE_2M, -1));
 	bench_row(SUITE, "ratio", "pair_latency_p50_ratio", t4k[0].pair.p50 / i4k.pair.p50, "x",
-		  params_new(&s, "daxpoold / in-process", 1, SIZE_4K));
+		  params_new(&s, "daxpoold / in-process", 1, SIZE_4K, -1));
 	for (unsigned i = 0; i < 3; i++)
 		bench_row(SUITE, "ratio", "pair_throughput_ratio", i4k.pairs_s / t4k[i].pairs_s, "x",
-			  params_new(&s, "in-process (1 thread) / daxpoold", client_counts[i], SIZE_4K));
+			  params_new(&s, "in-process (1 thread) / daxpoold", client_counts[i], SIZE_4K, -1));
 	bench_row(SUITE, "ratio", "pair_throughput_ratio", i2m.pairs_s / t2m.pairs_s, "x",
-		  params_new(&s, "in-process (1 thread) / daxpoold", 8, SIZE_2M));
+		  params_new(&s, "in-process (1 thread) / daxpoold", 8, SIZE_2M, -1));
 
-	row_target(&s, "target_grant_latency_p50", "single 2 MiB grant p50 < 20 us", g.alloc.p50,
+	bench_target_row(SUITE, "target_grant_latency_p50", "single 2 MiB grant p50 < 20 us", g.alloc.p50,
 		   TARGET_GRANT_P50_NS, "ns", g.alloc.p50 < TARGET_GRANT_P50_NS);
-	row_target(&s, "target_pair_throughput_8_clients", ">= 50000 alloc+free pairs/s, 8 clients",
+	bench_target_row(SUITE, "target_pair_throughput_8_clients", ">= 50000 alloc+free pairs/s, 8 clients",
 		   t4k[1].pairs_s, TARGET_PAIRS_PER_S_8, "pairs/s", t4k[1].pairs_s >= TARGET_PAIRS_PER_S_8);
-	row_target(&s, "target_pair_latency_p99_8_clients", "alloc+free p99 < 200 us, 8 clients",
+	bench_target_row(SUITE, "target_pair_latency_p99_8_clients", "alloc+free p99 < 200 us, 8 clients",
 		   t4k[1].pair.p99, TARGET_PAIR_P99_NS_8, "ns", t4k[1].pair.p99 < TARGET_PAIR_P99_NS_8);
 
 	json_object *m = json_object_new_object();
-	json_object_object_add(m, "nproc", json_object_new_int((int)sysconf(_SC_NPROCESSORS_ONLN)));
 	json_object_object_add(m, "duration_s", json_object_new_double(s.duration_s));
 	json_object_object_add(m, "grant_ops", json_object_new_int64((int64_t)s.grant_ops));
 	json_object_object_add(m, "daxpoold", json_object_new_string(s.daxpoold));
-	json_object_object_add(m, "loadavg_1m_end", json_object_new_double(loadavg_1m()));
-	bench_row(SUITE, "machine", "loadavg_1m_start", load0, "load", m);
+	bench_machine_row(SUITE, load0, m);
 	return 0;
 }

@@ -104,7 +104,7 @@ static int run_daxpool(const struct bench_opts *o, uint64_t bytes, uint64_t alig
 		((volatile char *)a)[0] = 1; /* it is really mapped and writable */
 		r = daxpool_free(dp, &s);
 		if (r == 0) {
-			int64_t d = bench_drain_zeroing(dp, DRAIN_TIMEOUT_NS);
+			int64_t d = bench_drain_zeroing(dp, DRAIN_TIMEOUT_NS, NULL);
 			r = d < 0 ? (int)d : 0;
 		}
 	}

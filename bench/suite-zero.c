@@ -159,7 +159,7 @@ static int measure(struct daxpool *dp, pid_t pid, uint64_t bytes, unsigned reps,
 			daxpool_close(dp, &s);
 			break;
 		}
-		int64_t d = bench_drain_zeroing(dp, DRAIN_TIMEOUT_NS);
+		int64_t d = bench_drain_zeroing(dp, DRAIN_TIMEOUT_NS, NULL);
 		if (d < 0) {
 			r = (int)d;
 			fprintf(stderr, "daxpool-bench zero: backlog: %s\n", daxpool_strerror(r));
@@ -194,7 +194,7 @@ static int measure(struct daxpool *dp, pid_t pid, uint64_t bytes, unsigned reps,
 			r = (int)pmem2_gbs[i];
 		if (daxpool_free(dp, &s) < 0)
 			daxpool_close(dp, &s);
-		if (r == 0 && bench_drain_zeroing(dp, DRAIN_TIMEOUT_NS) < 0)
+		if (r == 0 && bench_drain_zeroing(dp, DRAIN_TIMEOUT_NS, NULL) < 0)
 			r = -ETIMEDOUT;
 	}
 	return r;

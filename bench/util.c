@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,40 @@ double bench_loadavg_1m(void)
 		fclose(f);
 	}
 	return l;
+}
+
+void bench_cpu_sample(struct bench_cpu *c)
+{
+	unsigned long long v[10] = {0};
+	FILE *f = fopen("/proc/stat", "re");
+
+	*c = (struct bench_cpu){0};
+	if (!f)
+		return;
+	/* cpu user nice system idle iowait irq softirq steal guest guest_nice: guest time is already
+	 * counted in user and nice, so it is left out of the total. */
+	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+		   &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]) >= 8) {
+		for (unsigned i = 0; i < 8; i++)
+			c->total += v[i];
+		c->steal = v[7];
+	}
+	fclose(f);
+}
+
+double bench_cpu_steal_pct(const struct bench_cpu *from, const struct bench_cpu *to)
+{
+	if (!from->total || to->total <= from->total || to->steal < from->steal)
+		return -1;
+	return 100.0 * (double)(to->steal - from->steal) / (double)(to->total - from->total);
+}
+
+/* The suite's start, for its closing row: one suite runs per process. */
+static struct bench_cpu suite_cpu;
+
+void bench_suite_begin(void)
+{
+	bench_cpu_sample(&suite_cpu);
 }
 
 const char *bench_daxpoold(const struct bench_opts *o)
@@ -153,16 +188,18 @@ int bench_daemon_stop(pid_t *pid)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-int64_t bench_drain_zeroing(struct daxpool *dp, uint64_t timeout_ns)
+int64_t bench_drain_zeroing(struct daxpool *dp, uint64_t timeout_ns, uint64_t *ret_pending)
 {
 	uint64_t t0 = bench_now_ns();
 	struct daxpool_stats st;
 
-	for (;;) {
+	for (bool first = true;; first = false) {
 		int r = daxpool_stat(dp, &st, sizeof(st));
 
 		if (r < 0)
 			return r;
+		if (first && ret_pending)
+			*ret_pending = st.zeroing_pending_bytes;
 		if (st.zeroing_pending_bytes == 0)
 			return (int64_t)(bench_now_ns() - t0);
 		if (bench_now_ns() - t0 > timeout_ns)
@@ -274,6 +311,10 @@ void bench_machine_row(const char *suite, double load_start, json_object *params
 		params = json_object_new_object();
 	json_object_object_add(params, "nproc", json_object_new_int((int)sysconf(_SC_NPROCESSORS_ONLN)));
 	json_object_object_add(params, "loadavg_1m_end", json_object_new_double(bench_loadavg_1m()));
+	struct bench_cpu now;
+	bench_cpu_sample(&now);
+	json_object_object_add(params, "cpu_steal_pct",
+			       json_object_new_double(bench_cpu_steal_pct(&suite_cpu, &now)));
 	bench_row(suite, "machine", "loadavg_1m_start", load_start, "load", params);
 }
 

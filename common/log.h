@@ -27,7 +27,14 @@ int log_get_max_level(void);
 int log_internal(int level, int error, const char *file, int line, const char *fmt, ...)
 	_printf_(5, 6);
 
-#define log_full_errno(level, error, ...) log_internal(level, error, __FILE__, __LINE__, __VA_ARGS__)
+/* The level is checked before the call, as systemd does: a filtered message costs no varargs
+ * call and its arguments are not evaluated (the daemon has log_info/log_debug on every request). */
+#define log_full_errno(level, error, ...)                                                           \
+	({                                                                                          \
+		int _lvl = (level), _err = (error);                                                 \
+		_lvl <= log_get_max_level() ? log_internal(_lvl, _err, __FILE__, __LINE__, __VA_ARGS__) \
+					    : _err;                                                 \
+	})
 #define log_debug(...) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)
 #define log_info(...) log_full_errno(LOG_INFO, 0, __VA_ARGS__)
 #define log_notice(...) log_full_errno(LOG_NOTICE, 0, __VA_ARGS__)

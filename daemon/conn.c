@@ -146,7 +146,7 @@ void conn_free(struct conn *c)
 		int r;
 
 		if (sl->anonymous && c->daemon->pool && pool_get(c->daemon->pool, sl->record_id, &info) == 0) {
-			r = slice_free_record(c->daemon, &info);
+			r = slice_free_record(c->daemon, &info, 0); /* the process may still map it */
 			if (r < 0 && r != -ENOENT)
 				log_error_errno(r, "reclaiming anonymous record %" PRIu64 " of client %" PRIu64 ": %m",
 						sl->record_id, c->id);

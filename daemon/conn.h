@@ -78,8 +78,10 @@ int conn_send_error(struct conn *c, uint16_t type, uint32_t request_id, int erro
 
 struct pool_record_info;
 /* Frees a live record handed out to clients (dispatch.c): quarantined in the pool until the lease
- * rule allows reuse, and no longer counted against its owner's quota. -ENOENT if already freed. */
-int slice_free_record(struct daxpoold *d, const struct pool_record_info *rec);
+ * rule allows reuse, and no longer counted against its owner's quota. -ENOENT if already freed.
+ * unmapped_by: the pid whose FREE/CLOSE this is (it unmapped first, as the protocol requires),
+ * so a small slice only it holds is freed at once (lease_free_by_sole_holder); 0 otherwise. */
+int slice_free_record(struct daxpoold *d, const struct pool_record_info *rec, pid_t unmapped_by);
 
 /* Handles one decoded request (dispatch.c). Returns 0, or a negative errno to close the connection. */
 int dispatch_request(struct conn *c, const struct dxp_header *h, const uint8_t *payload);

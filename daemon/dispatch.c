@@ -126,8 +126,11 @@ static void slice_describe(const struct daxpoold *d, const struct pool_record_in
 		.properties = slice_properties(d),
 		.backend = backend_kind(d->backend) == BACKEND_DEVDAX ? 1 : 2,
 	};
-	snprintf(out->name, sizeof(out->name), "%s", rec->name);
+	/* Same limit on both sides (asserted below); *out was zeroed, so the copy ends in a NUL. */
+	memcpy(out->name, rec->name, strnlen(rec->name, sizeof(out->name) - 1));
 }
+_Static_assert(sizeof(((struct dxp_slice *)0)->name) == sizeof(((struct pool_record_info *)0)->name),
+	       "slice and record names have the same limit");
 
 /* Hands rec to the client: a handle, a lease hold for its process, the fd and the reply. */
 static int grant_slice(struct conn *c, const struct dxp_header *h, const struct pool_record_info *rec,
@@ -310,13 +313,16 @@ static struct conn_slice *find_handle(struct conn *c, uint64_t handle)
 	return sl;
 }
 
-int slice_free_record(struct daxpoold *d, const struct pool_record_info *rec)
+int slice_free_record(struct daxpoold *d, const struct pool_record_info *rec, pid_t unmapped_by)
 {
-	int r;
+	int r = 0;
 
 	if (rec->flags & POOL_REC_QUARANTINED)
 		return -ENOENT;
-	r = lease_free(d, rec->id);
+	if (unmapped_by > 0)
+		r = lease_free_by_sole_holder(d, rec->id, unmapped_by);
+	if (r == 0)
+		r = lease_free(d, rec->id);
 	if (r < 0)
 		return r;
 	usage_sub(d, rec->uid, rec->length);
@@ -347,7 +353,7 @@ static int handle_free(struct conn *c, const struct dxp_header *h, const uint8_t
 	if (sl->pins)
 		return conn_send_error(c, h->type, h->request_id, -EBUSY,
 				       "%u pins declared on this handle: UNPIN first", sl->pins);
-	r = slice_free_record(d, &rec);
+	r = slice_free_record(d, &rec, c->pid);
 	if (r < 0)
 		return conn_send_error(c, h->type, h->request_id, r, "%s", pool_errormsg());
 	/* FREE implies CLOSE for the caller (it unmapped first: docs/PROTOCOL.md). */
@@ -377,7 +383,7 @@ static int handle_close(struct conn *c, const struct dxp_header *h, const uint8_
 		struct pool_record_info rec;
 
 		if (pool_get(c->daemon->pool, sl->record_id, &rec) == 0)
-			(void)slice_free_record(c->daemon, &rec); /* -ENOENT: already freed */
+			(void)slice_free_record(c->daemon, &rec, c->pid); /* -ENOENT: already freed */
 	}
 	lease_ungrant(c->daemon, lease_find(c->daemon, sl->record_id), c->pid);
 	HASH_DEL(c->slices, sl);

@@ -372,6 +372,40 @@ static void test_live_holder_blocks_reuse(void **state)
 	daxpool_disconnect(&dp);
 }
 
+/* A small slice is zeroed and freed within its FREE when the freeing process is its only holder
+ * through one handle. Here the same process holds it through a second connection, still mapped:
+ * the FREE must leave it quarantined and its bytes intact until that handle is closed. */
+static void test_second_handle_blocks_small_reuse(void **state)
+{
+	struct daxpool *dp = connect_ok(), *dp2 = connect_ok();
+	struct daxpool_slice *s = NULL, *s2 = NULL;
+	struct daxpool_stats st;
+	uint8_t *p, *p2;
+	size_t len;
+
+	wait_settled(dp);
+	assert_int_equal(daxpool_alloc(dp, "small-shared", 4096, DAXPOOL_ALIGN_4K, 0600, 0, &s), 0);
+	len = daxpool_slice_get_length(s);
+	p = map_slice(s, PROT_READ | PROT_WRITE);
+	memset(p, 0x5a, 4096);
+	assert_int_equal(munmap(p, len), 0);
+	assert_int_equal(daxpool_open(dp2, "small-shared", DAXPOOL_OPEN_RDWR, &s2), 0);
+	p2 = map_slice(s2, PROT_READ);
+	assert_int_equal(daxpool_free(dp, &s), 0);
+	get_stats(dp, &st);
+	assert_int_equal(st.quarantined, 1);
+	assert_int_equal(st.leases_waiting, 1);
+	for (size_t i = 0; i < 4096; i++)
+		if (p2[i] != 0x5a)
+			fail_msg("byte %zu of a freed slice still mapped through another handle is 0x%02x",
+				 i, p2[i]);
+	assert_int_equal(munmap(p2, len), 0);
+	assert_int_equal(daxpool_close(dp2, &s2), 0);
+	wait_settled(dp);
+	daxpool_disconnect(&dp2);
+	daxpool_disconnect(&dp);
+}
+
 /* The reuse rule survives a daemon crash: the holder journal brings the live holder back. */
 static void test_holder_survives_daemon_crash(void **state)
 {
@@ -739,6 +773,7 @@ int main(void)
 		cmocka_unit_test(test_freed_memory_is_zeroed),
 		cmocka_unit_test(test_sigkill_reclaims_anonymous_only),
 		cmocka_unit_test(test_live_holder_blocks_reuse),
+		cmocka_unit_test(test_second_handle_blocks_small_reuse),
 		cmocka_unit_test(test_holder_survives_daemon_crash),
 		cmocka_unit_test(test_pins),
 		cmocka_unit_test(test_pin_outlives_connection),

@@ -273,17 +273,44 @@ int index_find_at(struct pool_index *idx, uint64_t off, uint64_t len, struct pla
 	return 0;
 }
 
-/* A node the index no longer needs becomes the caller's spare if it has none. */
-static void node_recycle(struct fext *e, struct fext **spare)
+int fext_cache_ready(struct fext_cache *c)
 {
-	if (!*spare)
-		*spare = e;
+	if (c->n == 0) {
+		struct fext *e = pool_mem_alloc(sizeof(*e));
+
+		if (!e)
+			return -ENOMEM;
+		c->node[c->n++] = e;
+	}
+	return 0;
+}
+
+void fext_cache_clear(struct fext_cache *c)
+{
+	while (c->n)
+		pool_mem_free(c->node[--c->n]);
+}
+
+/* A node the index no longer needs goes back to the cache. */
+static void node_recycle(struct fext *e, struct fext_cache *c)
+{
+	if (c->n < FEXT_CACHE_MAX)
+		c->node[c->n++] = e;
 	else
 		pool_mem_free(e);
 }
 
+/* A zeroed node from the cache, which the caller filled beforehand (fext_cache_ready). */
+static struct fext *node_take(struct fext_cache *c)
+{
+	struct fext *e = c->node[--c->n];
+
+	memset(e, 0, sizeof(*e));
+	return e;
+}
+
 void index_take(struct pool_index *idx, const struct placement *pl, uint64_t len,
-		struct fext **spare)
+		struct fext_cache *cache)
 {
 	struct fext *e = pl->ext;
 	uint64_t end = e->off + e->len, p = pl->offset;
@@ -292,7 +319,7 @@ void index_take(struct pool_index *idx, const struct placement *pl, uint64_t len
 	if (p == e->off && p + len == end) {
 		RB_REMOVE(fext_off_tree, &idx->by_off, e);
 		idx->nfree_ext--;
-		node_recycle(e, spare);
+		node_recycle(e, cache);
 		return;
 	}
 	if (p == e->off) {
@@ -302,9 +329,7 @@ void index_take(struct pool_index *idx, const struct placement *pl, uint64_t len
 	} else if (p + len == end) {
 		e->len -= len;
 	} else {
-		struct fext *tail = *spare;
-		*spare = NULL;
-		memset(tail, 0, sizeof(*tail));
+		struct fext *tail = node_take(cache);
 		tail->off = p + len;
 		tail->len = end - tail->off;
 		e->len = p - e->off;
@@ -315,7 +340,7 @@ void index_take(struct pool_index *idx, const struct placement *pl, uint64_t len
 	sz_link(idx, e);
 }
 
-void index_give(struct pool_index *idx, uint64_t off, uint64_t len, struct fext **spare)
+void index_give(struct pool_index *idx, uint64_t off, uint64_t len, struct fext_cache *cache)
 {
 	struct fext key = {.off = off};
 	struct fext *next = RB_NFIND(fext_off_tree, &idx->by_off, &key);
@@ -330,7 +355,7 @@ void index_give(struct pool_index *idx, uint64_t off, uint64_t len, struct fext 
 		prev->len += len + next->len;
 		RB_REMOVE(fext_off_tree, &idx->by_off, next);
 		idx->nfree_ext--;
-		node_recycle(next, spare);
+		node_recycle(next, cache);
 		sz_link(idx, prev);
 	} else if (merge_prev) {
 		sz_unlink(idx, prev);
@@ -343,9 +368,7 @@ void index_give(struct pool_index *idx, uint64_t off, uint64_t len, struct fext 
 		next->len += len;
 		sz_link(idx, next);
 	} else {
-		struct fext *e = *spare;
-		*spare = NULL;
-		memset(e, 0, sizeof(*e));
+		struct fext *e = node_take(cache);
 		e->off = off;
 		e->len = len;
 		RB_INSERT(fext_off_tree, &idx->by_off, e);

@@ -68,14 +68,26 @@ int index_find(struct pool_index *idx, uint64_t len, uint64_t align, struct plac
 /* Placement of exactly [off, off+len): the free extent holding all of it; -EBUSY if any part of
  * the range is not free (allocated, metadata, or past the data area). */
 int index_find_at(struct pool_index *idx, uint64_t off, uint64_t len, struct placement *ret);
-/* Removes [off, off+len) from pl->ext. May need *spare (set to NULL when consumed); a node the
- * index lets go refills *spare when it is NULL (and is freed otherwise), so the caller owns and
- * eventually frees whatever *spare holds afterwards. */
+/* Free-extent nodes kept for the index's next splits and holes. index_take and index_give run
+ * after the persistent change, where nothing may fail: the caller makes sure the cache holds at
+ * least one node first (each call uses at most one). Nodes the index lets go go back into it
+ * (freed only when it is full), so churn at a steady live count needs no malloc or free:
+ * perf showed a malloc+free pair per alloc/free step with a single spare node. */
+#define FEXT_CACHE_MAX 8u
+struct fext_cache {
+	struct fext *node[FEXT_CACHE_MAX];
+	unsigned n;
+};
+/* 0, or -ENOMEM when the cache is empty and no node could be allocated. */
+int fext_cache_ready(struct fext_cache *c);
+void fext_cache_clear(struct fext_cache *c);
+
+/* Removes [off, off+len) from pl->ext; may take a node from cache (which must hold one). */
 void index_take(struct pool_index *idx, const struct placement *pl, uint64_t len,
-		struct fext **spare);
-/* Adds the free range [off, off+len), coalescing. May consume *spare (set to NULL) or refill a
- * NULL one, as index_take. */
-void index_give(struct pool_index *idx, uint64_t off, uint64_t len, struct fext **spare);
+		struct fext_cache *cache);
+/* Adds the free range [off, off+len), coalescing; may take a node from cache (which must hold
+ * one) or give one back. */
+void index_give(struct pool_index *idx, uint64_t off, uint64_t len, struct fext_cache *cache);
 /* Largest allocation possible at class c (0..2). */
 uint64_t index_largest(struct pool_index *idx, int c);
 

@@ -3,7 +3,7 @@
  *   1. write body (generation, count, entries, checksum), persist;
  *   2. store the generation in the commit word (8-byte aligned: failure atomic), persist;
  *   3. copy the images into the table, persist;
- *   4. store 0 in the commit word, persist.
+ *   4. store 0 in the commit word, flush; the next operation's first act is a drain.
  * Recovery: commit word 0 -> nothing happened or everything did (body ignored). Commit word equal
  * to a body with a valid checksum -> replay (idempotent: full images). Anything else is damage.
  * The body always describes the latest operation, so replaying it over a state where it already
@@ -52,6 +52,11 @@ void log_commit(struct pool *p, const struct log_update *u, unsigned n)
 
 	if (gen == 0) /* 0 means "no commit": skip it on wrap-around */
 		gen = p->next_gen++;
+	/* The previous operation cleared the commit mark and flushed it without waiting (step 5
+	 * below); the clear must be on the media before its body is overwritten. By now the
+	 * write-back has usually long finished, so this fence rarely waits. */
+	if (p->commit_clear_in_flight)
+		p->ops.drain();
 	memset(log + LOG_GENERATION, 0, POOL_LOG_ENTRIES_OFF - LOG_GENERATION);
 	wr64(log + LOG_GENERATION, gen);
 	log[LOG_NREC] = (uint8_t)n;
@@ -73,8 +78,13 @@ void log_commit(struct pool *p, const struct log_update *u, unsigned n)
 	}
 	p->ops.drain();
 
+	/* The operation is durable now: a crash from here on finds the commit mark set over a valid
+	 * body and replays it, which changes nothing. So the clear is flushed but not waited for;
+	 * the next operation (or pool_delete) drains it. Every state the media can be in is one
+	 * the four-fence protocol could also leave, so the format does not change. */
 	store_commit(log + LOG_COMMIT, 0);
-	p->ops.persist(log + LOG_COMMIT, 8);
+	p->ops.flush(log + LOG_COMMIT, 8);
+	p->commit_clear_in_flight = true;
 }
 
 uint64_t log_generation(const uint8_t *base, const struct pool_geometry *g)

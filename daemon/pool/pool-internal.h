@@ -23,6 +23,8 @@ struct pool {
 	struct pmem2_map *map; /* set when pool_open_fd mapped it: unmapped by pool_delete */
 	struct pool_geometry geo;
 	uint64_t next_gen;
+	/* The last log_commit's cleared commit mark was flushed, not yet drained. */
+	bool commit_clear_in_flight;
 
 	/* Empty record slots, lowest id on top (ids handed out low first: table stays dense). */
 	uint32_t *free_slots;
@@ -30,10 +32,10 @@ struct pool {
 
 	uint64_t records_used, records_anon, records_quar, allocated_bytes;
 	struct pool_index idx;
-	/* A free-extent node kept ready for the next split (alloc) or lone hole (free), which happen
+	/* Free-extent nodes kept ready for the next split (alloc) or lone hole (free), which happen
 	 * after the persistent change, where nothing may fail; nodes the index lets go refill it.
-	 * Saves a malloc and a free per call (10 % of an alloc+free at 1k live, perf). */
-	struct fext *spare;
+	 * Saves the malloc and free of a node per call (index.h). */
+	struct fext_cache spare;
 
 	/* Read-only scans (pool_check without repair) see a pending committed log through this
 	 * overlay instead of replaying it. */

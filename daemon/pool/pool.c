@@ -274,11 +274,9 @@ static int pool_scan(struct pool *p)
 					(unsigned long long)refs[i - 1].slot,
 					(unsigned long long)refs[i].slot);
 		if (next > cursor) {
-			struct fext *spare = pool_mem_alloc(sizeof(*spare));
-			if (!spare)
+			if (fext_cache_ready(&p->spare) < 0)
 				return pool_err(-ENOMEM, "pool_open: out of memory for the free index");
-			index_give(&p->idx, cursor, next - cursor, &spare);
-			pool_mem_free(spare); /* NULL when consumed */
+			index_give(&p->idx, cursor, next - cursor, &p->spare);
 		}
 		if (i < nrefs)
 			cursor = refs[i].off + refs[i].len;
@@ -395,8 +393,11 @@ void pool_delete(struct pool **pool)
 	if (!pool || !*pool)
 		return;
 	struct pool *p = *pool;
+	/* The last operation's cleared commit mark may still be in flight (log_commit). */
+	if (p->commit_clear_in_flight)
+		p->ops.drain();
 	index_destroy(&p->idx);
-	pool_mem_free(p->spare);
+	fext_cache_clear(&p->spare);
 	pool_mem_free(p->free_slots);
 	if (p->map)
 		pmem2_map_delete(&p->map);
@@ -409,9 +410,7 @@ void pool_delete(struct pool **pool)
 /* Makes sure p->spare holds a node: 0 or -ENOMEM. */
 static int spare_ready(struct pool *p)
 {
-	if (!p->spare)
-		p->spare = pool_mem_alloc(sizeof(*p->spare));
-	return p->spare ? 0 : -ENOMEM;
+	return fext_cache_ready(&p->spare);
 }
 
 static int read_record(struct pool *p, uint64_t id, struct pool_record *ret)

@@ -17,16 +17,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/mman.h>
 #include <sys/mman.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -134,8 +131,7 @@ static const char *prepare_backing(struct touch_pool *p, const char *dir)
 	if (why)
 		return why;
 	snprintf(p->mnt, sizeof(p->mnt), "%s/mnt", p->dir);
-	mkdir(p->mnt, 0700);
-	if (mount("none", p->mnt, "hugetlbfs", 0, p->align == GiB ? "pagesize=1G" : "pagesize=2M") < 0)
+	if (hugetlbfs_mount(p->mnt, p->align, 0700) < 0)
 		return "cannot mount hugetlbfs";
 	p->mounted = true;
 	if ((size_t)snprintf(p->file, sizeof(p->file), "%s/pool", p->mnt) >= sizeof(p->file))
@@ -149,7 +145,7 @@ static void release_backing(struct touch_pool *p)
 
 	unlink(p->file);
 	if (p->mounted)
-		umount(p->mnt);
+		hugetlbfs_unmount(p->mnt);
 	bench_hugepages_put(&p->hp); /* gives back only what prepare_backing added */
 	if (p->dir[0]) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p->dir);
@@ -157,47 +153,21 @@ static void release_backing(struct touch_pool *p)
 	}
 }
 
-static int start_daemon(struct touch_pool *p, const char *daxpoold)
+/* daxpoold on the suite's backing file (bench_daemon_start: --daemon, $DAXPOOLD, the build). */
+static int start_daemon(struct touch_pool *p, const struct bench_opts *o)
 {
 	char size[32];
-	const char *argv[] = { daxpoold, "--foreground", "--socket", p->sock, "--emulate", p->file,
-			       "--size", size, "--page", p->label, "--format-if-empty", "--log-level",
-			       "warning", NULL };
+	const char *args[] = { "--foreground", "--socket", p->sock, "--emulate", p->file, "--size", size,
+			       "--page", p->label, "--format-if-empty", "--log-level", "warning", NULL };
 
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)p->pool_size);
 	snprintf(p->sock, sizeof(p->sock), "%s/s", p->dir);
-	p->pid = fork();
-	if (p->pid < 0)
-		return -errno;
-	if (p->pid == 0) {
-		dup2(STDERR_FILENO, STDOUT_FILENO);
-		unsetenv("NOTIFY_SOCKET");
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 500; i++) {
-		struct daxpool *dp = NULL;
-
-		if (daxpool_connect(p->sock, &dp) == 0) {
-			daxpool_disconnect(&dp);
-			return 0;
-		}
-		if (waitpid(p->pid, NULL, WNOHANG) == p->pid) {
-			p->pid = 0;
-			return -ECHILD;
-		}
-		sleep_ms(20);
-	}
-	return -ETIMEDOUT;
+	return bench_daemon_start(o, p->sock, args, &p->pid);
 }
 
-static void stop_daemon(struct touch_pool *p)
+static int stop_daemon(struct touch_pool *p)
 {
-	if (p->pid > 0) {
-		kill(p->pid, SIGTERM);
-		waitpid(p->pid, NULL, 0);
-		p->pid = 0;
-	}
+	return p->pid > 0 ? bench_daemon_stop(&p->pid) : 0;
 }
 
 /* One write per 4K page; returns the ns it took. */
@@ -486,7 +456,7 @@ int suite_touch(const struct bench_opts *o)
 			release_backing(p);
 			continue;
 		}
-		r = start_daemon(p, bench_daxpoold(o));
+		r = start_daemon(p, o);
 		if (r >= 0)
 			r = measure_touch(p, o->quick || !p->nr_want ? reps : 15); /* hugetlbfs: cheap, noisy */
 		if (r >= 0 && i == 0)
@@ -497,7 +467,11 @@ int suite_touch(const struct bench_opts *o)
 			fprintf(stderr, "daxpool-bench touch %s: %s\n", p->label, strerror(-r));
 			failed = 1;
 		}
-		stop_daemon(p);
+		int st = stop_daemon(p);
+		if (st != 0 && r >= 0) {
+			fprintf(stderr, "daxpool-bench touch %s: daxpoold exited with status %d\n", p->label, st);
+			failed = 1;
+		}
 		release_backing(p);
 		if (p->fill_ms > 0 && lim.fill_ms > 0) {
 			double x = p->fill_ms / lim.fill_ms;

@@ -39,6 +39,20 @@ struct samples {
 int samples_add(struct samples *s, uint64_t x);
 void samples_free(struct samples *s);
 
+/* Closed-loop clients against the daxpoold on sock (bench/clients.c): each of `clients` threads
+ * has its own connection and repeats, for duration_s, an ALLOC + FREE of an anonymous slice of
+ * size bytes aligned to size, or a PING when size is 0, timing each. An ALLOC refused with
+ * -ENOSPC is counted, retried after 100 us and not timed. 0 or -errno (message printed); on
+ * success lat holds every pair's latency in ns and is the caller's to samples_free. */
+struct bench_clients {
+	double pairs_s; /* completed pairs (or pings) per second of wall time */
+	struct samples lat;
+	uint64_t pairs, enospc;
+	double steal_pct; /* CPU steal while the clients ran (bench_cpu_steal_pct) */
+};
+int bench_clients_run(const char *sock, unsigned clients, uint64_t size, double duration_s,
+		      struct bench_clients *ret);
+
 /* ---- helpers of the newer suites (bench/util.c) ---- */
 struct daxpool;
 

@@ -21,9 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,51 +179,6 @@ static int grant_daemon(struct svc *s, struct grant_result *g)
 
 /* ---- throughput through the daemon ----------------------------------------------------------- */
 
-struct worker {
-	pthread_t thread;
-	struct svc *s;
-	pthread_barrier_t *start;
-	atomic_bool *stop;
-	uint64_t size; /* 0: PING round trips instead of alloc+free pairs */
-	struct daxpool *dp;
-	struct samples lat;
-	uint64_t pairs, enospc, end_ns;
-	int error;
-};
-
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-
-	pthread_barrier_wait(w->start);
-	while (!atomic_load_explicit(w->stop, memory_order_relaxed)) {
-		struct daxpool_slice *sl = NULL;
-		uint64_t a = bench_now_ns();
-		int r = w->size ? daxpool_alloc(w->dp, NULL, w->size, w->size, 0, DAXPOOL_ANONYMOUS, &sl)
-				: daxpool_ping(w->dp);
-		if (r == -ENOSPC) {
-			/* Every free extent waits for the zeroer: count it, back off, retry. */
-			w->enospc++;
-			bench_sleep_ns(100000);
-			continue;
-		}
-		if (r == 0 && w->size)
-			r = daxpool_free(w->dp, &sl);
-		uint64_t b = bench_now_ns();
-		if (r == 0)
-			r = samples_add(&w->lat, b - a);
-		if (r < 0) {
-			w->error = r;
-			fprintf(stderr, "daxpool-bench: client: %s (%s)\n", daxpool_strerror(r),
-				daxpool_errormsg());
-			break;
-		}
-		w->pairs++;
-	}
-	w->end_ns = bench_now_ns();
-	return NULL;
-}
-
 struct tput_result {
 	double pairs_s;
 	struct lat pair;
@@ -235,75 +188,31 @@ struct tput_result {
 
 static int tput_daemon(struct svc *s, unsigned clients, uint64_t size, struct tput_result *t)
 {
-	struct worker *w = calloc(clients, sizeof(*w));
-	struct samples all = {0};
+	struct bench_clients bc;
 	struct daxpool *ctl = NULL;
-	pthread_barrier_t start;
-	atomic_bool stop = false;
-	unsigned started = 0;
-	uint64_t t0, t1 = 0;
-	int r = -ENOMEM;
+	int r = daxpool_connect(s->sock, &ctl);
 
-	if (!w)
-		return -ENOMEM;
-	pthread_barrier_init(&start, NULL, clients + 1);
-	r = daxpool_connect(s->sock, &ctl);
-	for (unsigned i = 0; r == 0 && i < clients; i++) {
-		w[i] = (struct worker){.s = s, .start = &start, .stop = &stop, .size = size};
-		r = daxpool_connect(s->sock, &w[i].dp);
-	}
 	if (r < 0) {
 		fprintf(stderr, "daxpool-bench: connect: %s (%s)\n", daxpool_strerror(r), daxpool_errormsg());
-		/* Threads not started yet: nobody waits at the barrier. */
-		goto out;
+		return r;
 	}
-	for (; started < clients; started++) {
-		r = -pthread_create(&w[started].thread, NULL, worker_main, &w[started]);
-		if (r < 0) {
-			/* The barrier counts clients + 1: the missing threads can never arrive. */
-			fprintf(stderr, "daxpool-bench: pthread_create: %s\n", strerror(-r));
-			abort();
+	r = bench_clients_run(s->sock, clients, size, s->duration_s, &bc);
+	if (r == 0) {
+		t->pairs = bc.pairs;
+		t->enospc = bc.enospc;
+		t->pairs_s = bc.pairs_s;
+		t->steal_pct = bc.steal_pct;
+		t->pair = samples_lat(&bc.lat);
+		samples_free(&bc.lat);
+		int64_t d = bench_drain_zeroing(ctl, DRAIN_TIMEOUT_NS, &t->zero_pending);
+		if (d < 0) {
+			r = (int)d;
+			fprintf(stderr, "daxpool-bench: zeroing backlog: %s\n", daxpool_strerror(r));
+		} else {
+			t->drain_ms = (double)d / 1e6;
 		}
 	}
-	struct bench_cpu c0, c1;
-	pthread_barrier_wait(&start);
-	t0 = bench_now_ns();
-	bench_cpu_sample(&c0);
-	bench_sleep_ns((uint64_t)(s->duration_s * 1e9));
-	atomic_store(&stop, true);
-	for (unsigned i = 0; i < clients; i++) {
-		pthread_join(w[i].thread, NULL);
-		if (w[i].error && r == 0)
-			r = w[i].error;
-		if (w[i].end_ns > t1)
-			t1 = w[i].end_ns;
-		t->pairs += w[i].pairs;
-		t->enospc += w[i].enospc;
-		for (uint64_t j = 0; j < w[i].lat.n && r == 0; j++)
-			r = samples_add(&all, w[i].lat.v[j]);
-	}
-	if (r < 0)
-		goto out;
-	bench_cpu_sample(&c1);
-	t->steal_pct = bench_cpu_steal_pct(&c0, &c1);
-	t->pairs_s = (double)t->pairs / ((double)(t1 - t0) / 1e9);
-	t->pair = samples_lat(&all);
-	int64_t d = bench_drain_zeroing(ctl, DRAIN_TIMEOUT_NS, &t->zero_pending);
-	if (d < 0) {
-		r = (int)d;
-		fprintf(stderr, "daxpool-bench: zeroing backlog: %s\n", daxpool_strerror(r));
-		goto out;
-	}
-	t->drain_ms = (double)d / 1e6;
-out:
-	for (unsigned i = 0; i < clients; i++) {
-		daxpool_disconnect(&w[i].dp);
-		samples_free(&w[i].lat);
-	}
 	daxpool_disconnect(&ctl);
-	pthread_barrier_destroy(&start);
-	samples_free(&all);
-	free(w);
 	return r;
 }
 

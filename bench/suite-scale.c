@@ -20,7 +20,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,104 +48,22 @@ struct scale {
 
 /* ---- alloc+free pairs from N clients ---- */
 
-struct worker {
-	pthread_t thread;
-	pthread_barrier_t *start;
-	atomic_bool *stop;
-	struct daxpool *dp;
-	struct samples lat;
-	uint64_t pairs, end_ns;
-	int error;
-};
-
-static void *worker_main(void *arg)
-{
-	struct worker *w = arg;
-
-	pthread_barrier_wait(w->start);
-	while (!atomic_load_explicit(w->stop, memory_order_relaxed)) {
-		struct daxpool_slice *sl = NULL;
-		uint64_t a = bench_now_ns();
-		int r = daxpool_alloc(w->dp, NULL, SIZE_4K, DAXPOOL_ALIGN_4K, 0, DAXPOOL_ANONYMOUS, &sl);
-
-		if (r == 0)
-			r = daxpool_free(w->dp, &sl);
-		uint64_t b = bench_now_ns();
-		if (r == 0)
-			r = samples_add(&w->lat, b - a);
-		if (r < 0) {
-			w->error = r;
-			fprintf(stderr, "daxpool-bench scale: client: %s (%s)\n", daxpool_strerror(r),
-				daxpool_errormsg());
-			break;
-		}
-		w->pairs++;
-	}
-	w->end_ns = bench_now_ns();
-	return NULL;
-}
-
 struct point {
 	double pairs_s, p50, p99;
 };
 
 static int pairs(struct scale *s, unsigned clients, struct point *pt)
 {
-	struct worker *w = calloc(clients, sizeof(*w));
-	struct samples all = {0};
-	pthread_barrier_t start;
-	atomic_bool stop = false;
-	uint64_t t0, t1 = 0, total = 0;
-	unsigned started = 0;
-	int r = 0;
+	struct bench_clients bc;
+	int r = bench_clients_run(s->sock, clients, SIZE_4K, s->duration_s, &bc);
 
-	if (!w)
-		return -ENOMEM;
-	for (unsigned i = 0; i < clients && r == 0; i++)
-		r = daxpool_connect(s->sock, &w[i].dp);
-	if (r < 0) {
-		fprintf(stderr, "daxpool-bench scale: connect: %s (%s)\n", daxpool_strerror(r),
-			daxpool_errormsg());
-		goto out;
-	}
-	pthread_barrier_init(&start, NULL, clients + 1);
-	for (; started < clients; started++) {
-		w[started].start = &start;
-		w[started].stop = &stop;
-		if (pthread_create(&w[started].thread, NULL, worker_main, &w[started]) != 0) {
-			/* The barrier counts every client: the missing ones can never arrive. */
-			fprintf(stderr, "daxpool-bench scale: pthread_create failed\n");
-			abort();
-		}
-	}
-	pthread_barrier_wait(&start);
-	t0 = bench_now_ns();
-	bench_sleep_ns((uint64_t)(s->duration_s * 1e9));
-	atomic_store(&stop, true);
-	for (unsigned i = 0; i < clients; i++) {
-		pthread_join(w[i].thread, NULL);
-		if (w[i].error && r == 0)
-			r = w[i].error;
-		if (w[i].end_ns > t1)
-			t1 = w[i].end_ns;
-		total += w[i].pairs;
-		for (uint64_t j = 0; j < w[i].lat.n && r == 0; j++)
-			r = samples_add(&all, w[i].lat.v[j]);
-	}
-	pthread_barrier_destroy(&start);
-	if (r == 0) {
-		pt->pairs_s = (double)total / ((double)(t1 - t0) / 1e9);
-		pt->p50 = (double)bench_quantile(all.v, all.n, 0.50);
-		pt->p99 = (double)bench_quantile(all.v, all.n, 0.99);
-	}
-out:
-	for (unsigned i = 0; i < clients; i++) {
-		daxpool_disconnect(&w[i].dp);
-		free(w[i].lat.v);
-	}
-	free(all.v);
-	free(w);
-	return r;
+	if (r < 0)
+		return r;
+	pt->pairs_s = bc.pairs_s;
+	pt->p50 = (double)bench_quantile(bc.lat.v, bc.lat.n, 0.50);
+	pt->p99 = (double)bench_quantile(bc.lat.v, bc.lat.n, 0.99);
+	samples_free(&bc.lat);
+	return 0;
 }
 
 static json_object *params_new(const struct scale *s, unsigned clients, uint64_t live)

@@ -117,6 +117,12 @@ static int pool_start(struct daxpoold *d)
 	r = backend_open(&cfg, &d->backend);
 	if (r < 0)
 		return log_error_errno(r, "backend: %s", backend_errormsg());
+	if (d->deep_flush_fd >= 0) {
+		r = backend_set_deep_flush_fd(d->backend, d->deep_flush_fd);
+		if (r < 0)
+			return log_error_errno(r, "backend: %s", backend_errormsg());
+		d->deep_flush_fd = -1; /* the backend's now */
+	}
 	r = backend_open_pool(d->backend, d->opts.format_if_empty > 0, &d->pool, &info);
 	if (r == -ENODATA)
 		return log_error_errno(r, "%s holds no daxpool pool; format it with daxpoolctl format, or "
@@ -151,6 +157,26 @@ static int pool_start(struct daxpoold *d)
 	return 0;
 }
 
+/* Before the capabilities go: DEEP_FLUSH on devdax needs the region's deep_flush attribute,
+ * root's on platforms with flush hints (backend.h). Failing here only costs DEEP_FLUSH its
+ * privilege-free path, so it is logged, not fatal. */
+static void deep_flush_prepare(struct daxpoold *d)
+{
+	const char *path = d->device_path ? d->device_path : d->opts.device_path;
+	int r;
+
+	if (d->opts.backend != BACKEND_DEVDAX || !path)
+		return;
+	r = backend_devdax_deep_flush_open(path, &d->deep_flush_fd);
+	if (r == -EOPNOTSUPP || r == -ENOENT)
+		log_debug("deep flush: %s", backend_errormsg()); /* no flush hints, or no region */
+	else if (r < 0)
+		log_warning("deep flush: %s; DEEP_FLUSH will need the privilege while serving",
+			    backend_errormsg());
+	else
+		log_info("deep flush: holding %s's region deep_flush attribute open", path);
+}
+
 static void pool_stop(struct daxpoold *d)
 {
 	leases_done(d);
@@ -174,7 +200,7 @@ static void report_ready(struct daxpoold *d, int32_t status)
 int main(int argc, char **argv)
 {
 	struct daxpoold d = { .listen_fd = -1, .ready_fd = -1, .pool_fd = -1, .pool_ro_fd = -1,
-			      .exit_code = EXIT_FAILURE, .admin_gid = (gid_t)-1 };
+			      .deep_flush_fd = -1, .exit_code = EXIT_FAILURE, .admin_gid = (gid_t)-1 };
 	struct group *admin;
 	int r;
 
@@ -224,6 +250,7 @@ int main(int argc, char **argv)
 	r = provision_start(&d);
 	if (r < 0)
 		goto out;
+	deep_flush_prepare(&d);
 	r = provision_drop_privileges();
 	if (r < 0)
 		goto out;
@@ -258,6 +285,8 @@ out:
 	if (d.loop)
 		ev_loop_destroy(d.loop);
 	options_free(&d.opts);
+	if (d.deep_flush_fd >= 0)
+		close(d.deep_flush_fd);
 	free(d.device_path);
 	return r < 0 ? (d.start_exit_code ? d.start_exit_code : EXIT_FAILURE) : d.exit_code;
 }

@@ -24,6 +24,8 @@ struct backend {
 
 	/* devdax: the daemon's own whole-device mapping, for pmem2_deep_flush. */
 	struct pmem2_map *map;
+	/* devdax: the region's deep_flush attribute opened at start-up, or -1 (deep-flush.c). */
+	int deep_flush_fd;
 
 	uint8_t expected_uuid[BACKEND_UUID_SIZE];
 	bool have_expected_uuid;
@@ -50,6 +52,12 @@ int backend_err(int r, const char *fmt, ...) _printf_(2, 3);
  * from the device). */
 int devdax_open(struct backend *b, const char *path);
 int devdax_deep_flush(struct backend *b, uint64_t offset, uint64_t len);
+
+/* deep-flush.c: opens SYSFS_ROOT/bus/nd/devices/regionN/deep_flush for writing. 0, or
+ * -EOPNOTSUPP when it reads "0" (no flush hints: nothing to hold), -errno of open/read. */
+int deep_flush_attr_open(const char *sysfs_root, unsigned region, int *ret_fd);
+/* Writes "1" to an attribute opened by deep_flush_attr_open. */
+int deep_flush_attr_trigger(int fd);
 
 /* emulated.c: opens/creates the file and fills b. */
 int emulated_open(struct backend *b, const struct backend_config *cfg);

@@ -135,6 +135,21 @@ int backend_open(const struct backend_config *cfg, struct backend **ret);
 int backend_open_pool(struct backend *b, bool format_if_empty, struct pool **ret_pool,
 		      struct backend_pool_info *ret_info);
 
+/*
+ * devdax DEEP_FLUSH without privileges while serving. libpmem2 opens the region's deep_flush
+ * sysfs attribute on every deep flush; on a platform with flush hints it is 0644 root, and
+ * daxpoold drops CAP_DAC_OVERRIDE before it serves. So the daemon opens it once before the drop
+ * (backend_devdax_deep_flush_open, for the device at device_path) and hands the descriptor to the
+ * backend after opening it (backend_set_deep_flush_fd, which takes ownership); DEEP_FLUSH then
+ * persists the range and writes "1" to it. Errors of the open: -EOPNOTSUPP (the attribute reads
+ * 0: no flush hints, a deep flush needs no privilege and libpmem2 does it), -ENOENT (no such
+ * attribute: not an NVDIMM region), -ENODEV, -EACCES/-EROFS (no privilege, or /sys read-only),
+ * errors of stat/libdaxctl. Without a descriptor DEEP_FLUSH goes through pmem2_deep_flush.
+ * Thread-safety: call before the backend is shared.
+ */
+int backend_devdax_deep_flush_open(const char *device_path, int *ret_fd);
+int backend_set_deep_flush_fd(struct backend *b, int fd);
+
 /* Closes the backend (its mapping and fd) and sets *b to NULL. Accepts NULL and *NULL. The pool
  * opened through it must already be deleted. */
 void backend_delete(struct backend **b);

@@ -270,10 +270,44 @@ int devdax_open(struct backend *b, const char *path)
 	return map_device(b, src);
 }
 
+int backend_devdax_deep_flush_open(const char *device_path, int *ret_fd)
+{
+	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
+	struct daxctl_region *region;
+	struct daxctl_dev *dev;
+	struct stat st;
+	int r;
+
+	if (!device_path || !ret_fd)
+		return backend_err(-EINVAL, "backend_devdax_deep_flush_open: NULL argument");
+	if (stat(device_path, &st) < 0)
+		return backend_err(negative_errno(), "%s: %m", device_path);
+	if (!S_ISCHR(st.st_mode))
+		return backend_err(-ENODEV, "%s is not a character device", device_path);
+	r = daxctl_new(&ctx);
+	if (r < 0)
+		return backend_err(r, "%s: libdaxctl: %m", device_path);
+	dev = find_dev(ctx, NULL, st.st_rdev);
+	region = dev ? daxctl_dev_get_region(dev) : NULL;
+	if (!region)
+		return backend_err(-ENODEV, "%s: not a device libdaxctl knows", device_path);
+	/* A dax region made from an NVDIMM namespace carries the NVDIMM region's id
+	 * (drivers/dax/pmem.c takes it from the namespace's name, namespaceX.Y). */
+	return deep_flush_attr_open("/sys", (unsigned)daxctl_region_get_id(region), ret_fd);
+}
+
 int devdax_deep_flush(struct backend *b, uint64_t offset, uint64_t len)
 {
 	char *base = pmem2_map_get_address(b->map);
-	int r = pmem2_deep_flush(b->map, base + offset, len);
+	int r;
+
+	if (b->deep_flush_fd >= 0) {
+		/* What pmem2_deep_flush does, through the attribute held open since start-up
+		 * (deep-flush.c): the range out of the CPU caches, then the region's queues. */
+		pmem2_get_persist_fn(b->map)(base + offset, len);
+		return deep_flush_attr_trigger(b->deep_flush_fd);
+	}
+	r = pmem2_deep_flush(b->map, base + offset, len);
 
 	if (r)
 		return backend_err(backend_pmem2_errno(r), "%s: deep flush: %s", b->path,

@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "backend.h"
+#include "backend-internal.h"
 #include "macro.h"
 #include "pool.h"
 
@@ -388,6 +390,88 @@ static void test_deep_flush(void **state)
 	backend_delete(&b);
 }
 
+static int mkdir_p(const char *dir)
+{
+	char buf[400];
+
+	snprintf(buf, sizeof(buf), "%s", dir);
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = 0;
+			if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+				return -errno;
+			*p = '/';
+		}
+	return mkdir(buf, 0755) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+/* A fake sysfs tree with one region's deep_flush attribute holding value; returns its path. */
+static const char *fake_deep_flush(const char *root, unsigned region, const char *value)
+{
+	static char attr[512];
+	char dir[400];
+
+	snprintf(dir, sizeof(dir), "%s/bus/nd/devices/region%u", root, region);
+	assert_int_equal(mkdir_p(dir), 0);
+	snprintf(attr, sizeof(attr), "%s/deep_flush", dir);
+	FILE *f = fopen(attr, "w");
+	assert_non_null(f);
+	fputs(value, f);
+	fclose(f);
+	chmod(attr, 0644); /* as on a platform with flush hints: root writes, everyone reads */
+	return attr;
+}
+
+static void test_deep_flush_attr(void **state)
+{
+	char root[300], buf[8] = "";
+	const char *attr;
+	int fd = -1, status;
+
+	snprintf(root, sizeof(root), "%s/sys", tmpdir);
+	/* "0": no flush hints, nothing to hold open. */
+	fake_deep_flush(root, 0, "0\n");
+	assert_int_equal(deep_flush_attr_open(root, 0, &fd), -EOPNOTSUPP);
+	assert_int_equal(fd, -1);
+	/* No such region or attribute. */
+	assert_int_equal(deep_flush_attr_open(root, 7, &fd), -ENOENT);
+	assert_non_null(strstr(backend_errormsg(), "region7/deep_flush"));
+
+	/* "1": held open; a trigger writes "1" through the held descriptor. */
+	attr = fake_deep_flush(root, 3, "1\n");
+	assert_int_equal(deep_flush_attr_open(root, 3, &fd), 0);
+	assert_true(fd >= 0);
+	FILE *f = fopen(attr, "w");
+	fputs("X\n", f);
+	fclose(f);
+	assert_int_equal(deep_flush_attr_trigger(fd), 0);
+	f = fopen(attr, "r");
+	assert_non_null(fgets(buf, sizeof(buf), f));
+	fclose(f);
+	assert_int_equal(buf[0], '1');
+
+	/* What it is for: the descriptor keeps working once the process has lost the right to
+	 * open the attribute (daxpoold drops CAP_DAC_OVERRIDE before serving). */
+	if (geteuid() == 0) {
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+				_exit(2);
+			if (open(attr, O_WRONLY) >= 0 || errno != EACCES)
+				_exit(3); /* the path itself must be out of reach now */
+			_exit(deep_flush_attr_trigger(fd) == 0 ? 0 : 4);
+		}
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	} else {
+		print_message("not root: the privilege-drop half of test_deep_flush_attr did not run\n");
+	}
+	close(fd);
+}
+
 static struct backend_config cfg_devdax(const char *p)
 {
 	return (struct backend_config){.kind = BACKEND_DEVDAX, .device_path = p};
@@ -557,6 +641,7 @@ int main(void)
 		cmocka_unit_test(test_badblocks_never_handed_out),
 		cmocka_unit_test(test_badblocks_in_metadata),
 		cmocka_unit_test(test_deep_flush),
+		cmocka_unit_test(test_deep_flush_attr),
 		cmocka_unit_test(test_devdax_refusals),
 		cmocka_unit_test(test_pool_alloc_at),
 		cmocka_unit_test(test_reserved_names),

@@ -242,12 +242,13 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 		return conn_send_error(c, h->type, h->request_id, -EDQUOT, "%s", why);
 
 	r = pool_alloc(d->pool, &preq, &ext);
-	if (r == -ENOSPC && d->zeroer && zeroer_pending_bytes(d->zeroer) >= req.size)
+	uint64_t zeroing = r == -ENOSPC && d->zeroer ? zeroer_pending_bytes(d->zeroer) : 0;
+	if (zeroing >= req.size) /* req.size > 0: checked above */
 		/* Space is on its way back (freed extents are zeroed before reuse): not a full pool.
 		 * libdaxpool asks again; the answer is -ENOSPC only when nothing is pending. */
 		return conn_send_error(c, h->type, h->request_id, -EAGAIN,
 				       "%s; %" PRIu64 " bytes are being zeroed: retry", pool_errormsg(),
-				       zeroer_pending_bytes(d->zeroer));
+				       zeroing);
 	if (r < 0)
 		return conn_send_error(c, h->type, h->request_id, r, "%s", pool_errormsg());
 	r = pool_get(d->pool, ext.id, &rec);

@@ -407,12 +407,6 @@ void pool_delete(struct pool **pool)
 
 /* ---- operations -------------------------------------------------------------------------- */
 
-/* Makes sure p->spare holds a node: 0 or -ENOMEM. */
-static int spare_ready(struct pool *p)
-{
-	return fext_cache_ready(&p->spare);
-}
-
 static int read_record(struct pool *p, uint64_t id, struct pool_record *ret)
 {
 	const char *why = NULL;
@@ -496,7 +490,7 @@ static int alloc_common(struct pool *p, const struct pool_alloc_req *req, bool f
 	}
 
 	/* Every DRAM allocation happens before the persistent change, so ENOMEM changes nothing. */
-	if (spare_ready(p) < 0)
+	if (fext_cache_ready(&p->spare) < 0)
 		return pool_err(-ENOMEM, "pool_alloc: out of memory");
 	uint64_t slot = p->free_slots[p->nfree_slots - 1];
 	_cleanup_(freep) struct name_node *nn = NULL;
@@ -556,7 +550,7 @@ static int do_free(struct pool *p, uint64_t id, const struct pool_record *rec)
 {
 	struct log_update u = {.slot = id};
 
-	if (spare_ready(p) < 0)
+	if (fext_cache_ready(&p->spare) < 0)
 		return pool_err(-ENOMEM, "pool_free: out of memory");
 	log_commit(p, &u, 1); /* an all-zero image empties the slot */
 

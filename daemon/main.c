@@ -93,11 +93,17 @@ static void format_uuid(const uint8_t u[16], char out[37])
 }
 
 /* Backend, pool, read-only fd, quotas, leases: everything that serves slices. */
+/* The device the pool lives on: what the device section resolved to, else the configured path. */
+static const char *device_path(const struct daxpoold *d)
+{
+	return d->device_path ? d->device_path : d->opts.device_path;
+}
+
 static int pool_start(struct daxpoold *d)
 {
 	struct backend_config cfg = {
 		.kind = d->opts.backend,
-		.device_path = d->device_path ? d->device_path : d->opts.device_path,
+		.device_path = device_path(d),
 		.file_path = d->opts.emulate_path,
 		.expected_uuid = d->opts.has_expected_uuid ? d->opts.expected_uuid : NULL,
 	};
@@ -162,7 +168,7 @@ static int pool_start(struct daxpoold *d)
  * privilege-free path, so it is logged, not fatal. */
 static void deep_flush_prepare(struct daxpoold *d)
 {
-	const char *path = d->device_path ? d->device_path : d->opts.device_path;
+	const char *path = device_path(d);
 	int r;
 
 	if (d->opts.backend != BACKEND_DEVDAX || !path)

@@ -123,6 +123,24 @@ static int explain_missing(const char *path, int r)
 	return backend_err(r, "%s: %m", path);
 }
 
+/* The libdaxctl device of the character device st (of path), in a new context *ctx the caller
+ * unrefs: 0, or -ENODEV (libdaxctl does not know it) / an error of daxctl_new, with a message. */
+static int dev_of_node(const char *path, const struct stat *st, struct daxctl_ctx **ctx,
+		       struct daxctl_dev **ret_dev)
+{
+	int r = daxctl_new(ctx);
+
+	if (r < 0)
+		return backend_err(r, "%s: libdaxctl: %m", path);
+	*ret_dev = find_dev(*ctx, NULL, st->st_rdev);
+	if (!*ret_dev)
+		return backend_err(-ENODEV,
+				   "%s (character device %u:%u) is not a device libdaxctl knows "
+				   "(daxctl list -D shows the devices)",
+				   path, major(st->st_rdev), minor(st->st_rdev));
+	return 0;
+}
+
 static int check_identity(struct backend *b, const char *path, const struct stat *st,
 			  uint64_t *ret_dax_size, uint64_t *ret_dax_align)
 {
@@ -144,15 +162,10 @@ static int check_identity(struct backend *b, const char *path, const struct stat
 				   path, major(st->st_rdev), minor(st->st_rdev),
 				   subsys[0] ? subsys : "unknown");
 
-	r = daxctl_new(&ctx);
+	struct daxctl_dev *dev;
+	r = dev_of_node(path, st, &ctx, &dev);
 	if (r < 0)
-		return backend_err(r, "%s: libdaxctl: %m", path);
-	struct daxctl_dev *dev = find_dev(ctx, NULL, st->st_rdev);
-	if (!dev)
-		return backend_err(-ENODEV,
-				   "%s (character device %u:%u) is not a device libdaxctl knows "
-				   "(daxctl list -D shows the devices)",
-				   path, major(st->st_rdev), minor(st->st_rdev));
+		return r;
 	if (dev_is_system_ram(dev))
 		return system_ram_refusal(path, dev);
 	if (!daxctl_dev_is_enabled(dev))
@@ -284,13 +297,12 @@ int backend_devdax_deep_flush_open(const char *device_path, int *ret_fd)
 		return backend_err(negative_errno(), "%s: %m", device_path);
 	if (!S_ISCHR(st.st_mode))
 		return backend_err(-ENODEV, "%s is not a character device", device_path);
-	r = daxctl_new(&ctx);
+	r = dev_of_node(device_path, &st, &ctx, &dev);
 	if (r < 0)
-		return backend_err(r, "%s: libdaxctl: %m", device_path);
-	dev = find_dev(ctx, NULL, st.st_rdev);
-	region = dev ? daxctl_dev_get_region(dev) : NULL;
+		return r;
+	region = daxctl_dev_get_region(dev);
 	if (!region)
-		return backend_err(-ENODEV, "%s: not a device libdaxctl knows", device_path);
+		return backend_err(-ENODEV, "%s: libdaxctl knows no region of it", device_path);
 	/* A dax region made from an NVDIMM namespace carries the NVDIMM region's id
 	 * (drivers/dax/pmem.c takes it from the namespace's name, namespaceX.Y). */
 	return deep_flush_attr_open("/sys", (unsigned)daxctl_region_get_id(region), ret_fd);

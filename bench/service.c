@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -335,11 +334,8 @@ int suite_service(const struct bench_opts *o)
 
 	signal(SIGPIPE, SIG_IGN);
 	s.daxpoold = bench_daxpoold(o);
-	if ((size_t)snprintf(s.dir, sizeof(s.dir), "%s/daxpool-bench-svc-XXXXXX", o->dir) >= sizeof(s.dir) ||
-	    !mkdtemp(s.dir)) {
-		fprintf(stderr, "daxpool-bench: temp dir in %s: %m\n", o->dir);
+	if (bench_mkdtemp(o->dir, "svc", s.dir, sizeof(s.dir)) < 0)
 		return -1;
-	}
 	snprintf(s.sock, sizeof(s.sock), "%s/s.sock", s.dir);
 	snprintf(s.pool, sizeof(s.pool), "%s/pool", s.dir);
 	snprintf(s.inproc, sizeof(s.inproc), "%s/inproc-pool", s.dir);

@@ -24,7 +24,6 @@
 #include <linux/mman.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -108,19 +107,16 @@ static const char *measure_limit(int reps, struct mem_limit *m)
 	return "no anonymous huge pages (hugetlb reservation failed, THP disabled)";
 }
 
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
-
-	nanosleep(&ts, NULL);
-}
-
 /* Reserves the pages and mounts hugetlbfs for a 2M/1G pool; returns a reason on failure. */
 static const char *prepare_backing(struct touch_pool *p, const char *dir)
 {
-	snprintf(p->dir, sizeof(p->dir), "%s/daxpool-touch-%s-XXXXXX", dir, p->label);
-	if (!mkdtemp(p->dir))
+	char tag[32];
+
+	snprintf(tag, sizeof(tag), "touch-%s", p->label);
+	if (bench_mkdtemp(dir, tag, p->dir, sizeof(p->dir)) < 0) {
+		p->dir[0] = 0;
 		return "cannot make a temp dir";
+	}
 	if (!p->nr_want) {
 		snprintf(p->file, sizeof(p->file), "%s/pool", p->dir);
 		return NULL;
@@ -350,7 +346,7 @@ static int measure_alloc_map_free(struct touch_pool *p, int n, bool paced)
 		if (daxpool_stat(dp, &st, sizeof(st)) < 0 ||
 		    (st.zeroing_pending_bytes == 0 && st.quarantined == 0))
 			break;
-		sleep_ms(10);
+		bench_sleep_ns(10 * 1000000u);
 	}
 	struct bench_cpu c0, c1;
 	bench_cpu_sample(&c0);
@@ -372,7 +368,7 @@ static int measure_alloc_map_free(struct touch_pool *p, int n, bool paced)
 		if (r == -ENOSPC && enospc < 10000) {
 			/* every 2M free is still being zeroed by the daemon: wait, not counted */
 			enospc++;
-			sleep_ms(1);
+			bench_sleep_ns(1000000u);
 			r = 0;
 			i--;
 			continue;

@@ -321,7 +321,7 @@ int slice_free_record(struct daxpoold *d, const struct pool_record_info *rec, pi
 	if (rec->flags & POOL_REC_QUARANTINED)
 		return -ENOENT;
 	if (unmapped_by > 0)
-		r = lease_free_by_sole_holder(d, rec->id, unmapped_by);
+		r = lease_free_by_sole_holder(d, rec, unmapped_by);
 	if (r == 0)
 		r = lease_free(d, rec->id);
 	if (r < 0)

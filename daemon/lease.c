@@ -569,20 +569,23 @@ static void lease_maybe_reclaim(struct lease *l)
 	}
 }
 
-int lease_free_by_sole_holder(struct daxpoold *d, uint64_t record_id, pid_t pid)
+int lease_free_by_sole_holder(struct daxpoold *d, const struct pool_record_info *rec, pid_t pid)
 {
-	struct lease *l = lease_find(d, record_id);
+	struct lease *l = lease_find(d, rec->id);
 	struct hold *h = l ? LIST_FIRST(&l->holds) : NULL;
 	int r;
 
+	/* Zeroed before the record update, so a crash in between leaves a live record whose
+	 * memory is already zero. Restart reclaims an anonymous record; a named one would stay,
+	 * its data gone though its FREE never completed. Named slices go through quarantine. */
+	if (!(rec->flags & POOL_REC_ANONYMOUS))
+		return 0;
 	if (!h || LIST_NEXT(h, lease_link) || h->proc->pid != pid || h->refs != 1 || h->pins ||
 	    l->state != LEASE_LIVE || l->had_pins || l->length > ZERO_SYNC_MAX)
 		return 0;
-	/* Zeroed (and drained) before the record update: a crash in between leaves a live record
-	 * whose memory is already zero, which restart reclaims like any other. */
 	if (zeroer_zero_now(d->zeroer, l->offset, l->length) < 0)
 		return 0;
-	r = pool_free(d->pool, record_id);
+	r = pool_free(d->pool, rec->id);
 	if (r < 0)
 		return r;
 	hold_drop(h); /* the last hold of a live lease: unlinks it */

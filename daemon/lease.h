@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 struct daxpoold;
+struct pool_record_info;
 struct lease;
 struct proc;
 
@@ -45,13 +46,14 @@ int lease_pin(struct daxpoold *d, struct lease *l, pid_t pid);
 void lease_unpin(struct daxpoold *d, struct lease *l, pid_t pid);
 /* The slice was freed: quarantine it in the pool, reclaim when safe. */
 int lease_free(struct daxpoold *d, uint64_t record_id);
-/* FREE or CLOSE of a slice by process pid, which has unmapped it (the protocol's rule). When pid
- * is its only holder, through one grant, with no pin ever declared, and the slice is small
- * enough to zero inline (ZERO_SYNC_MAX), it is zeroed and freed in one record update instead of
- * quarantine + release, and pid's hold goes: returns 1. Returns 0 when lease_free must do it
- * (nothing changed), or a negative errno from the pool (nothing changed). Not for a connection
- * that merely closed: its process may still map the slice. */
-int lease_free_by_sole_holder(struct daxpoold *d, uint64_t record_id, pid_t pid);
+/* FREE or CLOSE of an anonymous slice by process pid, which has unmapped it (the protocol's
+ * rule). When pid is its only holder, through one grant, with no pin ever declared, and the
+ * slice is small enough to zero inline (ZERO_SYNC_MAX), it is zeroed and freed in one record
+ * update instead of quarantine + release, and pid's hold goes: returns 1. Returns 0 when
+ * lease_free must do it (nothing changed; always for a named slice, which a crash between the
+ * zeroing and the update would leave zeroed), or a negative errno from the pool (nothing
+ * changed). Not for a connection that merely closed: its process may still map the slice. */
+int lease_free_by_sole_holder(struct daxpoold *d, const struct pool_record_info *rec, pid_t pid);
 /* Lease of a record, or NULL. */
 struct lease *lease_find(struct daxpoold *d, uint64_t record_id);
 uint64_t lease_record_id(const struct lease *l);

@@ -1,5 +1,6 @@
 /* The zeroing worker; see zero.h. */
 #include "zero.h"
+#include "fs-util.h"
 #include "macro.h"
 
 #include <errno.h>
@@ -34,6 +35,7 @@ struct zeroer {
 	uint8_t *base;
 	uint64_t size;
 	pmem2_memset_fn memset_fn;
+	unsigned memset_flags; /* non-temporal; no msync on a file system without a backing store */
 
 	pthread_t thread;
 	bool thread_started;
@@ -71,7 +73,7 @@ static void *zero_worker(void *arg)
 			uint64_t n = MIN(ZERO_CHUNK, job->length - off);
 
 			/* Non-temporal stores: zeroing must not evict the clients' working sets. */
-			z->memset_fn(z->base + job->offset + off, 0, n, PMEM2_F_MEM_NONTEMPORAL);
+			z->memset_fn(z->base + job->offset + off, 0, n, z->memset_flags);
 			__atomic_add_fetch(&z->done_bytes, n, __ATOMIC_RELAXED);
 		}
 		job->status = 0;
@@ -139,6 +141,16 @@ int zeroer_new(struct ev_loop *loop, int fd, uint64_t size, zero_done_fn done, v
 	z->base = pmem2_map_get_address(z->map);
 	z->size = MIN(size, pmem2_map_get_size(z->map));
 	z->memset_fn = pmem2_get_memset_fn(z->map);
+	/* On tmpfs/hugetlbfs libpmem2's page granularity means an msync per chunk with nothing to
+	 * write back (fs-util.h); the zeroes are durable once stored. */
+	z->memset_flags = PMEM2_F_MEM_NONTEMPORAL;
+	r = fd_on_memory_fs(fd);
+	if (r < 0) {
+		zeroer_delete(&z);
+		return r;
+	}
+	if (r && pmem2_map_get_store_granularity(z->map) == PMEM2_GRANULARITY_PAGE)
+		z->memset_flags |= PMEM2_F_MEM_NOFLUSH;
 
 	ev_async_init(&z->async, zero_async_cb);
 	z->async.data = z;
@@ -219,7 +231,7 @@ int zeroer_zero_now(struct zeroer *z, uint64_t offset, uint64_t length)
 {
 	if (offset > z->size || length > z->size - offset)
 		return -EINVAL;
-	z->memset_fn(z->base + offset, 0, length, PMEM2_F_MEM_NONTEMPORAL);
+	z->memset_fn(z->base + offset, 0, length, z->memset_flags);
 	__atomic_add_fetch(&z->done_bytes, length, __ATOMIC_RELAXED);
 	return 0;
 }

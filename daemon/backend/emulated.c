@@ -6,6 +6,7 @@
  * truncated, because it may hold a pool.
  */
 #include "backend-internal.h"
+#include "fs-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,8 +56,10 @@ static int check_fs(const char *path, int fd, uint64_t page_size, bool *ret_vola
 					   path, (unsigned long long)sfs.f_bsize,
 					   page_name(page_size), page_name(page_size));
 	}
-	*ret_volatile = huge || (unsigned long)sfs.f_type == TMPFS_MAGIC ||
-			(unsigned long)sfs.f_type == RAMFS_MAGIC;
+	int m = fd_on_memory_fs(fd);
+	if (m < 0)
+		return backend_err(m, "%s: fstatfs: %s", path, strerror(-m));
+	*ret_volatile = m;
 	return 0;
 }
 

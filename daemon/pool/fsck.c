@@ -112,8 +112,9 @@ int pool_check_fd(int fd, bool repair)
 	r = pool_map_fd(fd, &map, &align);
 	if (r < 0)
 		return r;
-	pool_ops_from_map(map, &ops);
-	r = pool_check_range(pmem2_map_get_address(map), pmem2_map_get_size(map), &ops, repair);
+	r = pool_ops_for_fd(fd, map, &ops);
+	if (r == 0)
+		r = pool_check_range(pmem2_map_get_address(map), pmem2_map_get_size(map), &ops, repair);
 	pmem2_map_delete(&map);
 	return r;
 }

@@ -72,8 +72,9 @@ uint64_t log_generation(const uint8_t *base, const struct pool_geometry *g);
 /* pool.c, used by fsck.c */
 /* Maps fd through libpmem2 (page granularity accepted); returns the source's alignment too. */
 int pool_map_fd(int fd, struct pmem2_map **ret_map, uint64_t *ret_align);
-/* The persist/flush/drain functions libpmem2 chose for map. */
-void pool_ops_from_map(struct pmem2_map *map, struct pool_persist_ops *ops);
+/* The persist/flush/drain functions for map of fd: libpmem2's, except on a file system without
+ * a backing store (tmpfs, hugetlbfs), where flushes are compiler barriers. -errno if fstatfs fails. */
+int pool_ops_for_fd(int fd, struct pmem2_map *map, struct pool_persist_ops *ops);
 int pool_open_internal(void *addr, uint64_t size, const struct pool_persist_ops *ops,
 		       bool readonly, struct pool **ret_pool);
 int pool_superblocks(uint8_t *base, uint64_t size, struct pool_geometry *ret_geo, int *ret_bad,

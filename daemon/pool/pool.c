@@ -1,12 +1,14 @@
 /* The pool API: format, open with recovery, alloc/free/quarantine, lookup, iterate, stats. */
 #include <errno.h>
 #include <libpmem2.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include "alloc.h"
 #include "error.h"
+#include "fs-util.h"
 #include "macro.h"
 #include "pool-internal.h"
 
@@ -59,11 +61,41 @@ out:
 	return r;
 }
 
-void pool_ops_from_map(struct pmem2_map *map, struct pool_persist_ops *ops)
+/* A file with no backing store (fs-util.h): each store is durable once made, so flushing is
+ * nothing. What remains is the order of the stores, which the commit protocol relies on: the
+ * compiler must not move one across a flush or drain. A crash of this process cannot reorder
+ * them (its stores all reach the page cache), and after a reboot there is nothing to recover. */
+static void memory_fs_flush(const void *addr, size_t len)
 {
+	(void)addr;
+	(void)len;
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+static void memory_fs_drain(void)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
+int pool_ops_for_fd(int fd, struct pmem2_map *map, struct pool_persist_ops *ops)
+{
+	int m = fd_on_memory_fs(fd);
+
+	if (m < 0)
+		return pool_err(m, "fstatfs: %s", strerror(-m));
+	/* libpmem2 gives page granularity, i.e. msync, for every non-DAX file: on tmpfs and
+	 * hugetlbfs that is a system call per flush (4-5 per pool operation) with nothing to write
+	 * back. */
+	if (m && pmem2_map_get_store_granularity(map) == PMEM2_GRANULARITY_PAGE) {
+		ops->persist = memory_fs_flush;
+		ops->flush = memory_fs_flush;
+		ops->drain = memory_fs_drain;
+		return 0;
+	}
 	ops->persist = pmem2_get_persist_fn(map);
 	ops->flush = pmem2_get_flush_fn(map);
 	ops->drain = pmem2_get_drain_fn(map);
+	return 0;
 }
 
 /* Device alignment to a class: device-dax offers 4K, 2M, 1G; anything else is refused. */
@@ -143,8 +175,9 @@ int pool_format_fd(int fd, const struct pool_format_params *params)
 		else
 			prm.device_align = MAX(prm.device_align, want);
 	}
+	if (r == 0)
+		r = pool_ops_for_fd(fd, map, &ops);
 	if (r == 0) {
-		pool_ops_from_map(map, &ops);
 		r = pool_format_range(pmem2_map_get_address(map), pmem2_map_get_size(map), &ops, &prm);
 	}
 	pmem2_map_delete(&map);
@@ -370,7 +403,11 @@ int pool_open_fd(int fd, struct pool **ret_pool)
 	r = pool_map_fd(fd, &map, &align);
 	if (r < 0)
 		return r;
-	pool_ops_from_map(map, &ops);
+	r = pool_ops_for_fd(fd, map, &ops);
+	if (r < 0) {
+		pmem2_map_delete(&map);
+		return r;
+	}
 	r = pool_open_internal(pmem2_map_get_address(map), pmem2_map_get_size(map), &ops, false, &p);
 	if (r < 0) {
 		pmem2_map_delete(&map);

@@ -124,7 +124,8 @@ int pool_format_fd(int fd, const struct pool_format_params *params);
 
 /*
  * Opens the pool on fd: maps it through libpmem2 and uses the persist/flush/drain functions
- * libpmem2 returns for that mapping, replays or discards an interrupted operation, checks every
+ * libpmem2 returns for that mapping (on tmpfs/hugetlbfs/ramfs, which have no backing store to
+ * msync to, flushes are only compiler barriers: see common/fs-util.h), replays or discards an interrupted operation, checks every
  * checksum and rebuilds the DRAM index. fd must stay open while the pool is (it is not dup'd).
  * Returns 0, or POOL_OPEN_DEGRADED when a superblock copy is bad and the other was used (run
  * pool_check to repair). Errors: -ENODATA (no daxpool superblock), -EPROTONOSUPPORT (format

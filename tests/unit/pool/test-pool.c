@@ -7,10 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "fs-util.h"
 #include "helpers.h"
 #include "layout.h"
 #include "pool.h"
@@ -142,6 +145,78 @@ static void test_file_persistence_pmem2(void **state)
 	pool_delete(&p);
 	close(fd);
 	unlink(path);
+}
+
+/* Every msync made in this process, libpmem2's included: the executable's definition takes
+ * precedence over libc's for the shared libraries it loads. */
+static unsigned msync_calls;
+
+__attribute__((visibility("default"))) int msync(void *addr, size_t len, int flags)
+{
+	msync_calls++;
+	return (int)syscall(SYS_msync, addr, len, flags);
+}
+
+/* Formats, opens and churns a pool on fd; returns the msync calls made by the pool. */
+static unsigned churn_counting_msync(int fd)
+{
+	struct pool *p = NULL;
+	struct pool_extent e;
+	struct pool_record_info info;
+
+	msync_calls = 0;
+	assert_int_equal(pool_format_fd(fd, NULL), 0);
+	assert_int_equal(pool_open_fd(fd, &p), 0);
+	for (int i = 0; i < 16; i++) {
+		assert_int_equal(alloc_simple(p, 4096, POOL_ALIGN_4K, NULL, &e), 0);
+		assert_int_equal(pool_free(p, e.id), 0);
+	}
+	assert_int_equal(alloc_simple(p, 4096, POOL_ALIGN_4K, "kept", &e), 0);
+	pool_delete(&p);
+	unsigned n = msync_calls;
+	/* Whatever the flushes were, a new mapping finds the pool as it was left. */
+	assert_int_equal(pool_check_fd(fd, false), POOL_CHECK_CLEAN);
+	assert_int_equal(pool_open_fd(fd, &p), 0);
+	assert_int_equal(pool_lookup(p, "kept", &info), 0);
+	assert_int_equal(info.offset, e.offset);
+	pool_delete(&p);
+	return n;
+}
+
+/* On a file system without a backing store (a memfd is on tmpfs) the pool makes no msync at
+ * all: the page cache is the medium. On a disk file system libpmem2's msync stays. */
+static void test_memory_fs_no_msync(void **state)
+{
+	(void)state;
+	int fd = memfd_create("daxpool-test-pool", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(fd_on_memory_fs(fd), 1);
+	assert_int_equal(ftruncate(fd, 32 * MiB), 0);
+	assert_int_equal(churn_counting_msync(fd), 0);
+	close(fd);
+
+	const char *dirs[] = {tmpdir(), "/var/tmp", "."};
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/daxpool-test-XXXXXX", dirs[i]);
+		fd = mkstemp(path);
+		if (fd < 0)
+			continue;
+		unlink(path);
+		if (fd_on_memory_fs(fd) == 0) {
+			assert_int_equal(ftruncate(fd, 32 * MiB), 0);
+			/* At least the format's, and several per operation. */
+			unsigned n = churn_counting_msync(fd);
+			print_message("%s: %u msync calls\n", dirs[i], n);
+			assert_true(n > 16);
+			close(fd);
+			return;
+		}
+		close(fd);
+	}
+	print_message("no writable directory on a disk file system (TMPDIR, /var/tmp, .): the msync "
+		      "half of this test was not run\n");
 }
 
 static void test_alignment(void **state)
@@ -770,6 +845,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_open_roundtrip),
 		cmocka_unit_test(test_file_persistence_pmem2),
+		cmocka_unit_test(test_memory_fs_no_msync),
 		cmocka_unit_test(test_alignment),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_quarantine_anonymous_iterate),

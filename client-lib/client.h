@@ -16,12 +16,19 @@
 /* How long daxpool_alloc waits for freed space to finish zeroing before it says -ENOSPC. */
 #define DAXPOOL_ZEROING_WAIT_MS 2000
 
+/* After this many polls in a row that ended without a reply, a connection sleeps at once for
+ * up to this many requests before it polls again (see reply_spin in connection.c). */
+#define DAXPOOL_REPLY_SPIN_BACKOFF_MAX 64
+
 struct daxpool {
 	int fd;
 	pid_t owner_pid; /* the process that connected; a forked child must not talk on fd */
 	uint16_t version;
 	uint32_t next_request_id;
 	pthread_mutex_t lock; /* one request in flight per connection */
+	/* Polling for replies (daxpool_set_reply_spin): the budget in µs (0 = never), and the
+	 * back-off after polls that found nothing: requests left to sleep at once, next back-off. */
+	unsigned spin_us, spin_skip, spin_backoff;
 	char daemon_version[DXP_VERSION_STRING_SIZE];
 	uint8_t buf[DXP_MAX_FRAME];
 };

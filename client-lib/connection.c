@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,6 +18,14 @@ static int64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int send_frame(struct daxpool *dp, const uint8_t *frame, size_t len)
@@ -64,12 +73,53 @@ static ssize_t recv_packet(struct daxpool *dp, int *ret_fd, bool block)
 	return n;
 }
 
+/*
+ * Polls for a reply for up to dp->spin_us (daxpool_set_reply_spin): non-blocking receives, with
+ * sched_yield() in between so that any other runnable thread on this CPU (the daemon, other
+ * clients) goes first. Returns what recv_packet returned, or -1 with errno EAGAIN when nothing
+ * came: the caller then sleeps. A poll that runs out makes the next 1, 2, 4 ... 64 requests
+ * sleep at once; one that gets its reply halves the back-off.
+ */
+static ssize_t reply_spin(struct daxpool *dp, int *ret_fd)
+{
+	int64_t end;
+	ssize_t n;
+
+	if (dp->spin_us == 0 || dp->spin_skip > 0) {
+		if (dp->spin_skip > 0)
+			dp->spin_skip--;
+		errno = EAGAIN;
+		return -1;
+	}
+	end = now_us() + dp->spin_us;
+	for (;;) {
+		n = recv_packet(dp, ret_fd, false);
+		if (n >= 0 || (errno != EAGAIN && errno != EINTR)) {
+			/* Halved, not reset: where most polls run out (many clients, a busy daemon)
+			 * an occasional lucky one must not bring polling back on every request. */
+			if (dp->spin_backoff > 1)
+				dp->spin_backoff /= 2;
+			return n;
+		}
+		if (now_us() >= end)
+			break;
+		sched_yield();
+	}
+	dp->spin_skip = dp->spin_backoff;
+	if (dp->spin_backoff < DAXPOOL_REPLY_SPIN_BACKOFF_MAX)
+		dp->spin_backoff *= 2;
+	errno = EAGAIN;
+	return -1;
+}
+
 /* Receives one frame within the deadline; returns its length. */
 static int recv_frame(struct daxpool *dp, int64_t deadline_ms, size_t *ret_len, int *ret_fd)
 {
-	/* First a blocking recvmsg bounded by SO_RCVTIMEO (set at connect to the reply timeout):
-	 * one syscall per reply. After EINTR or a short deadline, poll() keeps the deadline exact. */
+	/* After the poll, a blocking recvmsg bounded by SO_RCVTIMEO (set at connect to the reply
+	 * timeout): one syscall per reply. After EINTR or a short deadline, poll() keeps the
+	 * deadline exact. */
 	bool block = deadline_ms - now_ms() >= DAXPOOL_REPLY_TIMEOUT_MS - 100;
+	bool spin = true;
 
 	for (;;) {
 		struct pollfd pfd = { .fd = dp->fd, .events = POLLIN };
@@ -80,6 +130,12 @@ static int recv_frame(struct daxpool *dp, int64_t deadline_ms, size_t *ret_len, 
 		if (left <= 0)
 			return dp_error(-ETIMEDOUT, "daxpoold did not reply within %d ms",
 					DAXPOOL_REPLY_TIMEOUT_MS);
+		if (spin) {
+			spin = false;
+			n = reply_spin(dp, ret_fd);
+			if (n >= 0 || (errno != EAGAIN && errno != EINTR))
+				goto got;
+		}
 		if (!block) {
 			r = poll(&pfd, 1, (int)left);
 			if (r < 0 && errno == EINTR)
@@ -91,6 +147,7 @@ static int recv_frame(struct daxpool *dp, int64_t deadline_ms, size_t *ret_len, 
 		}
 		n = recv_packet(dp, ret_fd, block);
 		block = false;
+	got:
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0 && errno == ECONNRESET) {
@@ -240,6 +297,19 @@ DAXPOOL_EXPORT int daxpool_connect(const char *socket_path, struct daxpool **ret
 	dp->fd = -1;
 	pthread_mutex_init(&dp->lock, NULL);
 	dp->owner_pid = getpid();
+	dp->spin_us = DAXPOOL_REPLY_SPIN_DEFAULT_US;
+	dp->spin_backoff = 1;
+	const char *spin = getenv("DAXPOOL_REPLY_SPIN_US");
+	if (spin && *spin) {
+		char *end;
+		unsigned long v;
+
+		errno = 0;
+		v = strtoul(spin, &end, 10);
+		/* Not worth failing a connection over: a bad value keeps the default. */
+		if (errno == 0 && *end == 0 && spin[0] != '-' && v <= DAXPOOL_REPLY_SPIN_MAX_US)
+			dp->spin_us = (unsigned)v;
+	}
 	dp->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (dp->fd < 0)
 		return dp_error(-errno, "socket: %s", strerror(errno));
@@ -262,6 +332,22 @@ DAXPOOL_EXPORT void daxpool_disconnect(struct daxpool **dp)
 		return;
 	connection_free(*dp);
 	*dp = NULL;
+}
+
+DAXPOOL_EXPORT int daxpool_set_reply_spin(struct daxpool *dp, unsigned max_us)
+{
+	dp_error_clear();
+	if (!dp)
+		return dp_error(-EINVAL, "daxpool_set_reply_spin: connection is NULL");
+	if (max_us > DAXPOOL_REPLY_SPIN_MAX_US)
+		return dp_error(-EINVAL, "reply spin of %u µs is more than the %d µs allowed", max_us,
+				DAXPOOL_REPLY_SPIN_MAX_US);
+	pthread_mutex_lock(&dp->lock);
+	dp->spin_us = max_us;
+	dp->spin_skip = 0;
+	dp->spin_backoff = 1;
+	pthread_mutex_unlock(&dp->lock);
+	return 0;
 }
 
 DAXPOOL_EXPORT int daxpool_protocol_version(const struct daxpool *dp)

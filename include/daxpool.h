@@ -75,6 +75,26 @@ DAXPOOL_EXPORT void daxpool_disconnect(struct daxpool **dp);
  */
 DAXPOOL_EXPORT int daxpool_ping(struct daxpool *dp);
 
+/* Default and largest reply polling budget of a connection (daxpool_set_reply_spin), in µs. */
+#define DAXPOOL_REPLY_SPIN_DEFAULT_US 100
+#define DAXPOOL_REPLY_SPIN_MAX_US 1000
+
+/*
+ * daxpool_set_reply_spin - how long a request on dp polls for its reply before it sleeps.
+ * @max_us: 0 to always sleep; at most DAXPOOL_REPLY_SPIN_MAX_US. A new connection starts with
+ *          $DAXPOOL_REPLY_SPIN_US if that is set (and valid), else DAXPOOL_REPLY_SPIN_DEFAULT_US.
+ * Why: a reply usually comes within tens of µs. A thread that slept for it must be woken, and on
+ * a VM whose idle vCPU halted that is an interrupt and a halted vCPU's wake-up, costing more than
+ * the daemon's work. Polling (a non-blocking receive, then sched_yield() so that other runnable
+ * threads on the CPU go first) skips the wake-up. The price is CPU time of the calling thread,
+ * at most max_us per request; after a poll that ran out without a reply the connection sleeps at
+ * once for the next 1, 2, 4 ... 64 requests before it polls again (a busy daemon, e.g. with
+ * many clients, makes polling pointless), and each poll that finds its reply halves that.
+ * Errors: -EINVAL (dp NULL, max_us too large).
+ * Thread safety: safe on a shared connection; requests already waiting keep their budget.
+ */
+DAXPOOL_EXPORT int daxpool_set_reply_spin(struct daxpool *dp, unsigned max_us);
+
 /*
  * daxpool_protocol_version - the protocol version negotiated at connect time (>= 1), or
  * -EINVAL for a NULL connection.

@@ -96,6 +96,57 @@ static void test_connect_errors(void **state)
 	assert_string_equal(daxpool_strerror(0), "success");
 }
 
+static void *continue_daemon_later(void *arg)
+{
+	struct timespec ts = {.tv_nsec = 300 * 1000000};
+
+	(void)arg;
+	nanosleep(&ts, NULL);
+	kill(daemon_.pid, SIGCONT);
+	return NULL;
+}
+
+static uint64_t ns_of(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Polling for a reply (daxpool_set_reply_spin) is bounded by its budget: a request waiting
+ * 300 ms for a stopped daemon sleeps, and uses little CPU, even with the largest budget. */
+static void test_reply_spin_bounded(void **state)
+{
+	struct daxpool *dp = NULL;
+
+	assert_int_equal(daxpool_set_reply_spin(NULL, 10), -EINVAL);
+	/* A bad $DAXPOOL_REPLY_SPIN_US is ignored, not fatal. */
+	setenv("DAXPOOL_REPLY_SPIN_US", "5000", 1);
+	assert_int_equal(daxpool_connect(daemon_.socket, &dp), 0);
+	unsetenv("DAXPOOL_REPLY_SPIN_US");
+	assert_int_equal(daxpool_set_reply_spin(dp, DAXPOOL_REPLY_SPIN_MAX_US + 1), -EINVAL);
+	assert_non_null(strstr(daxpool_errormsg(), "reply spin"));
+	assert_int_equal(daxpool_set_reply_spin(dp, 0), 0);
+	assert_int_equal(daxpool_ping(dp), 0);
+	assert_int_equal(daxpool_set_reply_spin(dp, DAXPOOL_REPLY_SPIN_MAX_US), 0);
+	for (int i = 0; i < 3; i++) {
+		pthread_t t;
+
+		assert_int_equal(kill(daemon_.pid, SIGSTOP), 0);
+		assert_int_equal(pthread_create(&t, NULL, continue_daemon_later, NULL), 0);
+		uint64_t wall = ns_of(CLOCK_MONOTONIC), cpu = ns_of(CLOCK_THREAD_CPUTIME_ID);
+		assert_int_equal(daxpool_ping(dp), 0);
+		wall = ns_of(CLOCK_MONOTONIC) - wall;
+		cpu = ns_of(CLOCK_THREAD_CPUTIME_ID) - cpu;
+		pthread_join(t, NULL);
+		print_message("ping across a 300 ms stop: %.1f ms, %.2f ms of CPU\n", wall / 1e6, cpu / 1e6);
+		assert_true(wall >= 250 * 1000000u);
+		assert_true(cpu < 30 * 1000000u); /* 1 ms of polling, then asleep */
+	}
+	daxpool_disconnect(&dp);
+}
+
 static void test_status_counts_clients(void **state)
 {
 	struct daxpool *dps[5] = {};
@@ -221,6 +272,7 @@ int main(void)
 		cmocka_unit_test(test_connect_ping_status),
 		cmocka_unit_test(test_socket_from_environment),
 		cmocka_unit_test(test_connect_errors),
+		cmocka_unit_test(test_reply_spin_bounded),
 		cmocka_unit_test(test_status_counts_clients),
 		cmocka_unit_test(test_shared_connection_threads),
 		cmocka_unit_test(test_use_after_fork_refused),

@@ -411,6 +411,11 @@ int suite_service(const struct bench_opts *o)
 	json_object_object_add(m, "duration_s", json_object_new_double(s.duration_s));
 	json_object_object_add(m, "grant_ops", json_object_new_int64((int64_t)s.grant_ops));
 	json_object_object_add(m, "daxpoold", json_object_new_string(s.daxpoold));
+	/* The clients' reply polling (daxpool_set_reply_spin) changes every daemon row. */
+	const char *spin = getenv("DAXPOOL_REPLY_SPIN_US");
+	char spin_default[16];
+	snprintf(spin_default, sizeof(spin_default), "%d", DAXPOOL_REPLY_SPIN_DEFAULT_US);
+	json_object_object_add(m, "reply_spin_us", json_object_new_string(spin && *spin ? spin : spin_default));
 	bench_machine_row(SUITE, load0, m);
 	return 0;
 }

@@ -19,6 +19,8 @@
 /* After this many polls in a row that ended without a reply, a connection sleeps at once for
  * up to this many requests before it polls again (see reply_spin in connection.c). */
 #define DAXPOOL_REPLY_SPIN_BACKOFF_MAX 64
+/* After this many sched_yield() calls without sleeping, a request sleeps (see reply_spin). */
+#define DAXPOOL_REPLY_SPIN_YIELDS_MAX 64
 
 struct daxpool {
 	int fd;
@@ -28,7 +30,7 @@ struct daxpool {
 	pthread_mutex_t lock; /* one request in flight per connection */
 	/* Polling for replies (daxpool_set_reply_spin): the budget in µs (0 = never), and the
 	 * back-off after polls that found nothing: requests left to sleep at once, next back-off. */
-	unsigned spin_us, spin_skip, spin_backoff;
+	unsigned spin_us, spin_skip, spin_backoff, spin_yields;
 	char daemon_version[DXP_VERSION_STRING_SIZE];
 	uint8_t buf[DXP_MAX_FRAME];
 };

@@ -78,16 +78,22 @@ static ssize_t recv_packet(struct daxpool *dp, int *ret_fd, bool block)
  * sched_yield() in between so that any other runnable thread on this CPU (the daemon, other
  * clients) goes first. Returns what recv_packet returned, or -1 with errno EAGAIN when nothing
  * came: the caller then sleeps. A poll that runs out makes the next 1, 2, 4 ... 64 requests
- * sleep at once; one that gets its reply halves the back-off.
+ * sleep at once; one that gets its reply halves the back-off. And after
+ * DAXPOOL_REPLY_SPIN_YIELDS_MAX yields without sleeping, one request sleeps: each sched_yield()
+ * moves the thread's deadline a whole slice later (EEVDF), so a thread that only ever yields
+ * ends up behind even a SCHED_IDLE task (daxpoold's zeroer, for one), which then keeps the CPU
+ * for its slice while our reply waits: grant p50 55 µs instead of 11 µs, seen in the bench.
  */
 static ssize_t reply_spin(struct daxpool *dp, int *ret_fd)
 {
 	int64_t end;
 	ssize_t n;
 
-	if (dp->spin_us == 0 || dp->spin_skip > 0) {
+	if (dp->spin_us == 0 || dp->spin_skip > 0 || dp->spin_yields >= DAXPOOL_REPLY_SPIN_YIELDS_MAX) {
 		if (dp->spin_skip > 0)
 			dp->spin_skip--;
+		/* Sleeping resets what the yields did to this thread's place in the run queue. */
+		dp->spin_yields = 0;
 		errno = EAGAIN;
 		return -1;
 	}
@@ -104,6 +110,7 @@ static ssize_t reply_spin(struct daxpool *dp, int *ret_fd)
 		if (now_us() >= end)
 			break;
 		sched_yield();
+		dp->spin_yields++;
 	}
 	dp->spin_skip = dp->spin_backoff;
 	if (dp->spin_backoff < DAXPOOL_REPLY_SPIN_BACKOFF_MAX)

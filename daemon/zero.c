@@ -100,7 +100,7 @@ static void zero_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 	STAILQ_CONCAT(&done, &z->finished);
 	STAILQ_FOREACH(job, &done, link)
 		bytes += job->length;
-	z->pending_bytes -= bytes;
+	__atomic_sub_fetch(&z->pending_bytes, bytes, __ATOMIC_RELAXED); /* read unlocked by zeroer_has_backlog */
 	pthread_cond_broadcast(&z->cond);
 	pthread_mutex_unlock(&z->lock);
 	while ((job = STAILQ_FIRST(&done))) {
@@ -219,7 +219,7 @@ int zeroer_submit(struct zeroer *z, uint64_t offset, uint64_t length, uint64_t c
 	pthread_mutex_lock(&z->lock);
 	was_idle = STAILQ_EMPTY(&z->todo) && !z->busy;
 	STAILQ_INSERT_TAIL(&z->todo, job, link);
-	z->pending_bytes += length;
+	__atomic_add_fetch(&z->pending_bytes, length, __ATOMIC_RELAXED);
 	/* A busy worker finds the job when it looks again: wake it only when it sleeps. */
 	if (was_idle)
 		pthread_cond_broadcast(&z->cond);
@@ -244,6 +244,11 @@ uint64_t zeroer_pending_bytes(struct zeroer *z)
 	v = z->pending_bytes;
 	pthread_mutex_unlock(&z->lock);
 	return v;
+}
+
+bool zeroer_has_backlog(struct zeroer *z)
+{
+	return z && __atomic_load_n(&z->pending_bytes, __ATOMIC_RELAXED) != 0;
 }
 
 uint64_t zeroer_done_bytes(struct zeroer *z)

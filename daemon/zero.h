@@ -8,6 +8,7 @@
 #pragma once
 
 #include <ev.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct zeroer;
@@ -29,6 +30,8 @@ int zeroer_zero_now(struct zeroer *z, uint64_t offset, uint64_t length);
 #define ZERO_SYNC_MAX (64u << 10)
 /* Bytes queued or in progress, and bytes zeroed since start. */
 uint64_t zeroer_pending_bytes(struct zeroer *z);
+/* Whether anything is queued or being zeroed; lock-free, for the loop's busy-poll check. NULL: false. */
+bool zeroer_has_backlog(struct zeroer *z);
 uint64_t zeroer_done_bytes(struct zeroer *z);
 /* Test/maintenance hook: returns once the queue is empty and completions were delivered. */
 void zeroer_drain(struct zeroer *z);

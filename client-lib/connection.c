@@ -73,6 +73,14 @@ static ssize_t recv_packet(struct daxpool *dp, int *ret_fd, bool block)
 	return n;
 }
 
+/* The next dp->spin_backoff requests sleep at once; the one after that doubles it. */
+static void spin_backoff_grow(struct daxpool *dp)
+{
+	dp->spin_skip = dp->spin_backoff;
+	if (dp->spin_backoff < DAXPOOL_REPLY_SPIN_BACKOFF_MAX)
+		dp->spin_backoff *= 2;
+}
+
 /*
  * Polls for a reply for up to dp->spin_us (daxpool_set_reply_spin): non-blocking receives, with
  * sched_yield() in between so that any other runnable thread on this CPU (the daemon, other
@@ -102,9 +110,16 @@ static ssize_t reply_spin(struct daxpool *dp, int *ret_fd)
 		n = recv_packet(dp, ret_fd, false);
 		if (n >= 0 || (errno != EAGAIN && errno != EINTR)) {
 			/* Halved, not reset: where most polls run out (many clients, a busy daemon)
-			 * an occasional lucky one must not bring polling back on every request. */
-			if (dp->spin_backoff > 1)
-				dp->spin_backoff /= 2;
+			 * an occasional lucky one must not bring polling back on every request. A
+			 * reply found after the budget is no success: a yield let other threads run
+			 * that long (with 64 clients, often), so polling did not save a wake-up, and
+			 * the threads that keep polling take the CPU from those that sleep. */
+			if (now_us() <= end) {
+				if (dp->spin_backoff > 1)
+					dp->spin_backoff /= 2;
+			} else {
+				spin_backoff_grow(dp);
+			}
 			return n;
 		}
 		if (now_us() >= end)
@@ -112,9 +127,7 @@ static ssize_t reply_spin(struct daxpool *dp, int *ret_fd)
 		sched_yield();
 		dp->spin_yields++;
 	}
-	dp->spin_skip = dp->spin_backoff;
-	if (dp->spin_backoff < DAXPOOL_REPLY_SPIN_BACKOFF_MAX)
-		dp->spin_backoff *= 2;
+	spin_backoff_grow(dp);
 	errno = EAGAIN;
 	return -1;
 }

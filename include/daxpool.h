@@ -89,7 +89,8 @@ DAXPOOL_EXPORT int daxpool_ping(struct daxpool *dp);
  * threads on the CPU go first) skips the wake-up. The price is CPU time of the calling thread,
  * at most max_us per request; after a poll that ran out without a reply the connection sleeps at
  * once for the next 1, 2, 4 ... 64 requests before it polls again (a busy daemon, e.g. with
- * many clients, makes polling pointless), and each poll that finds its reply halves that.
+ * many clients, makes polling pointless), and each poll that finds its reply within the budget
+ * halves that (one found later, after other threads ran, counts as running out).
  * After 64 yields without sleeping one request sleeps, so the thread keeps its place in the
  * scheduler's queue.
  * Errors: -EINVAL (dp NULL, max_us too large).

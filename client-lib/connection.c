@@ -86,7 +86,7 @@ static void spin_backoff_grow(struct daxpool *dp)
  * sched_yield() in between so that any other runnable thread on this CPU (the daemon, other
  * clients) goes first. Returns what recv_packet returned, or -1 with errno EAGAIN when nothing
  * came: the caller then sleeps. A poll that runs out makes the next 1, 2, 4 ... 64 requests
- * sleep at once; one that gets its reply halves the back-off. And after
+ * sleep at once; one that gets its reply within the budget halves the back-off. And after
  * DAXPOOL_REPLY_SPIN_YIELDS_MAX yields without sleeping, one request sleeps: each sched_yield()
  * moves the thread's deadline a whole slice later (EEVDF), so a thread that only ever yields
  * ends up behind even a SCHED_IDLE task (daxpoold's zeroer, for one), which then keeps the CPU
@@ -128,6 +128,7 @@ static ssize_t reply_spin(struct daxpool *dp, int *ret_fd)
 		dp->spin_yields++;
 	}
 	spin_backoff_grow(dp);
+	dp->spin_yields = 0; /* the caller sleeps now */
 	errno = EAGAIN;
 	return -1;
 }

@@ -90,7 +90,7 @@ DAXPOOL_EXPORT int daxpool_ping(struct daxpool *dp);
  * at most max_us per request; after a poll that ran out without a reply the connection sleeps at
  * once for the next 1, 2, 4 ... 64 requests before it polls again (a busy daemon, e.g. with
  * many clients, makes polling pointless), and each poll that finds its reply within the budget
- * halves that (one found later, after other threads ran, counts as running out).
+ * halves that (one found only later, after other threads ran, leaves it as it is).
  * After 64 yields without sleeping one request sleeps, so the thread keeps its place in the
  * scheduler's queue.
  * Errors: -EINVAL (dp NULL, max_us too large).

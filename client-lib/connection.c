@@ -149,10 +149,10 @@ static int recv_frame(struct daxpool *dp, int64_t deadline_ms, size_t *ret_len, 
 			return dp_error(-ETIMEDOUT, "daxpoold did not reply within %d ms",
 					DAXPOOL_REPLY_TIMEOUT_MS);
 		if (spin) {
+			/* Nothing yet (EAGAIN) goes round again, to sleep this time. */
 			spin = false;
 			n = reply_spin(dp, ret_fd);
-			if (n >= 0 || (errno != EAGAIN && errno != EINTR))
-				goto got;
+			goto got;
 		}
 		if (!block) {
 			r = poll(&pfd, 1, (int)left);

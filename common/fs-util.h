@@ -1,6 +1,8 @@
 /* What kind of file system a file lives on, where that changes how its data is made durable. */
 #pragma once
 
+#include <stdbool.h>
+
 /*
  * 1 if fd's file lives on a file system without a backing store (hugetlbfs, tmpfs, ramfs; a
  * memfd is on one of these), 0 otherwise, -errno if fstatfs fails.
@@ -11,3 +13,7 @@
  * has nothing to write back there, so persistence reduces to keeping stores in program order.
  */
 int fd_on_memory_fs(int fd);
+
+struct statfs;
+/* The same test on what fstatfs/statfs already returned. */
+bool statfs_is_memory_fs(const struct statfs *sfs);

@@ -1,7 +1,7 @@
 /* The zeroing worker; see zero.h. */
 #include "zero.h"
-#include "fs-util.h"
 #include "macro.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <libpmem2.h>
@@ -142,14 +142,14 @@ int zeroer_new(struct ev_loop *loop, int fd, uint64_t size, zero_done_fn done, v
 	z->size = MIN(size, pmem2_map_get_size(z->map));
 	z->memset_fn = pmem2_get_memset_fn(z->map);
 	/* On tmpfs/hugetlbfs libpmem2's page granularity means an msync per chunk with nothing to
-	 * write back (fs-util.h); the zeroes are durable once stored. */
+	 * write back; the zeroes are durable once stored. */
 	z->memset_flags = PMEM2_F_MEM_NONTEMPORAL;
-	r = fd_on_memory_fs(fd);
+	r = pool_map_needs_no_flush(fd, z->map);
 	if (r < 0) {
 		zeroer_delete(&z);
 		return r;
 	}
-	if (r && pmem2_map_get_store_granularity(z->map) == PMEM2_GRANULARITY_PAGE)
+	if (r)
 		z->memset_flags |= PMEM2_F_MEM_NOFLUSH;
 
 	ev_async_init(&z->async, zero_async_cb);

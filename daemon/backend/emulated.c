@@ -56,10 +56,7 @@ static int check_fs(const char *path, int fd, uint64_t page_size, bool *ret_vola
 					   path, (unsigned long long)sfs.f_bsize,
 					   page_name(page_size), page_name(page_size));
 	}
-	int m = fd_on_memory_fs(fd);
-	if (m < 0)
-		return backend_err(m, "%s: fstatfs: %s", path, strerror(-m));
-	*ret_volatile = m;
+	*ret_volatile = statfs_is_memory_fs(&sfs);
 	return 0;
 }
 

@@ -77,7 +77,7 @@ static void memory_fs_drain(void)
 	atomic_signal_fence(memory_order_seq_cst);
 }
 
-int pool_ops_for_fd(int fd, struct pmem2_map *map, struct pool_persist_ops *ops)
+int pool_map_needs_no_flush(int fd, struct pmem2_map *map)
 {
 	int m = fd_on_memory_fs(fd);
 
@@ -86,7 +86,16 @@ int pool_ops_for_fd(int fd, struct pmem2_map *map, struct pool_persist_ops *ops)
 	/* libpmem2 gives page granularity, i.e. msync, for every non-DAX file: on tmpfs and
 	 * hugetlbfs that is a system call per flush (4-5 per pool operation) with nothing to write
 	 * back. */
-	if (m && pmem2_map_get_store_granularity(map) == PMEM2_GRANULARITY_PAGE) {
+	return m && pmem2_map_get_store_granularity(map) == PMEM2_GRANULARITY_PAGE;
+}
+
+int pool_ops_for_fd(int fd, struct pmem2_map *map, struct pool_persist_ops *ops)
+{
+	int r = pool_map_needs_no_flush(fd, map);
+
+	if (r < 0)
+		return r;
+	if (r) {
 		ops->persist = memory_fs_flush;
 		ops->flush = memory_fs_flush;
 		ops->drain = memory_fs_drain;

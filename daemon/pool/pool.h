@@ -53,6 +53,12 @@ enum pool_check_result {
 };
 #define POOL_OPEN_DEGRADED 1 /* pool_open_*: opened, but a redundant copy is bad (see errormsg) */
 
+/* 1 if stores through map (of fd) need no flush at all: a libpmem2 page-granularity (msync)
+ * mapping of a file on tmpfs/hugetlbfs/ramfs, which have no backing store (common/fs-util.h);
+ * 0 if libpmem2's flushes are needed; -errno if fstatfs fails. The pool and the zeroer use it. */
+struct pmem2_map;
+int pool_map_needs_no_flush(int fd, struct pmem2_map *map);
+
 /* Persistence functions for a caller-provided range; pmem2_get_persist_fn() & co. fit as is. */
 struct pool_persist_ops {
 	void (*persist)(const void *addr, size_t len);

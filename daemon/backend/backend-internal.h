@@ -11,6 +11,22 @@
 
 struct pmem2_map;
 
+/* Per-slice kernel objects of one kind (BACKEND_ISOLATION_SLICE); see backend.h. The generic
+ * code (slice.c) checks arguments and mode before calling these. */
+struct backend_slice_ops {
+	int (*create)(struct backend *b, uint64_t offset, uint64_t length, uint64_t align);
+	int (*open)(struct backend *b, uint64_t offset, uint64_t length, bool writable,
+		    int *ret_fd, uint64_t *ret_map_offset);
+	void (*name)(const struct backend *b, uint64_t offset, char *buf, size_t len);
+	int (*scrub)(struct backend *b, uint64_t offset, uint64_t length);
+	int (*destroy)(struct backend *b, uint64_t offset, uint64_t length);
+	/* Calls fn for every object that exists (offset, length); stops at fn's first error. */
+	int (*list)(struct backend *b, int (*fn)(void *ud, uint64_t offset, uint64_t length),
+		    void *ud);
+	/* Frees the kind's private state (backend_delete). */
+	void (*free)(struct backend *b);
+};
+
 struct backend {
 	enum backend_kind kind;
 	int fd;
@@ -31,6 +47,16 @@ struct backend {
 	bool have_expected_uuid;
 	uint8_t uuid[BACKEND_UUID_SIZE];
 	bool pool_open;
+
+	enum backend_isolation isolation;
+	bool huge; /* emulated: the file is on hugetlbfs */
+	/* SLICE mode: the kind's object operations and private state; NULL otherwise. */
+	const struct backend_slice_ops *slice_ops;
+	void *slice_state;
+	/* emulated SLICE mode on hugetlbfs: the pool's own mapping (MAP_NORESERVE, so the data
+	 * area, which holds no data, costs no huge pages), or NULL (pool_open_fd maps). */
+	void *pool_map;
+	uint64_t pool_map_len;
 
 	struct backend_badblock *badblocks; /* sorted by offset, merged */
 	size_t nbadblocks;
@@ -62,6 +88,10 @@ int deep_flush_attr_trigger(int fd);
 /* emulated.c: opens/creates the file and fills b. */
 int emulated_open(struct backend *b, const struct backend_config *cfg);
 int emulated_deep_flush(struct backend *b, uint64_t offset, uint64_t len);
+
+/* slice-file.c: the emulated backend's per-slice files, in POOLFILE.slices/ beside the pool
+ * file (same mount, so the same page size). Sets b->slice_ops/slice_state. */
+int slice_file_setup(struct backend *b);
 
 /* hugetlb.c: free huge pages of a size (free_hugepages - resv_hugepages), -errno if unknown. */
 int hugetlb_available(uint64_t page_size, uint64_t *ret_free, uint64_t *ret_total);

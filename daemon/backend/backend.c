@@ -7,12 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static void backend_free(struct backend *b)
 {
 	if (!b)
 		return;
+	if (b->slice_ops && b->slice_ops->free)
+		b->slice_ops->free(b);
+	if (b->pool_map)
+		munmap(b->pool_map, b->pool_map_len);
 	if (b->map)
 		pmem2_map_delete(&b->map);
 	if (b->fd >= 0)
@@ -48,6 +53,7 @@ int backend_open(const struct backend_config *cfg, struct backend **ret)
 		b->have_expected_uuid = true;
 	}
 
+	b->isolation = cfg->isolation;
 	switch (cfg->kind) {
 	case BACKEND_DEVDAX:
 		if (!cfg->device_path || !*cfg->device_path)
@@ -56,6 +62,12 @@ int backend_open(const struct backend_config *cfg, struct backend **ret)
 			return backend_err(-EINVAL, "devdax backend: file, size, page size and create "
 						    "are settings of the emulated backend");
 		r = devdax_open(b, cfg->device_path);
+		if (r == 0 && b->isolation == BACKEND_ISOLATION_AUTO)
+			b->isolation = BACKEND_ISOLATION_OWNER;
+		if (r == 0 && b->isolation == BACKEND_ISOLATION_SLICE && !b->slice_ops)
+			r = backend_err(-EOPNOTSUPP, "%s: isolation \"slice\" needs a dynamic dax "
+					"region (one that can be carved into sub-devices); this device's "
+					"region cannot be: use \"owner\" or \"shared\"", cfg->device_path);
 		break;
 	case BACKEND_EMULATED:
 		if (!cfg->file_path || !*cfg->file_path)
@@ -63,7 +75,20 @@ int backend_open(const struct backend_config *cfg, struct backend **ret)
 		if (cfg->device_path)
 			return backend_err(-EINVAL, "emulated backend: a device path is a setting of "
 						    "the devdax backend");
-		r = emulated_open(b, cfg);
+		if (cfg->isolation == BACKEND_ISOLATION_OWNER)
+			return backend_err(-EINVAL, "emulated backend: isolation \"owner\" is for "
+						    "devices that cannot be carved; use \"slice\" "
+						    "(the default) or \"shared\"");
+		if (cfg->isolation == BACKEND_ISOLATION_AUTO) {
+			struct backend_config c2 = *cfg;
+
+			c2.isolation = b->isolation = BACKEND_ISOLATION_SLICE;
+			r = emulated_open(b, &c2);
+		} else {
+			r = emulated_open(b, cfg);
+		}
+		if (r == 0 && b->isolation == BACKEND_ISOLATION_SLICE)
+			r = slice_file_setup(b);
 		break;
 	default:
 		return backend_err(-EINVAL, "backend_open: unknown backend kind %d", (int)cfg->kind);
@@ -115,6 +140,16 @@ static void pool_deletep(struct pool **p)
 	pool_delete(p);
 }
 
+/* Through the backend's own mapping where it has one (emulated.c: a slice-isolated pool on
+ * hugetlbfs; hugetlbfs is a memory file system, so barriers are all the persistence there is),
+ * else through libpmem2. */
+static int open_pool_once(struct backend *b, struct pool **ret)
+{
+	if (!b->pool_map)
+		return pool_open_fd(b->fd, ret);
+	return pool_open_range(b->pool_map, b->pool_map_len, &pool_memory_fs_ops, ret);
+}
+
 int backend_open_pool(struct backend *b, bool format_if_empty, struct pool **ret_pool,
 		      struct backend_pool_info *ret_info)
 {
@@ -140,7 +175,7 @@ int backend_open_pool(struct backend *b, bool format_if_empty, struct pool **ret
 					   b->path, (unsigned long long)b->badblocks[i].offset,
 					   (unsigned long long)b->badblocks[i].length);
 
-	r = pool_open_fd(b->fd, &p);
+	r = open_pool_once(b, &p);
 	if (r == -ENODATA) {
 		if (b->have_expected_uuid) {
 			uuid_format(b->expected_uuid, want);
@@ -153,11 +188,13 @@ int backend_open_pool(struct backend *b, bool format_if_empty, struct pool **ret
 			return backend_err(-ENODATA, "%s holds no daxpool pool (format it first)",
 					   b->path);
 		struct pool_format_params params = {.device_align = b->alignment};
-		r = pool_format_fd(b->fd, &params);
+		r = b->pool_map ? pool_format_range(b->pool_map, b->pool_map_len, &pool_memory_fs_ops,
+						     &params)
+				: pool_format_fd(b->fd, &params);
 		if (r < 0)
 			return backend_err(r, "%s: format: %s", b->path, pool_errormsg());
 		info.formatted = true;
-		r = pool_open_fd(b->fd, &p);
+		r = open_pool_once(b, &p);
 	}
 	if (r < 0)
 		return backend_err(r, "%s: %s", b->path, pool_errormsg());

@@ -57,6 +57,24 @@ enum backend_persistence {
 	BACKEND_PERSIST_FENCE = 3,
 };
 
+/*
+ * How a client is confined to the memory it was granted (docs/SECURITY.md). Values are stable:
+ * the protocol, `daxpoolctl status` and the config carry them.
+ */
+enum backend_isolation {
+	BACKEND_ISOLATION_AUTO = 0,   /* config only: the strongest mode the backend can give */
+	/* A kernel object per slice: the fd a client receives reaches that slice and nothing else
+	 * (emulated: a file per slice; devdax on a dynamic dax region: a sub-device per slice,
+	 * carved at the slice's exact physical range). */
+	BACKEND_ISOLATION_SLICE = 1,
+	/* One device, one owner uid (static device-dax regions, which cannot be carved): only
+	 * that uid (and administrators) receive its fd; every other uid is refused. */
+	BACKEND_ISOLATION_OWNER = 2,
+	/* One device fd for every owner: any tenant can map every other tenant's slices and the
+	 * metadata. Only when the operator writes it in the config. */
+	BACKEND_ISOLATION_SHARED = 3,
+};
+
 /* A known bad byte range of the device: [offset, offset + length), device offsets. */
 struct backend_badblock {
 	uint64_t offset;
@@ -79,6 +97,9 @@ struct backend_config {
 	 * source on emulated. For tests and for an operator's list of known-bad ranges. */
 	const struct backend_badblock *extra_badblocks;
 	size_t n_extra_badblocks;
+	/* AUTO: SLICE where the backend can make per-slice objects (emulated, dynamic dax
+	 * regions), else OWNER. SLICE on a backend that cannot is refused with -EOPNOTSUPP. */
+	enum backend_isolation isolation;
 };
 
 /* Bad-block bookkeeping, filled by backend_open_pool (all zero before). */
@@ -195,6 +216,55 @@ void backend_badblocks(const struct backend *b, const struct backend_badblock **
 		       size_t *ret_n);
 /* Bad-block statistics (zero until backend_open_pool). Never fails. */
 void backend_badblock_stats(const struct backend *b, struct backend_badblock_stats *ret_stats);
+
+/* ---- isolation: per-slice kernel objects ------------------------------------------------
+ *
+ * In BACKEND_ISOLATION_SLICE mode every extent handed to a client has a kernel object of its
+ * own, keyed by the extent's offset: a file (emulated) or a device-dax sub-device carved at the
+ * extent's exact physical range (dynamic dax regions). Its life follows the extent's:
+ *   pool_alloc (record persisted) -> backend_slice_create -> grants (backend_slice_open) ->
+ *   FREE / quarantine -> holders gone, pins' grace over -> backend_slice_scrub (worker thread) ->
+ *   backend_slice_destroy -> pool_release.
+ * An object is never destroyed while a holder may map it or a pin may remain: the daemon calls
+ * destroy only where it would otherwise reuse the extent. backend_slice_reconcile makes the
+ * objects match the pool's records at start (a crash between two of the steps above leaves
+ * neither an orphan object nor a range with two owners).
+ * In the other modes create/destroy/reconcile do nothing, scrub zeroes the range in place and
+ * open returns a new descriptor of the whole device with map offset = the extent's offset.
+ * Thread-safety: backend_slice_scrub and backend_slice_destroy may run on one worker thread
+ * while the loop thread calls the others; none of them for the same offset at the same time.
+ */
+enum backend_isolation backend_isolation(const struct backend *b);
+/* "slice", "owner", "shared" ("auto" for BACKEND_ISOLATION_AUTO), NULL if unknown. */
+const char *backend_isolation_name(enum backend_isolation iso);
+/* Parses those names; -EINVAL for anything else. */
+int backend_isolation_from_name(const char *name, enum backend_isolation *ret);
+
+/* Creates the object of [offset, offset + length) (aligned to align), empty (zero). Errors:
+ * -EEXIST (an object is there already), -ENOSPC (no memory for it), -EINVAL (outside the data
+ * area, misaligned), errors of the kernel interfaces (message says which). */
+int backend_slice_create(struct backend *b, uint64_t offset, uint64_t length, uint64_t align);
+/* A new O_CLOEXEC descriptor (read-write or read-only) that reaches the extent at offset and
+ * nothing else, and the mmap offset of the extent's first byte in it; the caller closes it.
+ * Errors: -ENOENT (no object), errors of open. */
+int backend_slice_open(struct backend *b, uint64_t offset, uint64_t length, bool writable,
+		       int *ret_fd, uint64_t *ret_map_offset);
+/* Human name of the object clients receive for the extent at offset: "dax0.3" for a
+ * sub-device, "POOLFILE.slices/OFFSET" for an emulated slice file, the device's name in the
+ * other modes. Never fails; truncates to len. */
+void backend_slice_name(const struct backend *b, uint64_t offset, char *buf, size_t len);
+/* Zeroes [offset, offset + length), a part of a quarantined extent, durably. Errors of the
+ * mapping / libpmem2. */
+int backend_slice_scrub(struct backend *b, uint64_t offset, uint64_t length);
+/* Removes the object of the extent at offset (scrubbed, no holder or pin left). A missing
+ * object is not an error (a crash after the removal replays it). */
+int backend_slice_destroy(struct backend *b, uint64_t offset, uint64_t length);
+/* At start, after backend_open_pool: destroys (scrubbed first) every object that no record
+ * covers exactly, and creates the objects of live records that have none (their contents are
+ * then zero: the message says so). Counts go to *ret_removed / *ret_created (may be NULL).
+ * Errors of the calls above. */
+int backend_slice_reconcile(struct backend *b, struct pool *p, unsigned *ret_removed,
+			    unsigned *ret_created);
 
 /* Test hook: make the Nth backend allocation from now fail with -ENOMEM (1 = next); 0 disables.
  * Not thread-safe. (The pool library's allocations have their own: pool_test_fail_alloc_at.) */

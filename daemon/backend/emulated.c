@@ -7,12 +7,14 @@
  */
 #include "backend-internal.h"
 #include "fs-util.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -153,9 +155,32 @@ static int emulated_setup(struct backend *b, const struct backend_config *cfg, b
 				   path, (unsigned long long)st.st_size, (unsigned long long)size);
 	}
 	bool huge = ps != SZ_4K;
-	r = reserve_pages(path, b->fd, size, ps, (uint64_t)st.st_blocks * 512, huge);
+	uint64_t reserve = size;
+	if (cfg->isolation == BACKEND_ISOLATION_SLICE) {
+		/* Slices live in files of their own: the pool file holds only metadata, and its
+		 * data area is address space (never touched, so it costs no memory). */
+		struct pool_format_params prm = {.device_align = ps};
+		r = pool_metadata_size(size, &prm, &reserve);
+		if (r < 0)
+			return backend_err(r, "%s: %s", path, pool_errormsg());
+	}
+	r = reserve_pages(path, b->fd, reserve, ps, (uint64_t)st.st_blocks * 512, huge);
 	if (r < 0)
 		return r;
+	if (reserve < size && (uint64_t)st.st_size < size && ftruncate(b->fd, (off_t)size) < 0)
+		return backend_err(negative_errno(), "%s: ftruncate: %m", path);
+	b->huge = huge;
+	if (reserve < size && huge) {
+		/* libpmem2's shared mapping would reserve huge pages for the whole data area,
+		 * which holds no data here: the pool is mapped by hand, without reservation. */
+		void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+			       b->fd, 0);
+
+		if (p == MAP_FAILED)
+			return backend_err(negative_errno(), "%s: mmap: %m", path);
+		b->pool_map = p;
+		b->pool_map_len = size;
+	}
 
 	b->size = size;
 	b->alignment = ps;

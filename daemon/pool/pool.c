@@ -77,6 +77,27 @@ static void memory_fs_drain(void)
 	atomic_signal_fence(memory_order_seq_cst);
 }
 
+const struct pool_persist_ops pool_memory_fs_ops = {
+	.persist = memory_fs_flush,
+	.flush = memory_fs_flush,
+	.drain = memory_fs_drain,
+};
+
+int pool_metadata_size(uint64_t size, const struct pool_format_params *params, uint64_t *ret)
+{
+	struct pool_format_params prm = params ? *params : (struct pool_format_params){0};
+	struct pool_geometry g;
+	int r;
+
+	if (prm.device_align == 0)
+		prm.device_align = POOL_ALIGN_4K;
+	r = geometry_compute(size, &prm, &g);
+	if (r < 0)
+		return pool_err(r, "a pool of %llu bytes cannot be laid out", (unsigned long long)size);
+	*ret = g.data_off;
+	return 0;
+}
+
 int pool_map_needs_no_flush(int fd, struct pmem2_map *map)
 {
 	int m = fd_on_memory_fs(fd);

@@ -148,6 +148,14 @@ int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *
 int pool_open_range(void *addr, uint64_t size, const struct pool_persist_ops *ops,
 		    struct pool **ret_pool);
 
+/* Bytes at the start of a pool of this size that hold its metadata (superblocks, log, record
+ * table), as pool_format_* would lay it out: the data area begins there. -EINVAL as format. */
+int pool_metadata_size(uint64_t size, const struct pool_format_params *params, uint64_t *ret);
+
+/* Persistence for a range on a memory file system (tmpfs, hugetlbfs, ramfs), where nothing is
+ * written back: every store is durable once made, flushes only keep the compiler's order. */
+extern const struct pool_persist_ops pool_memory_fs_ops;
+
 /* Closes the pool (unmaps it when opened by fd) and sets *pool to NULL. Accepts NULL / *NULL. */
 void pool_delete(struct pool **pool);
 

@@ -8,9 +8,17 @@ build=${DAXPOOL_BUILD_DIR:-$top/build}
 state=${DAXPOOL_DEMO_DIR:-/tmp/daxpool-demo}
 size=${DAXPOOL_DEMO_SIZE:-64M}
 
-"$top/scripts/install-deps.sh" build
-cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j "$(nproc)" >/dev/null
+# The default build's packages: build.list (daemon, library, CLI, tests) and pool.list
+# (libpmemobj for daxpool-bench's comparison). tests/install/fresh-root.sh proves on a fresh
+# Debian 12 root that these are enough.
+"$top/scripts/install-deps.sh" build pool
+mkdir -p "$build"
+cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$build/configure.log" 2>&1 ||
+	{ cat "$build/configure.log"; echo "demo: cmake configuration failed" >&2; exit 1; }
+# Optional parts left out for lack of a package say so in one line each.
+grep -E '^-- [^ ]+ (skipped|not found):' "$build/configure.log" | sed 's/^-- /demo: /' || true
+cmake --build "$build" -j "$(nproc)" >"$build/build.log" 2>&1 ||
+	{ grep -E 'error|Error' "$build/build.log" | head -40; echo "demo: build failed (log: $build/build.log)" >&2; exit 1; }
 echo "demo: built daxpoold, libdaxpool and daxpoolctl in $build"
 
 rm -rf "$state"

@@ -29,7 +29,11 @@ cat >"$dest/t.c" <<'C'
 int main(void) { return strlen(daxpool_version()) > 0 ? 0 : 1; }
 C
 pcdir=$(dirname "$(find "$dest" -name daxpool.pc)")
-flags=$(PKG_CONFIG_PATH=$pcdir PKG_CONFIG_SYSROOT_DIR=$dest pkg-config --cflags --libs daxpool)
+# A relocatable daxpool.pc (prefix from ${pcfiledir}) is right under DESTDIR as it is; one with
+# absolute paths (prefix /usr) needs the DESTDIR as sysroot.
+sysroot=$dest
+grep -q '^prefix=${pcfiledir}' "$pcdir/daxpool.pc" && sysroot=
+flags=$(PKG_CONFIG_PATH=$pcdir PKG_CONFIG_SYSROOT_DIR=$sysroot pkg-config --cflags --libs daxpool)
 # An instrumented library needs an instrumented program (the ASan runtime must load first).
 san=""
 grep -q '^DAXPOOL_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" && san="-fsanitize=address,undefined"

@@ -467,6 +467,17 @@ int options_validate(const struct daxpoold_options *opts)
 	default:
 		if (opts->size || opts->device_path || opts->emulate_path)
 			return log_error_errno(-EINVAL, "--size/--page need --emulate");
+		/* It starts (status answers) but cannot serve a slice: say exactly what to set. */
+		log_warning("no pool configured, every ALLOC will fail with ENODEV: %s %s. Set "
+			    "\"backend\": { \"type\": \"emulated\", \"path\": \"/var/lib/daxpool/emulated.pool\", "
+			    "\"size\": \"256M\", \"page\": \"4K\" } there (needs no device-dax and no huge pages), "
+			    "or \"backend\": { \"type\": \"devdax\", \"device\": \"/dev/daxX.Y\" }, or a \"device\" "
+			    "section; or start with --emulate FILE --size 256M --page 4K, or --device /dev/daxX.Y "
+			    "(daxpool.json(5), daxpoold(8))",
+			    opts->config_path ? opts->config_path : "the config file",
+			    opts->config_path && access(opts->config_path, F_OK) == 0
+				    ? "has neither a \"backend\" nor a \"device\" section"
+				    : "does not exist");
 		break;
 	}
 	return 0;

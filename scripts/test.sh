@@ -3,7 +3,9 @@
 #   1. a release build with every ctest label (unit, integration, crash, lab);
 #   2. an AddressSanitizer+UndefinedBehaviorSanitizer build running unit, crash and integration;
 #   3. the integration tests again with daxpoold under valgrind memcheck (errors and leaks fail);
-#   4. the libFuzzer targets, each for a bounded time (clang build).
+#   4. the libFuzzer targets, each for a bounded time (clang build);
+#   5. the README's run command on a machine with nothing installed: ./scripts/demo.sh in a fresh
+#      Debian 12 root (tests/install/fresh-root.sh; about 1-2 min with its cache, docs/INSTALL.md).
 # Ends with one line "test.sh: N passed, N failed".
 set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -71,6 +73,25 @@ else
 	echo "test.sh: fuzz build in $fuzz failed"
 	failed=$((failed + 1))
 fi
+
+# Steps that are one script each count as one test; a skip (exit 77) counts as a failure here,
+# because CI must not pass without having run them.
+run_step() {
+	local name=$1 rc=0; shift
+	echo "=== $name: $*"
+	local t0=$SECONDS
+	"$@" || rc=$?
+	if [ "$rc" -eq 0 ]; then
+		passed=$((passed + 1))
+		echo "test.sh: $name passed ($((SECONDS - t0)) s)"
+	else
+		failed=$((failed + 1))
+		echo "test.sh: $name failed (exit $rc$([ "$rc" -eq 77 ] && echo ", skipped: not allowed here"), $((SECONDS - t0)) s)"
+	fi
+}
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+run_step "fresh Debian 12 root" $sudo "$top/tests/install/fresh-root.sh" "$top"
 
 echo "test.sh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

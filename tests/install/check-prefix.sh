@@ -27,9 +27,12 @@ prefix=$tmp/prefix
 san=""
 grep -q '^DAXPOOL_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" && san="-fsanitize=address,undefined"
 
-# 1. Everything lands under the prefix (install_manifest.txt lists each installed file).
+# 1. Everything lands under the prefix ("-- Installing: PATH" for each file; the build's
+#    install_manifest.txt could be another install's, run at the same time).
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; fail "cmake --install failed"; }
-outside=$(grep -v "^$prefix/" "$build/install_manifest.txt" || true)
+installed=$(sed -nE 's/^-- (Installing|Up-to-date|Set runtime path of) ?"?([^"]*)"?.*/\2/p' "$tmp/install.log" | sed 's/^: //')
+[ "$(wc -l <<<"$installed")" -gt 50 ] || fail "cmake --install reported only $(wc -l <<<"$installed") files:"$'\n'"$(cat "$tmp/install.log")"
+outside=$(grep -v "^$prefix/" <<<"$installed" || true)
 [ -z "$outside" ] || fail "installed outside the prefix $prefix:"$'\n'"$outside"
 for f in sbin/daxpoold sbin/daxpoolctl bin/daxpool-demo include/daxpool.h etc/daxpool/daxpool.json \
          lib/systemd/system/daxpoold.service lib/systemd/system/daxpoold.socket \
@@ -75,6 +78,16 @@ kill -TERM "$daemon_pid"
 rc=0; wait "$daemon_pid" || rc=$?
 daemon_pid=""
 [ "$rc" -eq 0 ] || { cat "$tmp/daemon.log"; fail "the installed daxpoold exited with $rc on SIGTERM"; }
+
+# 4b. Without a pool configured it starts, but says what to configure.
+echo '{ "log_level": "info" }' >"$tmp/nopool.json"
+env -u LD_LIBRARY_PATH "$prefix/sbin/daxpoold" --foreground --config "$tmp/nopool.json" --socket "$tmp/nopool.sock" 2>"$tmp/nopool.log" &
+daemon_pid=$!
+for _ in $(seq 100); do [ -S "$tmp/nopool.sock" ] && break; sleep 0.1; done
+kill -TERM "$daemon_pid"; wait "$daemon_pid" || true
+daemon_pid=""
+grep -q "no pool configured.*$tmp/nopool.json has neither a \"backend\" nor a \"device\" section.*\"type\": \"emulated\"" "$tmp/nopool.log" ||
+	fail "daxpoold without a pool did not say what to configure:"$'\n'"$(cat "$tmp/nopool.log")"
 
 # 5. The installed units name the installed daemon and config, and systemd accepts them.
 unit=$prefix/lib/systemd/system/daxpoold.service

@@ -279,7 +279,7 @@ static unsigned fill_pool(struct verify *v, struct daxpool_slice **more, unsigne
 
 		if (daxpool_alloc(v->dp, NULL, v->size, v->align, 0600, DAXPOOL_ANONYMOUS, &more[n]) < 0)
 			break;
-		o = daxpool_slice_get_offset(more[n]);
+		o = daxpool_slice_get_pool_offset(more[n]);
 		l = daxpool_slice_get_length(more[n]);
 		if (o < e->offset + e->length && e->offset < o + l)
 			(*overlaps)++;
@@ -342,7 +342,7 @@ static void teardown_reuse(struct verify *v)
 		vreport_add(v->rep, S, "free-while-pinned", VCHECK_FAILED, NULL, NULL, "set-up: %s", daxpool_errormsg());
 		goto out;
 	}
-	pinned = (struct extent){ daxpool_slice_get_offset(s2), daxpool_slice_get_length(s2) };
+	pinned = (struct extent){ daxpool_slice_get_pool_offset(s2), daxpool_slice_get_length(s2) };
 	verify_pattern(a, sizeof(want), v->seed + 23);
 	memcpy(want, a, sizeof(want));
 	/* A pipe reference keeps the page reachable; the declaration is what daxpoold goes by. */

@@ -71,7 +71,7 @@ static int map_aligned(struct daxpool_slice *s, int prot, bool sync, void **ret)
 		return dp_error(negative_errno(), "reserving %zu bytes of address space: %s", len + extra,
 				strerror(errno));
 	aligned = (uint8_t *)(((uintptr_t)base + align - 1) & ~(uintptr_t)(align - 1));
-	p = mmap(aligned, len, prot, flags, s->fd, (off_t)s->desc.offset);
+	p = mmap(aligned, len, prot, flags, s->fd, (off_t)s->desc.map_offset);
 	if (p == MAP_FAILED) {
 		int r = negative_errno();
 
@@ -80,7 +80,7 @@ static int map_aligned(struct daxpool_slice *s, int prot, bool sync, void **ret)
 			return dp_error(-EOPNOTSUPP, "the device refused MAP_SHARED_VALIDATE|MAP_SYNC (%s) "
 					"although the daemon reported MAP_SYNC support", strerror(-r));
 		return dp_error(r, "mapping %zu bytes of the slice at offset %llu: %s", len,
-				(unsigned long long)s->desc.offset, strerror(-r));
+				(unsigned long long)s->desc.map_offset, strerror(-r));
 	}
 	if (aligned > base)
 		munmap(base, (size_t)(aligned - base));

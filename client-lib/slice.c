@@ -197,7 +197,19 @@ DAXPOOL_EXPORT int daxpool_slice_get_fd(const struct daxpool_slice *s)
 }
 DAXPOOL_EXPORT uint64_t daxpool_slice_get_offset(const struct daxpool_slice *s)
 {
+	return s ? s->desc.map_offset : 0;
+}
+DAXPOOL_EXPORT uint64_t daxpool_slice_get_pool_offset(const struct daxpool_slice *s)
+{
 	return s ? s->desc.offset : 0;
+}
+DAXPOOL_EXPORT const char *daxpool_slice_get_object(const struct daxpool_slice *s)
+{
+	return s ? s->desc.object : NULL;
+}
+DAXPOOL_EXPORT int daxpool_slice_get_isolation(const struct daxpool_slice *s)
+{
+	return s ? (int)s->desc.isolation : -EINVAL;
 }
 DAXPOOL_EXPORT uint64_t daxpool_slice_get_length(const struct daxpool_slice *s)
 {
@@ -385,6 +397,8 @@ DAXPOOL_EXPORT int daxpool_list(struct daxpool *dp,
 			info.gid = (gid_t)d.gid;
 			info.mode = d.mode;
 			info.anonymous = !!(d.flags & DXP_SLICE_ANONYMOUS);
+			snprintf(info.object, sizeof(info.object), "%s", d.object);
+			info.isolation = (int)d.isolation;
 			r = fn(&info, userdata);
 			if (r)
 				return r;

@@ -336,8 +336,11 @@ size_t dxp_slice_encode(const struct dxp_slice *m, uint8_t *buf)
 	put_le32(buf + 56, m->properties);
 	put_le32(buf + 60, m->backend);
 	put_le16(buf + 64, (uint16_t)n);
-	put_le16(buf + 66, 0);
+	put_le16(buf + 66, (uint16_t)m->isolation);
 	put_le32(buf + 68, 0);
+	put_le64(buf + 72, m->map_offset);
+	memset(buf + 80, 0, DXP_OBJECT_MAX + 1);
+	memcpy(buf + 80, m->object, strnlen(m->object, DXP_OBJECT_MAX));
 	memcpy(buf + DXP_SLICE_FIXED, m->name, n);
 	return DXP_SLICE_FIXED + n;
 }
@@ -363,10 +366,26 @@ int dxp_slice_decode(const uint8_t *p, size_t len, struct dxp_slice *ret, size_t
 	m.flags = get_le32(p + 52);
 	m.properties = get_le32(p + 56);
 	m.backend = get_le32(p + 60);
+	m.isolation = get_le16(p + 66);
+	m.map_offset = get_le64(p + 72);
 	if (decode_name(p + DXP_SLICE_FIXED, n, n, m.name) < 0)
 		return -EBADMSG;
+	if (m.isolation < DXP_ISOLATION_SLICE || m.isolation > DXP_ISOLATION_SHARED)
+		return -EBADMSG;
+	/* The object's name: printable, NUL-padded, at most DXP_OBJECT_MAX bytes. */
+	size_t on = strnlen((const char *)p + 80, DXP_OBJECT_MAX + 1);
+	if (on > DXP_OBJECT_MAX)
+		return -EBADMSG;
+	for (size_t i = 0; i < DXP_OBJECT_MAX + 1; i++)
+		if (i < on ? (p[80 + i] < 0x21 || p[80 + i] > 0x7e) : p[80 + i] != 0)
+			return -EBADMSG;
+	memcpy(m.object, p + 80, on);
+	m.object[on] = '\0';
 	/* A slice must lie inside its device: a client maps exactly this range. */
 	if (m.length == 0 || m.offset > m.device_size || m.length > m.device_size - m.offset)
+		return -EBADMSG;
+	/* The mapping's range in the fd must not wrap. */
+	if (m.map_offset > UINT64_MAX - m.length)
 		return -EBADMSG;
 	*ret = m;
 	*ret_used = DXP_SLICE_FIXED + n;

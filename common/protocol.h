@@ -13,8 +13,8 @@
 #include <stdint.h>
 
 #define DXP_MAGIC 0x4c505844u /* "DXPL" little-endian */
-#define DXP_PROTOCOL_VERSION_MIN 1
-#define DXP_PROTOCOL_VERSION_MAX 1
+#define DXP_PROTOCOL_VERSION_MIN 2
+#define DXP_PROTOCOL_VERSION_MAX 2
 #define DXP_HEADER_SIZE 24
 #define DXP_MAX_PAYLOAD 65536
 #define DXP_MAX_FRAME (DXP_HEADER_SIZE + DXP_MAX_PAYLOAD)
@@ -143,10 +143,19 @@ struct dxp_open_request {
 };
 #define DXP_OPEN_REQUEST_FIXED 8
 
+/* How the fd passed with a slice confines its holder (dxp_slice.isolation). */
+#define DXP_ISOLATION_SLICE 1  /* the fd reaches this slice only (its own object) */
+#define DXP_ISOLATION_OWNER 2  /* the whole device, which serves one owner */
+#define DXP_ISOLATION_SHARED 3 /* the whole device, shared by every owner */
+#define DXP_OBJECT_MAX 31      /* longest object name */
+
 /* A slice as the daemon describes it (ALLOC/OPEN replies, LIST entries). */
 struct dxp_slice {
 	uint64_t handle; /* per connection; 0 in LIST entries */
-	uint64_t offset; /* in the device (mmap offset for the fd) */
+	uint64_t offset; /* in the pool (its place in the device's address space) */
+	uint64_t map_offset; /* mmap offset of the slice's first byte in the fd passed with it */
+	uint32_t isolation;  /* DXP_ISOLATION_* */
+	char object[DXP_OBJECT_MAX + 1]; /* the kernel object the fd is of: "dax0.3", "POOL.slices/..." */
 	uint64_t length;
 	uint64_t align;
 	uint64_t device_size;
@@ -156,7 +165,7 @@ struct dxp_slice {
 	uint32_t backend; /* 1 devdax, 2 emulated */
 	char name[DXP_NAME_MAX + 1];
 };
-#define DXP_SLICE_FIXED 72
+#define DXP_SLICE_FIXED 112
 
 /* Requests naming one handle (FREE, CLOSE, UNPIN use the id field). */
 struct dxp_handle_request {

@@ -50,6 +50,9 @@ struct daxpoold {
 	struct lease_table *leases;
 	struct usage *usage; /* per-uid bytes and slices, for quotas (uthash) */
 	gid_t admin_gid;     /* (gid_t)-1 when the admin group does not exist */
+	uid_t tenant;	     /* owner isolation: the uid the device serves (tenant.c) */
+	bool has_tenant;
+	bool tenant_conflict; /* the pool holds slices of several owners: admins only */
 	uint64_t next_pin_id;
 	uint64_t *orphans;   /* scratch for leases_recover */
 	size_t n_orphans, cap_orphans;

@@ -10,6 +10,7 @@
 #include "pool.h"
 #include "usage.h"
 #include "zero.h"
+#include "tenant.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -125,7 +126,10 @@ static void slice_describe(const struct daxpoold *d, const struct pool_record_in
 		.flags = (rec->flags & POOL_REC_ANONYMOUS) ? DXP_SLICE_ANONYMOUS : 0,
 		.properties = slice_properties(d),
 		.backend = backend_kind(d->backend) == BACKEND_DEVDAX ? 1 : 2,
+		.map_offset = rec->offset,
+		.isolation = (uint32_t)backend_isolation(d->backend),
 	};
+	backend_slice_name(d->backend, rec->offset, out->object, sizeof(out->object));
 	/* Same limit on both sides (asserted below); *out was zeroed, so the copy ends in a NUL. */
 	memcpy(out->name, rec->name, strnlen(rec->name, sizeof(out->name) - 1));
 }
@@ -141,9 +145,18 @@ static int grant_slice(struct conn *c, const struct dxp_header *h, const struct 
 	struct conn_slice *sl;
 	struct lease *lease;
 	struct dxp_slice desc;
+	_cleanup_(closep) int fd = -1;
+	uint64_t map_offset;
 	size_t len;
 	int r;
 
+	/* The descriptor reaches this slice and nothing else where the backend can make it so
+	 * (isolation "slice"); otherwise it is the device (tenant.c decided who may have it). */
+	r = backend_slice_open(d->backend, rec->offset, rec->length, writable, &fd, &map_offset);
+	if (r < 0) {
+		log_error_errno(r, "granting record %" PRIu64 ": %s", rec->id, backend_errormsg());
+		return r == -ENOENT ? -EIO : r;
+	}
 	sl = calloc(1, sizeof(*sl));
 	if (!sl)
 		return -ENOMEM;
@@ -160,11 +173,11 @@ static int grant_slice(struct conn *c, const struct dxp_header *h, const struct 
 
 	slice_describe(d, rec, &desc);
 	desc.handle = sl->handle;
+	desc.map_offset = map_offset;
 	if (writable)
 		desc.flags |= DXP_SLICE_WRITABLE;
 	len = dxp_slice_encode(&desc, out);
-	r = conn_send_reply_fd(c, h->type, h->request_id, out, (uint32_t)len,
-			       writable ? d->pool_fd : d->pool_ro_fd);
+	r = conn_send_reply_fd(c, h->type, h->request_id, out, (uint32_t)len, fd);
 	if (r < 0) {
 		/* Nothing reached the client: undo the grant (an anonymous slice is then unowned). */
 		HASH_DEL(c->slices, sl);
@@ -240,6 +253,11 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 	}
 	if (!c->admin && usage_check(d, preq.uid, req.size, why, sizeof(why)) < 0)
 		return conn_send_error(c, h->type, h->request_id, -EDQUOT, "%s", why);
+	r = tenant_admit(d, c->uid, c->admin, why, sizeof(why));
+	if (r == 0 && preq.uid != c->uid)
+		r = tenant_admit(d, preq.uid, false, why, sizeof(why));
+	if (r < 0)
+		return conn_send_error(c, h->type, h->request_id, r, "%s", why);
 
 	r = pool_alloc(d->pool, &preq, &ext);
 	uint64_t zeroing = r == -ENOSPC && d->zeroer ? zeroer_pending_bytes(d->zeroer) : 0;
@@ -252,6 +270,28 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 	if (r < 0)
 		return conn_send_error(c, h->type, h->request_id, r, "%s", pool_errormsg());
 	r = pool_get(d->pool, ext.id, &rec);
+	if (r == 0) {
+		/* The record is persisted first: a crash before the object exists leaves a record
+		 * whose object the restart makes (or reclaims), never an object nobody owns. */
+		r = backend_slice_create(d->backend, rec.offset, rec.length, rec.align);
+		if (r < 0) {
+			int r2;
+
+			log_error_errno(r, "ALLOC of %" PRIu64 " bytes: %s", rec.length, backend_errormsg());
+			r2 = pool_free(d->pool, ext.id);
+			if (r2 < 0)
+				log_error_errno(r2, "undoing allocation of record %" PRIu64 ": %s", ext.id,
+						pool_errormsg());
+			if (r == -ENOSPC)
+				return conn_send_error(c, h->type, h->request_id, r,
+						       "not enough memory for the slice");
+			if (r == -ENOMEM || r == -EMFILE || r == -ENFILE)
+				return conn_send_error(c, h->type, h->request_id, r,
+						       "cannot grant the slice: %s", strerror(-r));
+			return conn_send_error(c, h->type, h->request_id, -EIO,
+					       "cannot make the slice's memory object");
+		}
+	}
 	if (r == 0)
 		r = usage_add(d, rec.uid, rec.length);
 	if (r == 0)
@@ -259,12 +299,14 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 	if (r < 0) {
 		int r2 = pool_free(d->pool, ext.id); /* never reached anyone: no zeroing needed */
 
+		/* Its object is empty too (a grant that failed passed no descriptor). */
+		backend_slice_destroy(d->backend, ext.offset, ext.length);
 		if (r2 < 0)
 			log_error_errno(r2, "undoing allocation of record %" PRIu64 ": %s", ext.id, pool_errormsg());
 		usage_sub(d, preq.uid, ext.length);
 		/* Out of memory or of descriptors (the holder's pidfd) is answered, the connection
 		 * kept: only a failed send closes it. */
-		if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE)
+		if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE || r == -EIO)
 			return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s",
 					       strerror(-r));
 		return r;
@@ -300,8 +342,12 @@ static int handle_open(struct conn *c, const struct dxp_header *h, const uint8_t
 				       "slice \"%s\" (owner %u:%u, mode %03o) is not %s for uid %u", req.name,
 				       (unsigned)rec.uid, (unsigned)rec.gid, rec.mode,
 				       write ? "writable" : "readable", (unsigned)c->uid);
+	char why[160];
+	r = tenant_admit(d, c->uid, c->admin, why, sizeof(why));
+	if (r < 0)
+		return conn_send_error(c, h->type, h->request_id, r, "%s", why);
 	r = grant_slice(c, h, &rec, write, false);
-	if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE)
+	if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE || r == -EIO)
 		return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s", strerror(-r));
 	return r;
 }

@@ -5,6 +5,7 @@
 #include "macro.h"
 #include "pool.h"
 #include "zero.h"
+#include "backend.h"
 
 #include <libpmem2.h>
 #include <limits.h>
@@ -652,7 +653,9 @@ int leases_init(struct daxpoold *d)
 		return -ENOMEM;
 	t->journal_fd = -1;
 	d->leases = t;
-	r = zeroer_new(d->loop, d->pool_fd, d->pool_size, zero_done, d, &d->zeroer);
+	r = zeroer_new(d->loop,
+		       backend_isolation(d->backend) == BACKEND_ISOLATION_SLICE ? d->backend : NULL,
+		       d->pool_fd, d->pool_size, zero_done, d, &d->zeroer);
 	if (r < 0)
 		return log_error_errno(r, "cannot start the zeroing worker: %s", pmem2_errormsg());
 	return 0;

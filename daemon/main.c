@@ -3,6 +3,7 @@
 #include "busy-poll.h"
 #include "daemon.h"
 #include "backend.h"
+#include "tenant.h"
 #include "lease.h"
 #include "log.h"
 #include "pool.h"
@@ -115,6 +116,8 @@ static int pool_start(struct daxpoold *d)
 	if (d->opts.backend == BACKEND_NONE)
 		return 0;
 	/* File, size, page size and creation are the emulated backend's; devdax refuses them. */
+	if (d->opts.isolation && backend_isolation_from_name(d->opts.isolation, &cfg.isolation) < 0)
+		return log_error_errno(-EINVAL, "unknown isolation mode \"%s\"", d->opts.isolation);
 	if (d->opts.backend == BACKEND_EMULATED) {
 		cfg.size = d->opts.size;
 		cfg.page_size = d->opts.page_size;
@@ -146,6 +149,17 @@ static int pool_start(struct daxpoold *d)
 	if (d->pool_ro_fd < 0)
 		return log_error_errno(-errno, "reopening %s read-only: %m", backend_path(d->backend));
 
+	unsigned removed = 0, created = 0;
+	r = backend_slice_reconcile(d->backend, d->pool, &removed, &created);
+	if (r < 0)
+		return log_error_errno(r, "slice objects: %s", backend_errormsg());
+	if (removed || created)
+		log_notice("slice objects reconciled with the pool: %u orphans removed, %u made anew",
+			   removed, created);
+	r = tenant_init(d);
+	if (r < 0)
+		return r;
+
 	r = usage_init(d);
 	if (r < 0)
 		return log_error_errno(r, "counting usage: %m");
@@ -156,10 +170,14 @@ static int pool_start(struct daxpoold *d)
 	if (r < 0)
 		return log_error_errno(r, "recovering leases: %m");
 	backend_badblock_stats(d->backend, &bb);
-	log_info("pool %s on %s (%s, %" PRIu64 " bytes, %s alignment)%s; %" PRIu64 " bad ranges reserved",
+	log_info("pool %s on %s (%s, %" PRIu64 " bytes, %s alignment, isolation %s)%s; %" PRIu64 " bad ranges reserved",
 		 uuid, backend_path(d->backend), backend_kind(d->backend) == BACKEND_DEVDAX ? "devdax" : "emulated",
 		 d->pool_size, page_size_name(backend_alignment(d->backend)) ?: "?",
+		 backend_isolation_name(backend_isolation(d->backend)),
 		 info.formatted ? ", newly formatted" : "", bb.count);
+	if (backend_isolation(d->backend) == BACKEND_ISOLATION_SHARED)
+		log_warning("isolation \"shared\": every client that is granted a slice can map the whole "
+			    "device, other owners' slices and the pool's metadata included");
 	return 0;
 }
 

@@ -71,6 +71,8 @@ void options_print_help(const char *argv0)
 	       "                         (default for --emulate; never over an existing pool)\n"
 	       "      --no-format        refuse to start on a backend without a pool\n"
 	       "      --busy-poll-us N   after a request, poll without sleeping for N µs (default 50, 0 = off)\n"
+	       "      --isolation MODE   auto|slice|owner|shared: how a client is confined to its\n"
+	       "                         slices (default auto: slice where the backend can)\n"
 	       "  -l, --log-level LEVEL emerg..debug (default info)\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n",
@@ -418,6 +420,18 @@ int options_load_config(struct daxpoold_options *opts, const char *path)
 			r = config_get_uint(v, "idle_timeout_s", 86400 * 365, &opts->idle_timeout_s);
 		} else if (strcmp(key, "busy_poll_us") == 0) {
 			r = config_get_uint(v, "busy_poll_us", 100000, &opts->busy_poll_us);
+		} else if (strcmp(key, "isolation") == 0) {
+			r = config_get_string(v, "isolation", &s);
+			if (r == 0 && !isolation_name_valid(s))
+				r = log_error_errno(-EINVAL, "config: \"isolation\" must be \"auto\", \"slice\", \"owner\" or \"shared\", not \"%s\"", s);
+			if (r == 0)
+				r = set_string(&opts->isolation, s);
+		} else if (strcmp(key, "tenant") == 0) {
+			r = config_get_string(v, "tenant", &s);
+			if (r == 0 && (!s[0] || strlen(s) > 64))
+				r = log_error_errno(-EINVAL, "config: \"tenant\" must be a user name or uid");
+			if (r == 0)
+				r = set_string(&opts->tenant, s);
 		} else if (strcmp(key, "quota") == 0) {
 			r = config_get_quota(v, "quota", &opts->default_quota);
 		} else if (strcmp(key, "quotas") == 0) {
@@ -491,7 +505,18 @@ enum {
 	OPT_FORMAT,
 	OPT_NO_FORMAT,
 	OPT_BUSY_POLL,
+	OPT_ISOLATION,
 };
+
+bool isolation_name_valid(const char *name)
+{
+	static const char *const names[] = { "auto", "slice", "owner", "shared" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
 
 int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 {
@@ -506,6 +531,7 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 		{ "format-if-empty", no_argument, NULL, OPT_FORMAT },
 		{ "no-format", no_argument, NULL, OPT_NO_FORMAT },
 		{ "busy-poll-us", required_argument, NULL, OPT_BUSY_POLL },
+		{ "isolation", required_argument, NULL, OPT_ISOLATION },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -516,6 +542,7 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 	uint64_t size = 0, page = 0;
 	int level = -1, format = -1, c, r;
 	long busy_poll = -1;
+	const char *isolation = NULL;
 	bool foreground = false, page_given = false;
 
 	*opts = (struct daxpoold_options){
@@ -572,6 +599,11 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 				return log_error_errno(-EINVAL, "--busy-poll-us: must be 0..100000, not \"%s\"", optarg);
 			break;
 		}
+		case OPT_ISOLATION:
+			if (!isolation_name_valid(optarg))
+				return log_error_errno(-EINVAL, "--isolation: must be auto, slice, owner or shared, not \"%s\"", optarg);
+			isolation = optarg;
+			break;
 		case 'l':
 			if (parse_log_level(optarg, &level) < 0)
 				return log_error_errno(-EINVAL, "--log-level: must be emerg..debug, not \"%s\"", optarg);
@@ -610,6 +642,11 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 	opts->foreground = foreground;
 	if (busy_poll >= 0)
 		opts->busy_poll_us = (unsigned)busy_poll;
+	if (isolation) {
+		r = set_string(&opts->isolation, isolation);
+		if (r < 0)
+			return r;
+	}
 	if (level >= 0)
 		opts->log_level = level;
 	/* A backend on the command line replaces the config file's backend as a whole. */
@@ -658,6 +695,8 @@ void options_free(struct daxpoold_options *opts)
 	free(opts->device_path);
 	free(opts->emulate_path);
 	free(opts->runtime_dir);
+	free(opts->isolation);
+	free(opts->tenant);
 	free(opts->admin_group);
 	free(opts->quotas);
 	*opts = (struct daxpoold_options){};

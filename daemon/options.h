@@ -56,6 +56,9 @@ struct daxpoold_options {
 	unsigned idle_timeout_s;  /* connections holding no slice are closed after this; 0 = never */
 	unsigned busy_poll_us;	  /* the loop polls without sleeping this long after a request */
 	char *admin_group;	  /* members (and root) may administer */
+	char *isolation;	  /* "auto" (NULL), "slice", "owner" or "shared" (docs/SECURITY.md) */
+	char *tenant;		  /* owner isolation: the one user (name or uid) served; NULL = the
+				   * first to be granted, until reboot */
 	struct quota default_quota;
 	struct quota_entry *quotas;
 	size_t n_quotas;
@@ -74,6 +77,8 @@ int options_load_config(struct daxpoold_options *opts, const char *path);
 int options_validate(const struct daxpoold_options *opts);
 
 void options_free(struct daxpoold_options *opts);
+/* Whether name is an isolation mode: auto, slice, owner, shared. */
+bool isolation_name_valid(const char *name);
 /* The quota of uid (its own entry, else the default). */
 struct quota options_quota_for(const struct daxpoold_options *opts, uid_t uid);
 void options_print_help(const char *argv0);

@@ -2,6 +2,7 @@
 #include "zero.h"
 #include "macro.h"
 #include "pool.h"
+#include "backend.h"
 
 #include <errno.h>
 #include <libpmem2.h>
@@ -29,6 +30,10 @@ struct zeroer {
 	zero_done_fn done;
 	void *userdata;
 
+	/* Per-slice objects (BACKEND_ISOLATION_SLICE): each extent is scrubbed and its object
+	 * destroyed through the backend; NULL: zeroed in place through the mapping below. */
+	struct backend *slices;
+
 	struct pmem2_config *cfg;
 	struct pmem2_source *src;
 	struct pmem2_map *map;
@@ -46,6 +51,18 @@ struct zeroer {
 	bool busy; /* the worker is zeroing a job outside the lock */
 	uint64_t pending_bytes, done_bytes;
 };
+
+/* The extent's own object: scrubbed, then removed (a new extent there gets a new object). */
+static int scrub_object(struct zeroer *z, uint64_t offset, uint64_t length)
+{
+	int r = backend_slice_scrub(z->slices, offset, length);
+
+	if (r == 0)
+		r = backend_slice_destroy(z->slices, offset, length);
+	if (r == 0)
+		__atomic_add_fetch(&z->done_bytes, length, __ATOMIC_RELAXED);
+	return r;
+}
 
 static void *zero_worker(void *arg)
 {
@@ -69,14 +86,19 @@ static void *zero_worker(void *arg)
 		z->busy = true;
 		pthread_mutex_unlock(&z->lock);
 
-		for (uint64_t off = 0; off < job->length; off += ZERO_CHUNK) {
-			uint64_t n = MIN(ZERO_CHUNK, job->length - off);
-
-			/* Non-temporal stores: zeroing must not evict the clients' working sets. */
-			z->memset_fn(z->base + job->offset + off, 0, n, z->memset_flags);
-			__atomic_add_fetch(&z->done_bytes, n, __ATOMIC_RELAXED);
-		}
 		job->status = 0;
+		if (z->slices) {
+			job->status = scrub_object(z, job->offset, job->length);
+		} else {
+			for (uint64_t off = 0; off < job->length; off += ZERO_CHUNK) {
+				uint64_t n = MIN(ZERO_CHUNK, job->length - off);
+
+				/* Non-temporal stores: zeroing must not evict the clients' working
+				 * sets. */
+				z->memset_fn(z->base + job->offset + off, 0, n, z->memset_flags);
+				__atomic_add_fetch(&z->done_bytes, n, __ATOMIC_RELAXED);
+			}
+		}
 
 		pthread_mutex_lock(&z->lock);
 		z->busy = false;
@@ -110,8 +132,8 @@ static void zero_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 	}
 }
 
-int zeroer_new(struct ev_loop *loop, int fd, uint64_t size, zero_done_fn done, void *userdata,
-	       struct zeroer **ret)
+int zeroer_new(struct ev_loop *loop, struct backend *slices, int fd, uint64_t size,
+	       zero_done_fn done, void *userdata, struct zeroer **ret)
 {
 	struct zeroer *z = calloc(1, sizeof(*z));
 	int r;
@@ -126,6 +148,9 @@ int zeroer_new(struct ev_loop *loop, int fd, uint64_t size, zero_done_fn done, v
 	STAILQ_INIT(&z->finished);
 	pthread_mutex_init(&z->lock, NULL);
 	pthread_cond_init(&z->cond, NULL);
+	z->slices = slices;
+	if (slices)
+		goto start;
 
 	r = pmem2_config_new(&z->cfg);
 	if (r == 0)
@@ -152,6 +177,7 @@ int zeroer_new(struct ev_loop *loop, int fd, uint64_t size, zero_done_fn done, v
 	if (r)
 		z->memset_flags |= PMEM2_F_MEM_NOFLUSH;
 
+start:
 	ev_async_init(&z->async, zero_async_cb);
 	z->async.data = z;
 	ev_async_start(loop, &z->async);
@@ -231,6 +257,8 @@ int zeroer_zero_now(struct zeroer *z, uint64_t offset, uint64_t length)
 {
 	if (offset > z->size || length > z->size - offset)
 		return -EINVAL;
+	if (z->slices)
+		return scrub_object(z, offset, length);
 	z->memset_fn(z->base + offset, 0, length, z->memset_flags);
 	__atomic_add_fetch(&z->done_bytes, length, __ATOMIC_RELAXED);
 	return 0;

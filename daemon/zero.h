@@ -15,15 +15,20 @@ struct zeroer;
 
 typedef void (*zero_done_fn)(void *userdata, uint64_t cookie, int status);
 
-/* Maps fd (size bytes) through libpmem2 and starts the worker. done is called on the loop thread. */
-int zeroer_new(struct ev_loop *loop, int fd, uint64_t size, zero_done_fn done, void *userdata,
-	       struct zeroer **ret);
+struct backend;
+/* Starts the worker. With slices (a backend in BACKEND_ISOLATION_SLICE mode) each extent's
+ * object is scrubbed and destroyed through the backend (backend_slice_scrub/destroy); with
+ * NULL, fd (size bytes) is mapped through libpmem2 and extents are zeroed in place. done is
+ * called on the loop thread. */
+int zeroer_new(struct ev_loop *loop, struct backend *slices, int fd, uint64_t size,
+	       zero_done_fn done, void *userdata, struct zeroer **ret);
 /* Stops the worker after the extents already queued (their completions are dropped) and unmaps. */
 void zeroer_delete(struct zeroer **z);
 /* Queues [offset, offset+length); done() later gets cookie. Returns 0 or -ENOMEM / -EINVAL
  * (outside the mapping). */
 int zeroer_submit(struct zeroer *z, uint64_t offset, uint64_t length, uint64_t cookie);
-/* Zeroes and persists [offset, offset+length) on the calling thread, now. For small extents a
+/* Zeroes and persists [offset, offset+length) (slices: scrubs and destroys its object) on the
+ * calling thread, now. For small extents a
  * hand-off to the worker (queue, futex, eventfd, completion) costs far more than the memset. */
 int zeroer_zero_now(struct zeroer *z, uint64_t offset, uint64_t length);
 /* Extents up to this size are zeroed on the loop thread (zeroer_zero_now). */

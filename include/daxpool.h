@@ -204,7 +204,23 @@ DAXPOOL_EXPORT int daxpool_free(struct daxpool *dp, struct daxpool_slice **slice
 
 /* Slice properties. The fd is owned by the slice (valid until daxpool_close/daxpool_free). */
 DAXPOOL_EXPORT int daxpool_slice_get_fd(const struct daxpool_slice *s);
-DAXPOOL_EXPORT uint64_t daxpool_slice_get_offset(const struct daxpool_slice *s); /* mmap offset */
+/* The mmap offset of the slice's first byte in its fd (0 where the fd is the slice's own object). */
+DAXPOOL_EXPORT uint64_t daxpool_slice_get_offset(const struct daxpool_slice *s);
+/* Where the slice lies in the pool (its place in the device's address space): for display and
+ * for comparing slices, not for mmap. */
+DAXPOOL_EXPORT uint64_t daxpool_slice_get_pool_offset(const struct daxpool_slice *s);
+/* The kernel object the fd is of ("dax0.3", "POOLFILE.slices/OFFSET", the device's name). */
+DAXPOOL_EXPORT const char *daxpool_slice_get_object(const struct daxpool_slice *s);
+/*
+ * How the fd confines its holder (docs/SECURITY.md):
+ *   DAXPOOL_ISOLATION_SLICE  - the fd reaches this slice only; mapping beyond it fails (SIGBUS);
+ *   DAXPOOL_ISOLATION_OWNER  - the fd is the whole device, which serves only this slice's owner;
+ *   DAXPOOL_ISOLATION_SHARED - the whole device, shared by every owner (an operator's choice).
+ */
+#define DAXPOOL_ISOLATION_SLICE 1
+#define DAXPOOL_ISOLATION_OWNER 2
+#define DAXPOOL_ISOLATION_SHARED 3
+DAXPOOL_EXPORT int daxpool_slice_get_isolation(const struct daxpool_slice *s);
 DAXPOOL_EXPORT uint64_t daxpool_slice_get_length(const struct daxpool_slice *s);
 DAXPOOL_EXPORT uint64_t daxpool_slice_get_alignment(const struct daxpool_slice *s);
 DAXPOOL_EXPORT const char *daxpool_slice_get_name(const struct daxpool_slice *s); /* "" if anonymous */
@@ -348,6 +364,8 @@ struct daxpool_slice_info {
 	gid_t gid;
 	unsigned mode;
 	int anonymous;
+	char object[32]; /* the kernel object a grant of it passes (daxpool_slice_get_object) */
+	int isolation;	 /* DAXPOOL_ISOLATION_* */
 };
 
 /*

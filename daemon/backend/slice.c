@@ -58,7 +58,9 @@ int backend_slice_create(struct backend *b, uint64_t offset, uint64_t length, ui
 
 	if (r < 0 || !sliced(b))
 		return r;
-	if (align < b->alignment || offset % align || length % align)
+	if (align < b->alignment)
+		align = b->alignment; /* the record keeps what was asked; the device's is larger */
+	if (offset % align || length % align)
 		return backend_err(-EINVAL, "slice %" PRIu64 "+%" PRIu64 " is not aligned to %" PRIu64,
 				   offset, length, align);
 	return b->slice_ops->create(b, offset, length, align);

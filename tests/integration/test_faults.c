@@ -155,7 +155,7 @@ static void wait_fds(pid_t pid, int want)
 static void send_frame(int fd, uint16_t type, uint32_t id, const uint8_t *payload, size_t len)
 {
 	uint8_t frame[DXP_MAX_FRAME];
-	size_t n = dxp_frame_encode(frame, 1, type, id, 0, payload, (uint32_t)len);
+	size_t n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, type, id, 0, payload, (uint32_t)len);
 
 	if (send(fd, frame, n, MSG_NOSIGNAL) != (ssize_t)n)
 		_exit(3);
@@ -164,7 +164,7 @@ static void send_frame(int fd, uint16_t type, uint32_t id, const uint8_t *payloa
 /* HELLO on a raw connection, reply read (used in forked children: failures exit non-zero). */
 static int raw_hello(const char *socket_path)
 {
-	struct dxp_hello_request req = { .min_version = 1, .max_version = 1 };
+	struct dxp_hello_request req = { .min_version = DXP_PROTOCOL_VERSION_MAX, .max_version = DXP_PROTOCOL_VERSION_MAX };
 	uint8_t payload[DXP_HELLO_REQUEST_SIZE], buf[DXP_MAX_FRAME];
 	int fd = raw_connect(socket_path);
 
@@ -230,7 +230,7 @@ static void client_until(enum step step, int report)
 
 		fd = raw_hello(daemon_.socket);
 		len = alloc_payload(payload, "fault-half", 4096);
-		dxp_frame_encode(frame, 1, DXP_MSG_ALLOC, 2, 0, payload, (uint32_t)len);
+		dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_ALLOC, 2, 0, payload, (uint32_t)len);
 		if (send(fd, frame, DXP_HEADER_SIZE + len / 2, MSG_NOSIGNAL) < 0)
 			_exit(3);
 		break;
@@ -248,7 +248,7 @@ static void client_until(enum step step, int report)
 		len = alloc_payload(payload, NULL, 4096);
 		for (uint32_t i = 0; i < 100000; i++) {
 			uint8_t frame[DXP_MAX_FRAME];
-			size_t fl = dxp_frame_encode(frame, 1, DXP_MSG_ALLOC, 10 + i, 0, payload, (uint32_t)len);
+			size_t fl = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_ALLOC, 10 + i, 0, payload, (uint32_t)len);
 
 			if (send(fd, frame, fl, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 				break;
@@ -441,12 +441,12 @@ static void test_rlimit_nofile(void **state)
 	waiting = raw_connect(d->socket);
 	assert_true(waiting >= 0);
 	{
-		struct dxp_hello_request req = { .min_version = 1, .max_version = 1 };
+		struct dxp_hello_request req = { .min_version = DXP_PROTOCOL_VERSION_MAX, .max_version = DXP_PROTOCOL_VERSION_MAX };
 		uint8_t hp[DXP_HELLO_REQUEST_SIZE], frame[64];
 		size_t fl;
 
 		dxp_hello_request_encode(&req, hp);
-		fl = dxp_frame_encode(frame, 1, DXP_MSG_HELLO, 1, 0, hp, sizeof(hp));
+		fl = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_HELLO, 1, 0, hp, sizeof(hp));
 		assert_int_equal(send(waiting, frame, fl, 0), (ssize_t)fl);
 	}
 	pfd = (struct pollfd){ .fd = waiting, .events = POLLIN };

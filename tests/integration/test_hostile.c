@@ -74,7 +74,7 @@ static void send_all(int fd, const void *buf, size_t len)
 static int raw_hello(void)
 {
 	uint8_t frame[64], payload[DXP_HELLO_REQUEST_SIZE];
-	struct dxp_hello_request req = { .min_version = 1, .max_version = 1 };
+	struct dxp_hello_request req = { .min_version = DXP_PROTOCOL_VERSION_MAX, .max_version = DXP_PROTOCOL_VERSION_MAX };
 	uint8_t buf[DXP_MAX_FRAME];
 	struct dxp_header h;
 	int fd = raw_connect(daemon_.socket);
@@ -82,7 +82,7 @@ static int raw_hello(void)
 
 	assert_true(fd >= 0);
 	dxp_hello_request_encode(&req, payload);
-	n = dxp_frame_encode(frame, 1, DXP_MSG_HELLO, 1, 0, payload, sizeof(payload));
+	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_HELLO, 1, 0, payload, sizeof(payload));
 	send_all(fd, frame, n);
 	ssize_t r = recv_reply(fd, buf, sizeof(buf));
 	assert_true(r > 0);
@@ -110,7 +110,7 @@ static void test_garbage(void **state)
 static void test_truncated_frames(void **state)
 {
 	uint8_t frame[64], payload[8] = { 0 };
-	size_t n = dxp_frame_encode(frame, 1, DXP_MSG_PING, 2, 0, payload, sizeof(payload));
+	size_t n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_PING, 2, 0, payload, sizeof(payload));
 
 	/* Every truncation of a valid PING, each on a fresh negotiated connection. */
 	for (size_t len = 1; len < n; len++) {
@@ -136,7 +136,7 @@ static void test_length_lies(void **state)
 {
 	int fd = raw_hello();
 	uint8_t frame[64], payload[8] = { 0 };
-	size_t n = dxp_frame_encode(frame, 1, DXP_MSG_PING, 3, 0, payload, sizeof(payload));
+	size_t n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_PING, 3, 0, payload, sizeof(payload));
 
 	put_le32(frame + 12, 0xfffffff0u);
 	send_all(fd, frame, n);
@@ -145,7 +145,7 @@ static void test_length_lies(void **state)
 	send_all(fd, frame, n);
 	expect_error(fd, -EBADMSG);
 	/* Honest header, but a PING payload of the wrong size. */
-	n = dxp_frame_encode(frame, 1, DXP_MSG_PING, 4, 0, payload, 7);
+	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_PING, 4, 0, payload, 7);
 	send_all(fd, frame, n);
 	expect_error(fd, -EBADMSG);
 	close(fd);
@@ -159,7 +159,7 @@ static void test_oversized_frame(void **state)
 	uint8_t *big = calloc(1, len);
 
 	assert_non_null(big);
-	dxp_frame_encode(big, 1, DXP_MSG_PING, 5, 0, NULL, 0);
+	dxp_frame_encode(big, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_PING, 5, 0, NULL, 0);
 	put_le32(big + 12, (uint32_t)(len - DXP_HEADER_SIZE));
 	int sndbuf = (int)len * 2;
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
@@ -174,32 +174,32 @@ static void test_protocol_order(void **state)
 {
 	int fd = raw_connect(daemon_.socket);
 	uint8_t frame[64], payload[DXP_HELLO_REQUEST_SIZE];
-	struct dxp_hello_request req = { .min_version = 2, .max_version = 9 };
+	struct dxp_hello_request req = { .min_version = DXP_PROTOCOL_VERSION_MAX + 1, .max_version = 9 };
 	size_t n;
 
 	assert_true(fd >= 0);
-	n = dxp_frame_encode(frame, 1, DXP_MSG_STATUS, 1, 0, NULL, 0); /* before HELLO */
+	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_STATUS, 1, 0, NULL, 0); /* before HELLO */
 	send_all(fd, frame, n);
 	expect_error(fd, -EPROTO);
 	dxp_hello_request_encode(&req, payload); /* versions we do not speak */
-	n = dxp_frame_encode(frame, 1, DXP_MSG_HELLO, 2, 0, payload, sizeof(payload));
+	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_HELLO, 2, 0, payload, sizeof(payload));
 	send_all(fd, frame, n);
 	expect_error(fd, -EPROTONOSUPPORT);
 	close(fd);
 
 	fd = raw_hello();
-	n = dxp_frame_encode(frame, 1, 0x1234, 3, 0, NULL, 0); /* unknown request type */
+	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, 0x1234, 3, 0, NULL, 0); /* unknown request type */
 	send_all(fd, frame, n);
 	expect_error(fd, -EOPNOTSUPP);
-	n = dxp_frame_encode(frame, 1, DXP_MSG_PING | DXP_REPLY_BIT, 4, 0, NULL, 0); /* a "reply" */
+	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_PING | DXP_REPLY_BIT, 4, 0, NULL, 0); /* a "reply" */
 	send_all(fd, frame, n);
 	expect_error(fd, -EBADMSG);
 	n = dxp_frame_encode(frame, 7, DXP_MSG_STATUS, 5, 0, NULL, 0); /* wrong frame version */
 	send_all(fd, frame, n);
 	expect_error(fd, -EPROTO);
-	req.min_version = req.max_version = 1; /* a second HELLO */
+	req.min_version = req.max_version = DXP_PROTOCOL_VERSION_MAX; /* a second HELLO */
 	dxp_hello_request_encode(&req, payload);
-	n = dxp_frame_encode(frame, 1, DXP_MSG_HELLO, 6, 0, payload, sizeof(payload));
+	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_HELLO, 6, 0, payload, sizeof(payload));
 	send_all(fd, frame, n);
 	expect_error(fd, -EPROTO);
 	close(fd);
@@ -232,7 +232,7 @@ static void test_client_never_reads(void **state)
 {
 	int fd = raw_hello();
 	uint8_t frame[64], payload[8] = { 0 };
-	size_t n = dxp_frame_encode(frame, 1, DXP_MSG_PING, 9, 0, payload, sizeof(payload));
+	size_t n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_PING, 9, 0, payload, sizeof(payload));
 	int sent = 0;
 
 	/* Flood PINGs without reading a single reply until our socket buffer is full. */

@@ -333,7 +333,7 @@ static void test_idle_and_stuck_clients_time_out(void **state)
 	char dir[] = "/tmp/daxpool-timeouts-XXXXXX", config[128];
 	const char *args[] = { "--config", config, NULL };
 	uint8_t frame[64], payload[DXP_HELLO_REQUEST_SIZE];
-	struct dxp_hello_request req = { .min_version = 1, .max_version = 1 };
+	struct dxp_hello_request req = { .min_version = DXP_PROTOCOL_VERSION_MAX, .max_version = DXP_PROTOCOL_VERSION_MAX };
 	struct test_daemon d;
 	int idle, stuck, sent = 0;
 	size_t n;
@@ -347,11 +347,11 @@ static void test_idle_and_stuck_clients_time_out(void **state)
 	stuck = raw_connect(d.socket);
 	assert_true(idle >= 0 && stuck >= 0);
 	dxp_hello_request_encode(&req, payload);
-	n = dxp_frame_encode(frame, 1, DXP_MSG_HELLO, 1, 0, payload, sizeof(payload));
+	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_HELLO, 1, 0, payload, sizeof(payload));
 	assert_int_equal(send(idle, frame, n, 0), (ssize_t)n);
 	/* The stuck client pipelines PINGs and never reads a reply. */
 	assert_int_equal(send(stuck, frame, n, 0), (ssize_t)n);
-	n = dxp_frame_encode(frame, 1, DXP_MSG_PING, 2, 0, "12345678", 8);
+	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_PING, 2, 0, "12345678", 8);
 	while (send(stuck, frame, n, MSG_DONTWAIT) > 0 && sent < 100000)
 		sent++;
 	assert_true(closed_by_daemon(idle, 5000));

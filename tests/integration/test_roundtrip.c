@@ -7,6 +7,7 @@
 
 #include "daxpool.h"
 #include "harness.h"
+#include "protocol.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -42,7 +43,7 @@ static void test_connect_ping_status(void **state)
 
 	assert_int_equal(daxpool_connect(daemon_.socket, &dp), 0);
 	assert_non_null(dp);
-	assert_int_equal(daxpool_protocol_version(dp), 1);
+	assert_int_equal(daxpool_protocol_version(dp), DXP_PROTOCOL_VERSION_MAX);
 	assert_string_equal(daxpool_daemon_version(dp), daxpool_version());
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(daxpool_ping(dp), 0);
@@ -50,7 +51,7 @@ static void test_connect_ping_status(void **state)
 	assert_int_equal(daxpool_status(dp, &st), 0);
 	assert_int_equal(daxpool_status_get_pid(st), daemon_.pid);
 	assert_string_equal(daxpool_status_get_version(st), daxpool_version());
-	assert_int_equal(daxpool_status_get_protocol_version(st), 1);
+	assert_int_equal(daxpool_status_get_protocol_version(st), DXP_PROTOCOL_VERSION_MAX);
 	assert_int_equal(daxpool_status_get_clients(st), 1);
 	assert_true(daxpool_status_get_uptime_ns(st) > 0);
 	assert_true(daxpool_status_get_uptime_ns(st) < 600ull * 1000000000ull);
@@ -227,7 +228,7 @@ static void test_ctl_status_json(void **state)
 	assert_true(json_object_object_get_ex(obj, "version", &v));
 	assert_string_equal(json_object_get_string(v), daxpool_version());
 	assert_true(json_object_object_get_ex(obj, "protocol_version", &v));
-	assert_int_equal(json_object_get_int(v), 1);
+	assert_int_equal(json_object_get_int(v), DXP_PROTOCOL_VERSION_MAX);
 	assert_true(json_object_object_get_ex(obj, "pid", &v));
 	assert_int_equal(json_object_get_int(v), daemon_.pid);
 	assert_true(json_object_object_get_ex(obj, "uptime_ns", &v));
@@ -246,7 +247,7 @@ static void test_ctl_status_human(void **state)
 	assert_non_null(strstr(out, "daemon version:"));
 	snprintf(pidline, sizeof(pidline), "pid:               %d\n", (int)daemon_.pid);
 	assert_non_null(strstr(out, pidline));
-	assert_non_null(strstr(out, "protocol version:  1\n"));
+	assert_non_null(strstr(out, "protocol version:  2\n"));
 }
 
 static void test_ctl_errors(void **state)

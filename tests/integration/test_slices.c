@@ -721,7 +721,7 @@ static void test_unexpected_fds_closed(void **state)
 			      .msg_controllen = sizeof(control.b) };
 	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
 
-	dxp_frame_encode(frame, 1, DXP_MSG_STATUS, 1, 0, NULL, 0);
+	dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, DXP_MSG_STATUS, 1, 0, NULL, 0);
 	cm->cmsg_level = SOL_SOCKET;
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));

@@ -109,8 +109,9 @@ static void test_negotiation(void **state)
 {
 	uint16_t v = 0;
 
-	assert_int_equal(dxp_negotiate_version(1, 1, &v), 0);
-	assert_int_equal(v, 1);
+	assert_int_equal(dxp_negotiate_version(1, 1, &v), -EPROTONOSUPPORT); /* version 1 is retired */
+	assert_int_equal(dxp_negotiate_version(2, 2, &v), 0);
+	assert_int_equal(v, 2);
 	assert_int_equal(dxp_negotiate_version(1, 9, &v), 0);
 	assert_int_equal(v, DXP_PROTOCOL_VERSION_MAX);
 	assert_int_equal(dxp_negotiate_version(DXP_PROTOCOL_VERSION_MAX + 1, 9, &v), -EPROTONOSUPPORT);
@@ -237,18 +238,38 @@ static void test_slice_codecs(void **state)
 {
 	struct dxp_slice sl = { .handle = 7, .offset = 2 << 20, .length = 4 << 20, .align = 2 << 20,
 				.device_size = 64 << 20, .uid = 1000, .gid = 100, .mode = 0640,
-				.flags = DXP_SLICE_WRITABLE, .properties = DXP_PROP_MAP_SYNC, .backend = 1 }, out;
+				.flags = DXP_SLICE_WRITABLE, .properties = DXP_PROP_MAP_SYNC, .backend = 1,
+				.map_offset = 0, .isolation = DXP_ISOLATION_SLICE }, out;
 	struct dxp_alloc_request al = { .size = 5, .align = 4096, .flags = 1, .mode = 0600,
 					.owner_uid = DXP_OWNER_CALLER, .owner_gid = 5 }, al2;
 	uint8_t buf[512];
 	size_t n, used;
 
 	strcpy(sl.name, "db-log");
+	strcpy(sl.object, "dax0.7");
 	n = dxp_slice_encode(&sl, buf);
+	assert_int_equal(n, 112 + 6); /* docs/PROTOCOL.md: SLICE is 112 bytes + name */
 	assert_int_equal(dxp_slice_decode(buf, n, &out, &used), 0);
 	assert_int_equal(used, n);
-	assert_memory_equal(&out, &sl, offsetof(struct dxp_slice, name));
+	assert_memory_equal(&out, &sl, offsetof(struct dxp_slice, object));
+	assert_string_equal(out.object, "dax0.7");
+	assert_int_equal(out.map_offset, 0);
+	assert_int_equal(out.isolation, DXP_ISOLATION_SLICE);
 	assert_string_equal(out.name, "db-log");
+	/* Layout of the version 2 fields. */
+	assert_int_equal(get_le16(buf + 66), DXP_ISOLATION_SLICE);
+	assert_int_equal(get_le64(buf + 72), 0);
+	assert_memory_equal(buf + 80, "dax0.7\0", 7);
+	buf[66] = 9; /* unknown isolation */
+	assert_int_equal(dxp_slice_decode(buf, n, &out, &used), -EBADMSG);
+	buf[66] = DXP_ISOLATION_SLICE;
+	buf[90] = 'x'; /* garbage after the object's NUL */
+	assert_int_equal(dxp_slice_decode(buf, n, &out, &used), -EBADMSG);
+	buf[90] = 0;
+	put_le64(buf + 72, UINT64_MAX - 1); /* mapping range wraps */
+	assert_int_equal(dxp_slice_decode(buf, n, &out, &used), -EBADMSG);
+	put_le64(buf + 72, 0);
+	assert_int_equal(dxp_slice_decode(buf, n, &out, &used), 0);
 	assert_int_equal(dxp_slice_decode(buf, n - 1, &out, &used), -EBADMSG);
 	put_le64(buf + 32, (6 << 20) - 1); /* device smaller than offset + length */
 	assert_int_equal(dxp_slice_decode(buf, n, &out, &used), -EBADMSG);

@@ -46,7 +46,7 @@ static void test_2m_pool_faults_restart(void **state)
 {
 	char path[400];
 	snprintf(path, sizeof(path), "%s/pool", mnt2m);
-	struct backend_config cfg = {.kind = BACKEND_EMULATED, .file_path = path,
+	struct backend_config cfg = {.kind = BACKEND_EMULATED, .isolation = BACKEND_ISOLATION_SHARED, .file_path = path,
 				     .size = 128 * MiB, .page_size = 2 * MiB, .create = true};
 	struct backend *b = NULL;
 	struct pool *pool = NULL;
@@ -119,7 +119,7 @@ static void test_2m_enospc(void **state)
 	char path[400];
 	long nfree = hugepages_read(2 * MiB, "free_hugepages");
 	snprintf(path, sizeof(path), "%s/toobig", mnt2m);
-	struct backend_config cfg = {.kind = BACKEND_EMULATED, .file_path = path,
+	struct backend_config cfg = {.kind = BACKEND_EMULATED, .isolation = BACKEND_ISOLATION_SHARED, .file_path = path,
 				     .size = (uint64_t)(nfree + 8) * 2 * MiB,
 				     .page_size = 2 * MiB, .create = true};
 	struct backend *b = NULL;
@@ -138,7 +138,7 @@ static void test_wrong_mount(void **state)
 	char path[400];
 	struct backend *b = NULL;
 	snprintf(path, sizeof(path), "%s/wrong", mnt2m);
-	struct backend_config cfg = {.kind = BACKEND_EMULATED, .file_path = path,
+	struct backend_config cfg = {.kind = BACKEND_EMULATED, .isolation = BACKEND_ISOLATION_SHARED, .file_path = path,
 				     .size = 2 * GiB, .page_size = GiB, .create = true};
 
 	assert_int_equal(backend_open(&cfg, &b), -EINVAL);
@@ -175,7 +175,7 @@ static void test_1g(void **state)
 	/* One page: the backend and the fault size. A pool needs two (its metadata takes the
 	 * first 1G-aligned unit), tested when the kernel granted them. */
 	snprintf(path, sizeof(path), "%s/one", mnt1g);
-	struct backend_config cfg = {.kind = BACKEND_EMULATED, .file_path = path, .size = GiB,
+	struct backend_config cfg = {.kind = BACKEND_EMULATED, .isolation = BACKEND_ISOLATION_SHARED, .file_path = path, .size = GiB,
 				     .page_size = GiB, .create = true};
 	assert_int_equal(backend_open(&cfg, &b), 0);
 	assert_int_equal(backend_alignment(b), GiB);

@@ -1,0 +1,378 @@
+/*
+ * Isolation, attacked: a tenant running as another uid (65534) than the victim (root) does
+ * everything it can with the descriptor it was granted — maps it at offset 0, at the victim's
+ * offset, at the pool's metadata, past its end, grows the mapping with mremap, grows the file
+ * with ftruncate, reopens it through /proc/self/fd — and searches every byte it can read for
+ * the victim's pattern. On the default isolation ("slice") nothing of the victim's is readable
+ * and every access beyond the slice faults. The same attack against a daemon started with
+ * --isolation shared is the control: there it finds the victim's bytes, which shows that the
+ * attack would fail the test on a daemon that passes the device.
+ *
+ * Root only (it must switch uid); exit 77 with the reason otherwise.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "daxpool.h"
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MiB (1024ull * 1024)
+#define POOL_BYTES (64 * MiB)
+#define NOBODY 65534
+#define VICTIM_BYTE 0xa5
+#define TENANT_BYTE 0x3c
+
+/* What the attacker saw; written to a pipe for the parent to assert on. */
+struct attack_report {
+	int connect_r, alloc_r, isolation;
+	uint64_t readable_bytes;  /* bytes it could read through any mapping it made */
+	uint64_t victim_bytes;	  /* of those, bytes equal to the victim's pattern at a victim page */
+	uint64_t nonzero_foreign; /* readable bytes outside its slice that are not zero */
+	int faults;		  /* probes that faulted (SIGBUS/SIGSEGV) */
+	int mmaps_refused;	  /* mmap calls refused outright */
+	int reopen_rw_r, reopen_ro_r; /* open("/proc/self/fd/N") results (fd or -errno) */
+	int mremap_r;		  /* 0 when mremap grew the mapping */
+	int ftruncate_r;
+	int ro_write_map_r;	  /* PROT_WRITE mapping of a read-only OPEN: -errno expected */
+	int ro_reopen_rw_r;	  /* reopen of the read-only fd for writing */
+};
+
+static sigjmp_buf probe_jmp;
+static volatile sig_atomic_t probing;
+
+static void on_fault(int sig)
+{
+	(void)sig;
+	if (probing)
+		siglongjmp(probe_jmp, 1);
+	_exit(99);
+}
+
+/* Reads [p, p + len) page by page; counts readable bytes, victim pattern pages and faults. */
+static void probe(struct attack_report *rep, const volatile uint8_t *p, size_t len, bool own_first_page)
+{
+	for (volatile size_t off = 0; off < len; off += 4096) {
+		if (sigsetjmp(probe_jmp, 1)) {
+			probing = 0;
+			rep->faults++;
+			continue;
+		}
+		probing = 1;
+		uint64_t victim = 0, nonzero = 0;
+		for (size_t i = 0; i < 4096; i++) {
+			uint8_t b = p[off + i];
+
+			victim += b == VICTIM_BYTE;
+			nonzero += b != 0;
+		}
+		probing = 0;
+		rep->readable_bytes += 4096;
+		if (victim == 4096)
+			rep->victim_bytes += 4096;
+		if (!(own_first_page && off == 0))
+			rep->nonzero_foreign += nonzero;
+	}
+}
+
+static void try_map(struct attack_report *rep, int fd, uint64_t offset, size_t len, bool own)
+{
+	void *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, (off_t)offset);
+
+	if (p == MAP_FAILED) {
+		rep->mmaps_refused++;
+		return;
+	}
+	probe(rep, p, len, own);
+	munmap(p, len);
+}
+
+static int open_fd_path(int fd, int flags)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	int r = open(path, flags | O_CLOEXEC);
+	if (r < 0)
+		return -errno;
+	close(r);
+	return 0;
+}
+
+/* The attacker: another uid, one anonymous 4 KiB slice, then everything above. */
+static void attack(const char *sock, uint64_t victim_off, uint64_t victim_len, int out)
+{
+	struct attack_report rep = { 0 };
+	struct daxpool *dp = NULL;
+	struct daxpool_slice *s = NULL, *ro = NULL;
+	struct sigaction sa = { .sa_handler = on_fault };
+
+	sigaction(SIGBUS, &sa, NULL);
+	sigaction(SIGSEGV, &sa, NULL);
+	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+		_exit(98);
+	rep.connect_r = daxpool_connect(sock, &dp);
+	if (rep.connect_r == 0)
+		rep.alloc_r = daxpool_alloc(dp, NULL, 4096, DAXPOOL_ALIGN_4K, 0600, DAXPOOL_ANONYMOUS, &s);
+	if (rep.connect_r == 0 && rep.alloc_r == 0) {
+		int fd = daxpool_slice_get_fd(s);
+		uint64_t mine = daxpool_slice_get_offset(s);
+		uint8_t *own;
+
+		rep.isolation = daxpool_slice_get_isolation(s);
+		/* Its own page, written so its pattern is not mistaken for anyone's. */
+		if (daxpool_map(s, 0, (void **)&own) == 0) {
+			memset(own, TENANT_BYTE, 4096);
+			daxpool_unmap(s);
+		}
+		try_map(&rep, fd, 0, POOL_BYTES, mine == 0);	     /* the whole fd from offset 0 */
+		try_map(&rep, fd, victim_off, victim_len, false);    /* the victim's pool offset */
+		try_map(&rep, fd, 4096, 64 * 1024, false);	     /* the pool's metadata / past end */
+		try_map(&rep, fd, mine + 4096, 64 * 1024, false);    /* just past its own slice */
+
+		/* Grow its own mapping with mremap and read what lies beyond. */
+		void *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, (off_t)mine);
+		if (p != MAP_FAILED) {
+			void *q = mremap(p, 4096, victim_off + victim_len + 4096, MREMAP_MAYMOVE);
+
+			rep.mremap_r = q == MAP_FAILED ? -errno : 0;
+			if (q != MAP_FAILED) {
+				probe(&rep, q, victim_off + victim_len + 4096, true);
+				munmap(q, victim_off + victim_len + 4096);
+			} else {
+				munmap(p, 4096);
+			}
+		}
+		/* Reopen the descriptor by path: a new open is checked against the object's
+		 * permissions, not inherited from the fd. */
+		rep.reopen_rw_r = open_fd_path(fd, O_RDWR);
+		rep.reopen_ro_r = open_fd_path(fd, O_RDONLY);
+		/* Grow the file itself and read the new part: zero pages of its own, never others'. */
+		if (rep.isolation == DAXPOOL_ISOLATION_SLICE) {
+			/* (On a shared device this would cut the pool itself short.) */
+			rep.ftruncate_r = ftruncate(fd, (off_t)(victim_off + victim_len)) < 0 ? -errno : 0;
+			try_map(&rep, fd, 0, victim_off + victim_len, mine == 0);
+		}
+
+		/* A read-only OPEN of a slice shared with others (mode 0644): no write mapping and
+		 * no writable reopen. */
+		if (daxpool_open(dp, "shared-ro", 0, &ro) == 0) {
+			int rfd = daxpool_slice_get_fd(ro);
+			void *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, rfd,
+				       (off_t)daxpool_slice_get_offset(ro));
+
+			rep.ro_write_map_r = w == MAP_FAILED ? -errno : 0;
+			if (w != MAP_FAILED)
+				munmap(w, 4096);
+			rep.ro_reopen_rw_r = open_fd_path(rfd, O_RDWR);
+			daxpool_close(dp, &ro);
+		} else {
+			rep.ro_write_map_r = rep.ro_reopen_rw_r = 1; /* "could not even open" */
+		}
+		daxpool_free(dp, &s);
+	}
+	daxpool_disconnect(&dp);
+	if (write(out, &rep, sizeof(rep)) != (ssize_t)sizeof(rep))
+		_exit(97);
+	_exit(0);
+}
+
+struct victim {
+	struct test_daemon d;
+	struct daxpool *dp;
+	struct daxpool_slice *secret, *shared;
+};
+
+static void victim_setup(struct victim *v, const char *isolation)
+{
+	char pool[128];
+	const char *args[] = { "--emulate", pool, "--size", "64M", "--page", "4K", "--format-if-empty",
+			       "--isolation", isolation, NULL };
+	uint8_t *p;
+
+	memset(v, 0, sizeof(*v));
+	snprintf(pool, sizeof(pool), "/tmp/daxpool-iso-%d-%s", (int)getpid(), isolation);
+	unlink(pool);
+	assert_int_equal(test_daemon_start(&v->d, args), 0);
+	/* Any uid may reach the socket: the attacker is a tenant, not an outsider. */
+	assert_int_equal(chmod(v->d.dir, 0755), 0);
+	assert_int_equal(chmod(v->d.socket, 0666), 0);
+	assert_int_equal(daxpool_connect(v->d.socket, &v->dp), 0);
+	/* A named 1 MiB secret, mode 0600, full of the victim's pattern. */
+	assert_int_equal(daxpool_alloc(v->dp, "secret", MiB, DAXPOOL_ALIGN_4K, 0600, 0, &v->secret), 0);
+	assert_int_equal(daxpool_map(v->secret, 0, (void **)&p), 0);
+	memset(p, VICTIM_BYTE, MiB);
+	daxpool_unmap(v->secret);
+	/* A slice others may read. */
+	assert_int_equal(daxpool_alloc(v->dp, "shared-ro", 4096, DAXPOOL_ALIGN_4K, 0644, 0, &v->shared), 0);
+	assert_int_equal(daxpool_map(v->shared, 0, (void **)&p), 0);
+	memset(p, 0x11, 4096);
+	daxpool_unmap(v->shared);
+}
+
+static void victim_teardown(struct victim *v, const char *isolation)
+{
+	char cmd[160];
+
+	daxpool_close(v->dp, &v->secret);
+	daxpool_close(v->dp, &v->shared);
+	daxpool_disconnect(&v->dp);
+	assert_int_equal(test_daemon_stop(&v->d, SIGTERM), 0);
+	test_daemon_cleanup(&v->d);
+	snprintf(cmd, sizeof(cmd), "rm -rf /tmp/daxpool-iso-%d-%s /tmp/daxpool-iso-%d-%s.slices",
+		 (int)getpid(), isolation, (int)getpid(), isolation);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void run_attack(struct victim *v, struct attack_report *rep)
+{
+	int fds[2], status;
+	pid_t pid;
+
+	assert_int_equal(pipe(fds), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		attack(v->d.socket, daxpool_slice_get_pool_offset(v->secret),
+		       daxpool_slice_get_length(v->secret), fds[1]);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], rep, sizeof(*rep)), (ssize_t)sizeof(*rep));
+	close(fds[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	print_message("isolation %d: readable %llu, victim %llu, foreign non-zero %llu, faults %d, "
+		      "mmaps refused %d, reopen rw %d ro %d, mremap %d, ftruncate %d, ro write map %d, "
+		      "ro reopen rw %d\n",
+		      rep->isolation, (unsigned long long)rep->readable_bytes,
+		      (unsigned long long)rep->victim_bytes, (unsigned long long)rep->nonzero_foreign,
+		      rep->faults, rep->mmaps_refused, rep->reopen_rw_r, rep->reopen_ro_r, rep->mremap_r,
+		      rep->ftruncate_r, rep->ro_write_map_r, rep->ro_reopen_rw_r);
+}
+
+static void test_slice_isolation_holds(void **state)
+{
+	struct victim v;
+	struct attack_report rep;
+
+	(void)state;
+	victim_setup(&v, "slice");
+	assert_int_equal(daxpool_slice_get_isolation(v.secret), DAXPOOL_ISOLATION_SLICE);
+	assert_int_equal(daxpool_slice_get_offset(v.secret), 0); /* its own object */
+	assert_non_null(strstr(daxpool_slice_get_object(v.secret), ".slices/"));
+	run_attack(&v, &rep);
+	assert_int_equal(rep.connect_r, 0);
+	assert_int_equal(rep.alloc_r, 0);
+	assert_int_equal(rep.isolation, DAXPOOL_ISOLATION_SLICE);
+	/* Not one byte of the victim's, nothing non-zero outside its own page. */
+	assert_int_equal(rep.victim_bytes, 0);
+	assert_int_equal(rep.nonzero_foreign, 0);
+	/* Every probe beyond its 4 KiB faulted, until it grew its own file (below). */
+	assert_true(rep.faults > 0);
+	/* Reopening through /proc is checked against the object's owner and mode. */
+	assert_int_equal(rep.reopen_rw_r, -EACCES);
+	assert_int_equal(rep.reopen_ro_r, -EACCES);
+	/* A read-only grant cannot be made writable. */
+	assert_int_equal(rep.ro_write_map_r, -EACCES);
+	assert_int_equal(rep.ro_reopen_rw_r, -EACCES);
+	/* And the victim's secret is intact. */
+	uint8_t *p;
+	assert_int_equal(daxpool_map(v.secret, 0, (void **)&p), 0);
+	for (size_t i = 0; i < MiB; i += 4093)
+		assert_int_equal(p[i], VICTIM_BYTE);
+	daxpool_unmap(v.secret);
+	victim_teardown(&v, "slice");
+}
+
+/* The control: the same attack on a daemon that passes the whole device finds the secret. */
+static void test_shared_control_leaks(void **state)
+{
+	struct victim v;
+	struct attack_report rep;
+
+	(void)state;
+	victim_setup(&v, "shared");
+	assert_int_equal(daxpool_slice_get_isolation(v.secret), DAXPOOL_ISOLATION_SHARED);
+	run_attack(&v, &rep);
+	assert_int_equal(rep.alloc_r, 0);
+	assert_int_equal(rep.isolation, DAXPOOL_ISOLATION_SHARED);
+	assert_true(rep.victim_bytes >= MiB);
+	assert_true(rep.nonzero_foreign > 0);
+	victim_teardown(&v, "shared");
+}
+
+/* A former tenant's bytes are never readable after free and re-grant. */
+static void test_regrant_is_zero(void **state)
+{
+	struct victim v;
+	struct daxpool_slice *a = NULL, *b = NULL;
+	uint8_t *p;
+
+	(void)state;
+	victim_setup(&v, "slice");
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(daxpool_alloc(v.dp, NULL, 2 * MiB, DAXPOOL_ALIGN_4K, 0600,
+					       DAXPOOL_ANONYMOUS, &a), 0);
+		uint64_t off = daxpool_slice_get_pool_offset(a);
+		assert_int_equal(daxpool_map(a, 0, (void **)&p), 0);
+		memset(p, 0x77, 2 * MiB);
+		daxpool_unmap(a);
+		assert_int_equal(daxpool_free(v.dp, &a), 0);
+		/* Take extents until the freed one comes back (it must once zeroed: the pool is
+		 * small); every one must read as zero, that one above all. */
+		struct daxpool_slice *held[40];
+		int n = 0;
+		bool found = false;
+		for (int tries = 0; tries < 400 && !found && n < 40; tries++) {
+			int r = daxpool_alloc(v.dp, NULL, 2 * MiB, DAXPOOL_ALIGN_4K, 0600,
+					      DAXPOOL_ANONYMOUS, &b);
+			if (r == -EAGAIN || r == -ENOSPC) { /* still being zeroed */
+				usleep(10000);
+				continue;
+			}
+			assert_int_equal(r, 0);
+			assert_int_equal(daxpool_map(b, 0, (void **)&p), 0);
+			for (size_t i = 0; i < 2 * MiB; i++)
+				if (p[i])
+					fail_msg("byte %zu of a granted extent is 0x%02x", i, p[i]);
+			daxpool_unmap(b);
+			found = daxpool_slice_get_pool_offset(b) == off;
+			held[n++] = b;
+		}
+		assert_true(found);
+		while (n > 0)
+			assert_int_equal(daxpool_free(v.dp, &held[--n]), 0);
+	}
+	victim_teardown(&v, "slice");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_slice_isolation_holds),
+		cmocka_unit_test(test_shared_control_leaks),
+		cmocka_unit_test(test_regrant_is_zero),
+	};
+
+	if (geteuid() != 0) {
+		printf("# skipped: the attacker runs as uid %d, which needs root to switch to\n", NOBODY);
+		return 77;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

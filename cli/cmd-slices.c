@@ -27,7 +27,7 @@ static const char *align_name(uint64_t align)
 /* The JSON object of one slice: the same fields for list, show and alloc (docs/CLI.md). */
 static struct json_object *slice_json(const char *name, int anonymous, uint64_t offset,
 				      uint64_t length, uint64_t align, uid_t uid, gid_t gid,
-				      unsigned mode)
+				      unsigned mode, const char *object, int isolation)
 {
 	struct json_object *o = json_object_new_object();
 	const char *user = ctl_user_name(uid), *group;
@@ -45,6 +45,8 @@ static struct json_object *slice_json(const char *name, int anonymous, uint64_t 
 	json_object_object_add(o, "group", group ? json_object_new_string(group) : NULL);
 	snprintf(m, sizeof(m), "%04o", mode);
 	json_object_object_add(o, "mode", json_object_new_string(m));
+	json_object_object_add(o, "object", json_object_new_string(object ? object : ""));
+	json_object_object_add(o, "isolation", json_object_new_string(ctl_isolation_name(isolation)));
 	return o;
 }
 
@@ -72,6 +74,7 @@ static void print_slice_fields(struct json_object *o)
 	snprintf(who, sizeof(who), "%s", jstr(o, "user") ? jstr(o, "user") : jstr(o, "uid"));
 	printf("%-8s %s:%s\n", "owner:", who, jstr(o, "group") ? jstr(o, "group") : jstr(o, "gid"));
 	printf("%-8s %s\n", "mode:", jstr(o, "mode"));
+	printf("%-8s %s (isolation %s)\n", "object:", jstr(o, "object"), jstr(o, "isolation"));
 }
 
 /* ---- alloc ------------------------------------------------------------------------------- */
@@ -143,9 +146,10 @@ int cmd_alloc(struct ctl *ctl, int argc, char **argv)
 		log_error("alloc %s: %s", name, daxpool_errormsg());
 		return CTL_EXIT_FAILURE;
 	}
-	obj = slice_json(daxpool_slice_get_name(s), 0, daxpool_slice_get_offset(s),
+	obj = slice_json(daxpool_slice_get_name(s), 0, daxpool_slice_get_pool_offset(s),
 			 daxpool_slice_get_length(s), daxpool_slice_get_alignment(s),
-			 daxpool_slice_get_uid(s), daxpool_slice_get_gid(s), daxpool_slice_get_mode(s));
+			 daxpool_slice_get_uid(s), daxpool_slice_get_gid(s), daxpool_slice_get_mode(s),
+			 daxpool_slice_get_object(s), daxpool_slice_get_isolation(s));
 	r = daxpool_close(dp, &s);
 	if (r < 0) {
 		/* The slice exists; only this process's hold on it could not be dropped. */
@@ -196,7 +200,7 @@ static int list_one(const struct daxpool_slice_info *info, void *userdata)
 		return 0;
 	json_object_array_add(a->array, slice_json(info->name, info->anonymous, info->offset,
 						   info->length, info->align, info->uid, info->gid,
-						   info->mode));
+						   info->mode, info->object, info->isolation));
 	return a->exact ? 1 : 0;
 }
 
@@ -244,17 +248,18 @@ int cmd_list(struct ctl *ctl, int argc, char **argv)
 		printf("no slices\n");
 		return CTL_EXIT_OK;
 	}
-	printf("%-24s %10s %5s %14s %-12s %-12s %4s\n", "NAME", "LENGTH", "ALIGN", "OFFSET", "USER",
-	       "GROUP", "MODE");
+	printf("%-24s %10s %5s %14s %-12s %-12s %4s %s\n", "NAME", "LENGTH", "ALIGN", "OFFSET", "USER",
+	       "GROUP", "MODE", "OBJECT");
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *o = json_object_array_get_idx(array, i);
 		char b[32];
 
-		printf("%-24s %10s %5s %#14" PRIx64 " %-12s %-12s %4s\n",
+		printf("%-24s %10s %5s %#14" PRIx64 " %-12s %-12s %4s %s\n",
 		       jstr(o, "name") ? jstr(o, "name") : "(anonymous)",
 		       ctl_format_bytes(ju64(o, "length"), b, sizeof(b)), jstr(o, "align"),
 		       ju64(o, "offset"), jstr(o, "user") ? jstr(o, "user") : jstr(o, "uid"),
-		       jstr(o, "group") ? jstr(o, "group") : jstr(o, "gid"), jstr(o, "mode"));
+		       jstr(o, "group") ? jstr(o, "group") : jstr(o, "gid"), jstr(o, "mode"),
+		       jstr(o, "object"));
 	}
 	return CTL_EXIT_OK;
 }
@@ -377,6 +382,7 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 	json_object_object_add(o, "uuid", json_object_new_string(uuid));
 	json_object_object_add(o, "backend", json_object_new_string(st.backend == 1 ? "devdax" :
 								   st.backend == 2 ? "emulated" : "unknown"));
+	json_object_object_add(o, "isolation", json_object_new_string(ctl_isolation_name(st.isolation)));
 	json_object_object_add(o, "pool_size", json_object_new_uint64(st.pool_size));
 	json_object_object_add(o, "data_size", json_object_new_uint64(st.data_size));
 	json_object_object_add(o, "device_align", json_object_new_uint64(st.device_align));
@@ -400,6 +406,7 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 		return CTL_EXIT_OK;
 	}
 	printf("%-22s %s (%s)\n", "pool:", jstr(o, "uuid"), jstr(o, "backend"));
+	printf("%-22s %s\n", "isolation:", jstr(o, "isolation"));
 	printf("%-22s %s (data %s, device alignment %s)\n", "size:",
 	       ctl_format_bytes(ju64(o, "pool_size"), b1, sizeof(b1)),
 	       ctl_format_bytes(ju64(o, "data_size"), b2, sizeof(b2)), align_name(ju64(o, "device_align")));

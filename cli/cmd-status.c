@@ -61,6 +61,11 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
 			       json_object_new_int64((int64_t)daxpool_status_get_start_time(st)));
 	json_object_object_add(obj, "clients", json_object_new_int((int)daxpool_status_get_clients(st)));
 	json_object_object_add(obj, "client_library_version", json_object_new_string(daxpool_version()));
+	/* The pool's isolation mode, when one is served (docs/SECURITY.md). */
+	struct daxpool_stats ps;
+	const char *isolation = daxpool_stat(dp, &ps, sizeof(ps)) == 0 ? ctl_isolation_name((int)ps.isolation)
+								       : NULL;
+	json_object_object_add(obj, "isolation", isolation ? json_object_new_string(isolation) : NULL);
 
 	if (ctl->json) {
 		ctl_print_json(obj);
@@ -73,6 +78,7 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
 		printf("%-18s %d\n", "pid:", (int)daxpool_status_get_pid(st));
 		printf("%-18s %s (since %s)\n", "uptime:", uptime, started);
 		printf("%-18s %u\n", "clients:", daxpool_status_get_clients(st));
+		printf("%-18s %s\n", "isolation:", isolation ? isolation : "(no pool)");
 	}
 	daxpool_status_delete(&st);
 	daxpool_disconnect(&dp);

@@ -69,6 +69,8 @@ int ctl_check_slice_name(const char *s);
 const char *ctl_format_bytes(uint64_t bytes, char *buf, size_t size);
 /* User/group name of an id, or NULL. */
 const char *ctl_user_name(uid_t uid);
+/* "slice", "owner", "shared" for DAXPOOL_ISOLATION_*, else "unknown". */
+const char *ctl_isolation_name(int isolation);
 const char *ctl_group_name(gid_t gid);
 
 /* Lists the processes (other than this one) that hold path open or mapped: fills up to max pids

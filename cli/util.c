@@ -234,6 +234,20 @@ const char *ctl_format_bytes(uint64_t bytes, char *buf, size_t size)
 	return buf;
 }
 
+const char *ctl_isolation_name(int isolation)
+{
+	switch (isolation) {
+	case DAXPOOL_ISOLATION_SLICE:
+		return "slice";
+	case DAXPOOL_ISOLATION_OWNER:
+		return "owner";
+	case DAXPOOL_ISOLATION_SHARED:
+		return "shared";
+	default:
+		return "unknown";
+	}
+}
+
 const char *ctl_user_name(uid_t uid)
 {
 	struct passwd *pw = getpwuid(uid);

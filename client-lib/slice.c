@@ -343,6 +343,7 @@ DAXPOOL_EXPORT int daxpool_stat(struct daxpool *dp, struct daxpool_stats *ret, s
 	out.fragmentation = st.fragmentation_ppm / 1e6;
 	out.backend = st.backend;
 	memcpy(out.uuid, st.uuid, sizeof(out.uuid));
+	out.isolation = st.isolation;
 	memcpy(ret, &out, MIN(size, sizeof(out)));
 	return 0;
 }

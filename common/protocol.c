@@ -455,7 +455,9 @@ size_t dxp_stat_reply_encode(const struct dxp_stat_reply *m, uint8_t *buf)
 	put_le32(buf + off, m->fragmentation_ppm);
 	put_le32(buf + off + 4, m->backend);
 	memcpy(buf + off + 8, m->uuid, 16);
-	return off + 24; /* = DXP_STAT_REPLY_SIZE, checked by test_protocol */
+	put_le32(buf + off + 24, m->isolation);
+	put_le32(buf + off + 28, 0);
+	return off + 32; /* = DXP_STAT_REPLY_SIZE, checked by test_protocol */
 }
 
 int dxp_stat_reply_decode(const uint8_t *p, size_t len, struct dxp_stat_reply *ret)
@@ -478,6 +480,7 @@ int dxp_stat_reply_decode(const uint8_t *p, size_t len, struct dxp_stat_reply *r
 	m.fragmentation_ppm = get_le32(p + off);
 	m.backend = get_le32(p + off + 4);
 	memcpy(m.uuid, p + off + 8, 16);
+	m.isolation = get_le32(p + off + 24);
 	*ret = m;
 	return 0;
 }

@@ -197,8 +197,9 @@ struct dxp_stat_reply {
 	uint32_t fragmentation_ppm;
 	uint32_t backend;
 	uint8_t uuid[16];
+	uint32_t isolation; /* DXP_ISOLATION_* (version 2) */
 };
-#define DXP_STAT_REPLY_SIZE 184 /* 20 x u64, 2 x u32, 16-byte uuid */
+#define DXP_STAT_REPLY_SIZE 192 /* 20 x u64, 2 x u32, 16-byte uuid, u32 isolation, u32 reserved */
 
 struct dxp_list_request {
 	uint64_t cursor; /* 0 to start; the previous reply's next_cursor to go on */

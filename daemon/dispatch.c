@@ -556,6 +556,7 @@ static int handle_stat(struct conn *c, const struct dxp_header *h, const uint8_t
 	st.leases_waiting = ls.leases_waiting;
 	st.fragmentation_ppm = (uint32_t)(ps.fragmentation * 1e6);
 	st.backend = backend_kind(d->backend) == BACKEND_DEVDAX ? 1 : 2;
+	st.isolation = (uint32_t)backend_isolation(d->backend);
 	backend_uuid(d->backend, st.uuid);
 	dxp_stat_reply_encode(&st, out);
 	return conn_send_reply(c, h->type, h->request_id, 0, out, sizeof(out));

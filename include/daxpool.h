@@ -351,6 +351,7 @@ struct daxpool_stats {
 	double fragmentation;
 	unsigned backend; /* 1 devdax, 2 emulated */
 	uint8_t uuid[16];
+	unsigned isolation; /* DAXPOOL_ISOLATION_*: how a granted fd confines its holder */
 };
 
 /* daxpool_stat - pool statistics. Errors: -EINVAL (NULL, size too small), -ENODEV, connection errors. */

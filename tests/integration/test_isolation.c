@@ -20,6 +20,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <json-c/json.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -291,6 +292,20 @@ static void test_slice_isolation_holds(void **state)
 	/* A read-only grant cannot be made writable. */
 	assert_int_equal(rep.ro_write_map_r, -EACCES);
 	assert_int_equal(rep.ro_reopen_rw_r, -EACCES);
+	/* The CLI shows the mode and each slice's object. */
+	char out[8192];
+	const char *st_argv[] = { DAXPOOLCTL_PATH, "--socket", v.d.socket, "--json", "status", NULL };
+	assert_int_equal(run_capture(st_argv, out, sizeof(out)), 0);
+	struct json_object *js = json_tokener_parse(out), *iso;
+	assert_non_null(js);
+	assert_true(json_object_object_get_ex(js, "isolation", &iso));
+	assert_string_equal(json_object_get_string(iso), "slice");
+	json_object_put(js);
+	const char *show_argv[] = { DAXPOOLCTL_PATH, "--socket", v.d.socket, "show", "secret", NULL };
+	assert_int_equal(run_capture(show_argv, out, sizeof(out)), 0);
+	assert_non_null(strstr(out, "object:"));
+	assert_non_null(strstr(out, daxpool_slice_get_object(v.secret)));
+	assert_non_null(strstr(out, "(isolation slice)"));
 	/* And the victim's secret is intact. */
 	uint8_t *p;
 	assert_int_equal(daxpool_map(v.secret, 0, (void **)&p), 0);

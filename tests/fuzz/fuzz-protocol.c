@@ -39,6 +39,9 @@ static void slice_roundtrip(const struct dxp_slice *s)
 	SAME(*s, t, flags);
 	SAME(*s, t, properties);
 	SAME(*s, t, backend);
+	SAME(*s, t, map_offset);
+	SAME(*s, t, isolation);
+	FUZZ_CHECK(strcmp(s->object, t.object) == 0, "object differs");
 	FUZZ_CHECK(strcmp(s->name, t.name) == 0, "name differs");
 }
 
@@ -207,6 +210,10 @@ static void reply(uint16_t type, int32_t status, const uint8_t *p, size_t len)
 		/* The client maps exactly [offset, offset + length): it must lie in the device. */
 		FUZZ_CHECK(s.length > 0 && s.offset <= s.device_size && s.length <= s.device_size - s.offset,
 			   "slice outside its device accepted");
+		/* ... and [map_offset, map_offset + length) of the fd must not wrap. */
+		FUZZ_CHECK(s.map_offset <= UINT64_MAX - s.length, "wrapping map offset accepted");
+		FUZZ_CHECK(s.isolation >= DXP_ISOLATION_SLICE && s.isolation <= DXP_ISOLATION_SHARED,
+			   "unknown isolation accepted");
 		slice_roundtrip(&s);
 		break;
 	}

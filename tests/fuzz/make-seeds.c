@@ -51,7 +51,7 @@ static int selector(uint16_t type)
 static void message(const char *name, uint16_t type, int32_t status, const uint8_t *payload, size_t len)
 {
 	static uint8_t frame[DXP_MAX_FRAME + 1];
-	size_t n = dxp_frame_encode(frame, 1, type, 7, status, payload, (uint32_t)len);
+	size_t n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, type, 7, status, payload, (uint32_t)len);
 
 	put("frame", name, frame, n);
 	frame[0] = (uint8_t)selector(type);
@@ -80,9 +80,11 @@ static void protocol_seeds(void)
 	struct dxp_slice slice = { .handle = 3, .offset = 2 << 21, .length = 1 << 21, .align = 1 << 21,
 				   .device_size = 1 << 30, .uid = 1000, .gid = 1000, .mode = 0640,
 				   .flags = DXP_SLICE_WRITABLE, .properties = DXP_PROP_MAP_SYNC,
-				   .backend = 2, .name = "db.wal" };
+				   .backend = 2, .name = "db.wal", .map_offset = 0,
+				   .isolation = DXP_ISOLATION_SLICE, .object = "pool.slices/0000000000400000" };
 	struct dxp_stat_reply stat = { .pool_size = 1 << 30, .data_size = 1 << 29, .device_align = 1 << 21,
-				       .records_used = 2, .table_capacity = 16384, .backend = 2 };
+				       .records_used = 2, .table_capacity = 16384, .backend = 2,
+				       .isolation = DXP_ISOLATION_SLICE };
 	size_t n;
 
 	message("hello", DXP_MSG_HELLO, 0, p, dxp_hello_request_encode(&hello, p));
@@ -129,6 +131,8 @@ static void config_seeds(void)
 			    "\"uuid\":\"01234567-89ab-cdef-0123-456789abcdef\",\"format_if_empty\":false}}" },
 		{ "emulated", "{\"socket\":\"/run/daxpool/daxpoold.sock\",\"backend\":{\"type\":\"emulated\","
 			      "\"path\":\"/dev/hugepages/daxpool.pool\",\"size\":\"1G\",\"page\":\"2M\"}}" },
+		{ "isolation", "{\"isolation\":\"owner\",\"tenant\":\"1000\",\"backend\":{\"type\":\"devdax\","
+			       "\"device\":\"/dev/dax0.0\"}}" },
 		{ "limits", "{\"runtime_dir\":\"/run/daxpool\",\"admin_group\":\"daxpool-admin\","
 			    "\"pin_grace_ms\":1000,\"send_timeout_s\":30,\"idle_timeout_s\":600,"
 			    "\"backend\":{\"type\":\"emulated\",\"path\":\"/tmp/p\",\"size\":1073741824,\"page\":\"4K\"}}" },

@@ -156,6 +156,8 @@ static int pool_start(struct daxpoold *d)
 	if (removed || created)
 		log_notice("slice objects reconciled with the pool: %u orphans removed, %u made anew",
 			   removed, created);
+	if (*backend_errormsg())
+		log_notice("%s", backend_errormsg());
 	r = tenant_init(d);
 	if (r < 0)
 		return r;

@@ -92,6 +92,13 @@ int emulated_deep_flush(struct backend *b, uint64_t offset, uint64_t len);
 /* slice-file.c: the emulated backend's per-slice files, in POOLFILE.slices/ beside the pool
  * file (same mount, so the same page size). Sets b->slice_ops/slice_state. */
 int slice_file_setup(struct backend *b);
+/* A pool file served before with its slices inside (isolation "shared"): moves each live slice
+ * into its own file and frees the pool file's data area. Nothing to do for a pool file that
+ * holds only metadata. */
+int slice_file_migrate_in(struct backend *b, struct pool *p, unsigned *ret_moved);
+/* The other way, for a pool served now with isolation "shared": moves the data of each live
+ * slice's file (left by isolation "slice") into the pool file and removes the files. */
+int slice_file_migrate_out(struct backend *b, struct pool *p, unsigned *ret_moved);
 
 /* hugetlb.c: free huge pages of a size (free_hugepages - resv_hugepages), -errno if unknown. */
 int hugetlb_available(uint64_t page_size, uint64_t *ret_free, uint64_t *ret_total);

@@ -262,7 +262,9 @@ int backend_slice_destroy(struct backend *b, uint64_t offset, uint64_t length);
 /* At start, after backend_open_pool: destroys (scrubbed first) every object that no record
  * covers exactly, and creates the objects of live records that have none (their contents are
  * then zero: the message says so). Counts go to *ret_removed / *ret_created (may be NULL).
- * Errors of the calls above. */
+ * The emulated backend also moves named slices' data between the two layouts when the mode
+ * changed: out of the pool file into slice files ("slice"), or back ("shared"). On success
+ * backend_errormsg() is "" or a note for the log. Errors of the calls above. */
 int backend_slice_reconcile(struct backend *b, struct pool *p, unsigned *ret_removed,
 			    unsigned *ret_created);
 

@@ -186,6 +186,189 @@ static void files_free(struct backend *b)
 	b->slice_state = NULL;
 }
 
+struct find_rec {
+	uint64_t off, len;
+	bool found;
+};
+
+static int find_live_record(const struct pool_record_info *rec, void *ud)
+{
+	struct find_rec *f = ud;
+
+	if (rec->offset == f->off && rec->length == f->len && !(rec->flags & POOL_REC_QUARANTINED) &&
+	    !backend_name_is_reserved(rec->name)) {
+		f->found = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- moving data between the two layouts ----------------------------------------------- */
+
+/* Copies len bytes at src_off of src_fd to dst_off of dst_fd through shared mappings (hugetlbfs
+ * has no write(2)); offsets are multiples of the page size. */
+static int copy_range(int src_fd, uint64_t src_off, int dst_fd, uint64_t dst_off, uint64_t len)
+{
+	void *s = mmap(NULL, len, PROT_READ, MAP_SHARED, src_fd, (off_t)src_off);
+	if (s == MAP_FAILED)
+		return negative_errno();
+	void *d = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, dst_fd, (off_t)dst_off);
+	if (d == MAP_FAILED) {
+		int r = negative_errno();
+
+		munmap(s, len);
+		return r;
+	}
+	memcpy(d, s, len);
+	int r = msync(d, len, MS_SYNC) < 0 ? negative_errno() : 0;
+	munmap(d, len);
+	munmap(s, len);
+	return r;
+}
+
+struct migrate_in {
+	struct backend *b;
+	unsigned moved;
+};
+
+static int migrate_record_in(const struct pool_record_info *rec, void *ud)
+{
+	struct migrate_in *m = ud;
+	struct slice_files *s = state(m->b);
+	char name[17];
+	int fd, r;
+
+	/* Anonymous slices are reclaimed at start anyway; quarantined ones are being scrubbed. */
+	if (rec->flags & (POOL_REC_QUARANTINED | POOL_REC_ANONYMOUS) ||
+	    backend_name_is_reserved(rec->name))
+		return 0;
+	file_name(rec->offset, name);
+	if (faccessat(s->dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0; /* already has its object: not from the old layout */
+	r = files_create(m->b, rec->offset, rec->length, rec->align);
+	if (r < 0)
+		return r;
+	fd = openat(s->dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return backend_err(negative_errno(), "%s/%s: %m", s->dir, name);
+	r = copy_range(m->b->fd, rec->offset, fd, 0, rec->length);
+	close(fd);
+	if (r < 0) {
+		unlinkat(s->dirfd, name, 0);
+		return backend_err(r, "%s: copying slice at %" PRIu64 " out of the pool file: %s",
+				   s->dir, rec->offset, strerror(-r));
+	}
+	m->moved++;
+	return 0;
+}
+
+int slice_file_migrate_in(struct backend *b, struct pool *p, unsigned *ret_moved)
+{
+	struct pool_stats ps;
+	struct stat st;
+	struct migrate_in m = { .b = b };
+	int r;
+
+	*ret_moved = 0;
+	pool_get_stats(p, &ps);
+	if (fstat(b->fd, &st) < 0)
+		return backend_err(negative_errno(), "%s: fstat: %m", b->path);
+	/* A pool file that holds pages beyond its metadata was served with the slices in it
+	 * (isolation "shared", or a daxpool before isolation): move each slice into its file, then
+	 * give the data area's pages back. */
+	if ((uint64_t)st.st_blocks * 512 <= ps.data_offset)
+		return 0;
+	r = pool_iterate(p, 0, migrate_record_in, &m);
+	if (r < 0)
+		return r;
+	if (fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)ps.data_offset,
+		      (off_t)(b->size - ps.data_offset)) < 0 && errno != EOPNOTSUPP)
+		return backend_err(negative_errno(), "%s: freeing the data area: %m", b->path);
+	*ret_moved = m.moved;
+	return 0;
+}
+
+int slice_file_migrate_out(struct backend *b, struct pool *p, unsigned *ret_moved)
+{
+	char dir[4096];
+	unsigned moved = 0;
+	DIR *d;
+	struct dirent *de;
+	int dfd, r = 0;
+
+	*ret_moved = 0;
+	snprintf(dir, sizeof(dir), "%s.slices", b->path);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (dfd < 0)
+		return errno == ENOENT ? 0 : backend_err(negative_errno(), "%s: %m", dir);
+	d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return backend_err(negative_errno(), "%s: %m", dir);
+	}
+	/* Served with isolation "slice" before: each live slice's data goes back into the pool
+	 * file at its offset, then the files go. */
+	struct live { uint64_t off, len; } *lv = NULL;
+	size_t nlv = 0;
+	while (r == 0 && (de = readdir(d))) {
+		char *end;
+		struct stat st;
+		uint64_t off;
+
+		if (de->d_name[0] == '.')
+			continue;
+		errno = 0;
+		off = strtoull(de->d_name, &end, 16);
+		if (strlen(de->d_name) != 16 || *end || errno ||
+		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		struct live *n = realloc(lv, (nlv + 1) * sizeof(*lv));
+		if (!n) {
+			r = backend_err(-ENOMEM, "out of memory");
+			break;
+		}
+		lv = n;
+		lv[nlv++] = (struct live){ off, (uint64_t)st.st_size };
+	}
+	for (size_t i = 0; r == 0 && i < nlv; i++) {
+		char name[17];
+		bool keep = false;
+		struct find_rec fr = { lv[i].off, lv[i].len, false };
+
+		file_name(lv[i].off, name);
+		r = pool_iterate(p, 0, find_live_record, &fr);
+		if (r < 0)
+			break;
+		r = 0;
+		keep = fr.found;
+		if (keep) {
+			int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+			if (fd < 0) {
+				r = backend_err(negative_errno(), "%s/%s: %m", dir, name);
+				break;
+			}
+			r = copy_range(fd, 0, b->fd, lv[i].off, lv[i].len);
+			close(fd);
+			if (r < 0) {
+				r = backend_err(r, "%s/%s: copying into the pool file: %s", dir, name,
+						strerror(-r));
+				break;
+			}
+			moved++;
+		}
+		if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+			r = backend_err(negative_errno(), "%s/%s: remove: %m", dir, name);
+	}
+	free(lv);
+	closedir(d);
+	if (r == 0 && rmdir(dir) < 0 && errno != ENOENT && errno != ENOTEMPTY)
+		r = backend_err(negative_errno(), "%s: rmdir: %m", dir);
+	if (r == 0)
+		*ret_moved = moved;
+	return r;
+}
+
 static const struct backend_slice_ops slice_file_ops = {
 	.create = files_create,
 	.open = files_open,

@@ -237,8 +237,28 @@ int backend_slice_reconcile(struct backend *b, struct pool *p, unsigned *ret_rem
 		*ret_removed = 0;
 	if (ret_created)
 		*ret_created = 0;
+	backend_err(0, "%s", ""); /* what is left here afterwards is news for the log */
+	if (b->kind == BACKEND_EMULATED && !sliced(b)) {
+		unsigned moved;
+
+		r = slice_file_migrate_out(b, p, &moved);
+		if (r == 0 && moved)
+			backend_err(0, "moved %u slices from their own files back into the pool file",
+				    moved);
+		return r;
+	}
 	if (!sliced(b))
 		return 0;
+	if (b->kind == BACKEND_EMULATED) {
+		unsigned moved;
+
+		r = slice_file_migrate_in(b, p, &moved);
+		if (r < 0)
+			return r;
+		if (moved)
+			backend_err(0, "moved %u slices out of the pool file into files of their own",
+				    moved);
+	}
 	/* Objects no record starts at: orphaned by a crash between an object's create and its
 	 * record, or between a record's release and its object's destroy. */
 	r = b->slice_ops->list(b, collect, &rc);

@@ -377,12 +377,85 @@ static void test_regrant_is_zero(void **state)
 	victim_teardown(&v, "slice");
 }
 
+/* Restarting a pool in another mode keeps every named slice's data: shared -> slice moves it
+ * out of the pool file into the slice's own file (and frees the pool file's data area), slice
+ * -> shared moves it back. */
+static void start_on(struct test_daemon *d, const char *pool, const char *isolation)
+{
+	const char *args[] = { "--emulate", pool, "--size", "64M", "--page", "4K", "--format-if-empty",
+			       "--isolation", isolation, NULL };
+
+	assert_int_equal(test_daemon_start(d, args), 0);
+}
+
+static void check_keep(struct test_daemon *d, int isolation, uint8_t want, uint8_t next)
+{
+	struct daxpool *dp = NULL;
+	struct daxpool_slice *s = NULL;
+	uint8_t *p;
+
+	assert_int_equal(daxpool_connect(d->socket, &dp), 0);
+	assert_int_equal(daxpool_open(dp, "keep", DAXPOOL_OPEN_RDWR, &s), 0);
+	assert_int_equal(daxpool_slice_get_isolation(s), isolation);
+	assert_int_equal(daxpool_map(s, 0, (void **)&p), 0);
+	for (size_t i = 0; i < 3 * MiB; i += 4096)
+		if (p[i] != want || p[i + 4095] != want)
+			fail_msg("byte %zu is 0x%02x, not 0x%02x, after the mode changed", i, p[i], want);
+	memset(p, next, 3 * MiB);
+	daxpool_unmap(s);
+	assert_int_equal(daxpool_close(dp, &s), 0);
+	daxpool_disconnect(&dp);
+	assert_int_equal(test_daemon_stop(d, SIGTERM), 0);
+	test_daemon_cleanup(d);
+}
+
+static void test_mode_change_keeps_data(void **state)
+{
+	struct test_daemon d;
+	struct daxpool *dp = NULL;
+	struct daxpool_slice *s = NULL;
+	char pool[128], slices[160], cmd[400];
+	uint8_t *p;
+	struct stat st;
+
+	(void)state;
+	snprintf(pool, sizeof(pool), "/tmp/daxpool-iso-%d-mode", (int)getpid());
+	snprintf(slices, sizeof(slices), "%s.slices", pool);
+	start_on(&d, pool, "shared");
+	assert_int_equal(daxpool_connect(d.socket, &dp), 0);
+	assert_int_equal(daxpool_alloc(dp, "keep", 3 * MiB, DAXPOOL_ALIGN_4K, 0600, 0, &s), 0);
+	assert_int_equal(daxpool_map(s, 0, (void **)&p), 0);
+	memset(p, 0x5a, 3 * MiB);
+	daxpool_unmap(s);
+	assert_int_equal(daxpool_close(dp, &s), 0);
+	daxpool_disconnect(&dp);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+
+	start_on(&d, pool, "slice");
+	check_keep(&d, DAXPOOL_ISOLATION_SLICE, 0x5a, 0x6b);
+	/* The pool file gave its data area back: it holds metadata only. */
+	assert_int_equal(stat(pool, &st), 0);
+	assert_true((uint64_t)st.st_blocks * 512 < 3 * MiB);
+	assert_int_equal(stat(slices, &st), 0);
+
+	start_on(&d, pool, "shared");
+	check_keep(&d, DAXPOOL_ISOLATION_SHARED, 0x6b, 0x7c);
+	assert_int_equal(stat(slices, &st), -1); /* the files are gone */
+
+	start_on(&d, pool, "slice");
+	check_keep(&d, DAXPOOL_ISOLATION_SLICE, 0x7c, 0x7c);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", pool, slices);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_slice_isolation_holds),
 		cmocka_unit_test(test_shared_control_leaks),
 		cmocka_unit_test(test_regrant_is_zero),
+		cmocka_unit_test(test_mode_change_keeps_data),
 	};
 
 	if (geteuid() != 0) {

@@ -119,3 +119,4 @@ int suite_provision(const struct bench_opts *o);
 int suite_pin(const struct bench_opts *o);
 int suite_zero(const struct bench_opts *o);
 int suite_scale(const struct bench_opts *o);
+int suite_isolation(const struct bench_opts *o);

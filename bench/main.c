@@ -83,6 +83,8 @@ static const struct {
 	 "a mapped 1 GiB slice from daxpoold vs a devdax namespace per allocation (libndctl)"},
 	{"pin", suite_pin, "long-term pin + unpin per GiB: io_uring buffers, ibv_reg_mr, per page size"},
 	{"zero", suite_zero, "daxpoold's background zeroing bandwidth vs memset of the same memory"},
+	{"isolation", suite_isolation,
+	 "grant latency with a file per slice (isolation) vs the shared pool file, next to PING"},
 	{"scale", suite_scale, "1..256 clients, 1k..1M live allocations, daemon memory per allocation"},
 };
 

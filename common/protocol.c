@@ -481,6 +481,9 @@ int dxp_stat_reply_decode(const uint8_t *p, size_t len, struct dxp_stat_reply *r
 	m.backend = get_le32(p + off + 4);
 	memcpy(m.uuid, p + off + 8, 16);
 	m.isolation = get_le32(p + off + 24);
+	if (m.isolation < DXP_ISOLATION_SLICE || m.isolation > DXP_ISOLATION_SHARED ||
+	    get_le32(p + off + 28) != 0)
+		return -EBADMSG;
 	*ret = m;
 	return 0;
 }

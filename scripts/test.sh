@@ -5,7 +5,9 @@
 #   3. the integration tests again with daxpoold under valgrind memcheck (errors and leaks fail);
 #   4. the libFuzzer targets, each for a bounded time (clang build);
 #   5. the README's run command on a machine with nothing installed: ./scripts/demo.sh in a fresh
-#      Debian 12 root (tests/install/fresh-root.sh; about 1-2 min with its cache, docs/INSTALL.md).
+#      Debian 12 root (tests/install/fresh-root.sh; about 1-2 min with its cache, docs/INSTALL.md);
+#   6. the Debian packages of debian/ built, checked by lintian, installed into a fresh root,
+#      started and purged (tests/install/check-debian.sh).
 # Ends with one line "test.sh: N passed, N failed".
 set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -92,6 +94,8 @@ run_step() {
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 run_step "fresh Debian 12 root" $sudo "$top/tests/install/fresh-root.sh" "$top"
+# The Debian packages: built, lintian-clean, installed into a fresh root, served, purged clean.
+run_step "Debian packages" $sudo "$top/tests/install/check-debian.sh" "$top"
 
 echo "test.sh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -60,6 +60,7 @@ mnt() { mount "$@"; mounted+=("${!#}"); }
 tarball=$cache/$suite-minbase.tar.gz
 if [ -f "$tarball" ] && [ -n "$(find "$tarball" -mtime -30)" ]; then
 	tar -C "$root" -xzf "$tarball"
+	chmod 0755 "$root" # mktemp made it 0700: the root directory of a system is 0755
 	echo "fresh-root: $suite minbase root from the cache ($tarball)"
 else
 	echo "fresh-root: debootstrap --variant=minbase $suite from $mirror"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The table of ratios of docs/PERFORMANCE.md (issue 8) from daxpool-bench JSON rows: daxpool
+# The table of ratios of docs/PERFORMANCE.md from daxpool-bench JSON rows: daxpool
 # against its peer or the physical limit, per benchmark, with the issue's target where it has one.
 #   bench/ratios.sh RUN.json [RUN.json...]      (markdown on stdout)
 # Values measured more than once across the files are averaged; missing ones print as "—".

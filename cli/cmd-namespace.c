@@ -313,7 +313,7 @@ int cmd_destroy(struct ctl *ctl, int argc, char **argv)
 		return CTL_EXIT_FAILURE;
 	}
 	/* Not even with --force: disabling a device with pinned pages oopses the kernel later
-	 * (shared/LAB-NOTES.md). */
+	 * (docs/VERIFICATION.md). */
 	r = ctl_refuse_if_in_use(path, "stop daxpoold and its clients first (never destroyed while in use)");
 	if (r != CTL_EXIT_OK)
 		return r;

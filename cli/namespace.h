@@ -1,7 +1,7 @@
 /*
  * Device-dax namespace setup through libndctl/libdaxctl (no ndctl binary): list NVDIMM regions
  * and device-dax devices, create a devdax namespace, destroy the namespace behind a device.
- * Written for daxpoolctl and kept free of CLI code so daxpoold can reuse it (issue 10).
+ * Written for daxpoolctl and kept free of CLI code so daxpoold can reuse it.
  *
  * Conventions (as daemon/pool/pool.h): 0 or a documented value >= 0 on success, a negative errno
  * on failure with a message in a thread-local buffer (namespace_errormsg()); out-parameters

@@ -21,7 +21,7 @@ struct quota_entry {
 	struct quota quota;
 };
 
-/* The config's `device` section (issue 10, daemon/provision.c): which device-dax device holds
+/* The config's `device` section (daemon/provision.c): which device-dax device holds
  * the pool, and the namespace daxpoold creates when it is absent. */
 struct device_spec {
 	bool set;	     /* a `device` section was given (then backend is BACKEND_DEVDAX) */

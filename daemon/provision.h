@@ -1,5 +1,5 @@
 /*
- * The config's `device` section at start-up (issue 10): find the device that holds the pool —
+ * The config's `device` section at start-up: find the device that holds the pool —
  * by the pool's UUID, by path, or by the name of the namespace daxpoold provisions — and bring
  * the machine to the declared state: create the devdax namespace when it is absent, switch a
  * device in system-ram mode back to devdax when the config allows it. Never destroys anything:

@@ -32,8 +32,10 @@ void daemon_reload(struct daxpoold *d)
 	if (str_differs(next.socket_path, cur->socket_path) || next.socket_mode != cur->socket_mode ||
 	    next.backend != cur->backend || str_differs(next.device_path, cur->device_path) ||
 	    str_differs(next.emulate_path, cur->emulate_path) || next.size != cur->size ||
-	    next.page_size != cur->page_size || str_differs(next.runtime_dir, cur->runtime_dir))
-		log_warning("SIGHUP: socket, backend or runtime_dir changed; those take effect at the next restart");
+	    next.page_size != cur->page_size || str_differs(next.runtime_dir, cur->runtime_dir) ||
+	    str_differs(next.isolation, cur->isolation) || str_differs(next.tenant, cur->tenant))
+		log_warning("SIGHUP: socket, backend, runtime_dir, isolation or tenant changed; those take "
+			    "effect at the next restart");
 
 	cur->log_level = next.log_level;
 	log_set_max_level(cur->log_level);

@@ -74,7 +74,7 @@ static int demo_slice(struct daxpool *dp)
 	snprintf(rec->message, sizeof(rec->message), "run %llu by pid %d", (unsigned long long)rec->runs,
 		 (int)getpid());
 	/* An emulated pool keeps data across client and daemon restarts; durability across power
-	 * loss needs real device-dax and a flush (libdaxpool's persist, issue 4). */
+	 * loss needs real device-dax and a flush (daxpool_persist(3)). */
 	msync(map, 4096, MS_SYNC);
 	printf("slice \"daxpool-demo\": this is run %llu (durable across power loss: %s)\n",
 	       (unsigned long long)rec->runs, daxpool_slice_is_durable(s) ? "yes" : "no, emulated");

@@ -1,5 +1,5 @@
 /* The single allocation wrapper of the backends, with a countdown fault injector so a test can
- * fail every allocation site in turn (STYLE.md rule 14). */
+ * fail every allocation site in turn. */
 #include "backend-internal.h"
 
 #include <stdlib.h>

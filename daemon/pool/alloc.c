@@ -1,5 +1,5 @@
 /* Allocation wrapper: every DRAM allocation of the library comes through here so tests can walk
- * an injected failure over every allocation site (STYLE.md rule 14). */
+ * an injected failure over every allocation site. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -253,9 +253,11 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 	}
 	if (!c->admin && usage_check(d, preq.uid, req.size, why, sizeof(why)) < 0)
 		return conn_send_error(c, h->type, h->request_id, -EDQUOT, "%s", why);
-	r = tenant_admit(d, c->uid, c->admin, why, sizeof(why));
-	if (r == 0 && preq.uid != c->uid)
-		r = tenant_admit(d, preq.uid, false, why, sizeof(why));
+	/* Owner isolation: the new slice's owner must be the device's tenant (or become it), and
+	 * the caller, who receives the device, too unless it is an administrator. */
+	r = tenant_admit_owner(d, preq.uid, c->admin && preq.uid == c->uid, why, sizeof(why));
+	if (r == 0)
+		r = tenant_admit(d, c->uid, c->admin, why, sizeof(why));
 	if (r < 0)
 		return conn_send_error(c, h->type, h->request_id, r, "%s", why);
 

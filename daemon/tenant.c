@@ -5,6 +5,7 @@
 #include "log.h"
 #include "macro.h"
 #include "pool.h"
+#include "usage.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -162,27 +163,51 @@ int tenant_init(struct daxpoold *d)
 	return 0;
 }
 
-int tenant_admit(struct daxpoold *d, uid_t uid, bool admin, char *why, size_t whylen)
+static int refuse(uid_t uid, char *why, size_t whylen)
 {
-	int r;
-
-	if (!owner_mode(d) || admin)
-		return 0;
-	if (!d->tenant_conflict && d->has_tenant && d->tenant == uid)
-		return 0;
-	if (!d->tenant_conflict && !d->has_tenant) {
-		r = binding_save(d, uid);
-		if (r < 0) {
-			log_error_errno(r, "cannot record the tenant in the runtime directory: %m");
-			snprintf(why, whylen, "this pool cannot bind its device to a user now (see the daemon's log)");
-			return -EAGAIN;
-		}
-		d->tenant = uid;
-		d->has_tenant = true;
-		log_notice("isolation \"owner\": the device now serves uid %u until reboot", (unsigned)uid);
-		return 0;
-	}
 	snprintf(why, whylen, "this pool's device serves a single user and is not available to uid %u "
 		 "(isolation \"owner\")", (unsigned)uid);
 	return -EACCES;
+}
+
+static int bind(struct daxpoold *d, uid_t uid, char *why, size_t whylen)
+{
+	int r = binding_save(d, uid);
+
+	if (r < 0) {
+		log_error_errno(r, "cannot record the tenant in the runtime directory: %m");
+		snprintf(why, whylen, "this pool cannot bind its device to a user now (see the daemon's log)");
+		return -EAGAIN;
+	}
+	d->tenant = uid;
+	d->has_tenant = true;
+	log_notice("isolation \"owner\": the device now serves uid %u until reboot", (unsigned)uid);
+	return 0;
+}
+
+int tenant_admit_owner(struct daxpoold *d, uid_t owner, bool owner_is_admin, char *why,
+		       size_t whylen)
+{
+	if (!owner_mode(d))
+		return 0;
+	if (d->tenant_conflict)
+		return refuse(owner, why, whylen);
+	if (d->has_tenant)
+		return d->tenant == owner ? 0 : refuse(owner, why, whylen);
+	if (usage_others_hold(d, owner))
+		return refuse(owner, why, whylen);
+	return owner_is_admin ? 0 : bind(d, owner, why, whylen);
+}
+
+int tenant_admit(struct daxpoold *d, uid_t uid, bool admin, char *why, size_t whylen)
+{
+	if (!owner_mode(d) || admin)
+		return 0;
+	if (d->tenant_conflict)
+		return refuse(uid, why, whylen);
+	if (d->has_tenant)
+		return d->tenant == uid ? 0 : refuse(uid, why, whylen);
+	if (usage_others_hold(d, uid))
+		return refuse(uid, why, whylen);
+	return bind(d, uid, why, whylen);
 }

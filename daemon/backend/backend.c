@@ -75,10 +75,8 @@ int backend_open(const struct backend_config *cfg, struct backend **ret)
 		if (cfg->device_path)
 			return backend_err(-EINVAL, "emulated backend: a device path is a setting of "
 						    "the devdax backend");
-		if (cfg->isolation == BACKEND_ISOLATION_OWNER)
-			return backend_err(-EINVAL, "emulated backend: isolation \"owner\" is for "
-						    "devices that cannot be carved; use \"slice\" "
-						    "(the default) or \"shared\"");
+		/* "owner" works here too (one pool file, one tenant): the same as a static
+		 * device, so the demo and CI can run it. */
 		if (cfg->isolation == BACKEND_ISOLATION_AUTO) {
 			struct backend_config c2 = *cfg;
 

@@ -54,9 +54,13 @@ static void write_config(const char *extra)
 	FILE *f = fopen(config_path, "w");
 
 	assert_non_null(f);
+	/* These tests share slices between uids through their mode bits. A static device-dax
+	 * namespace cannot be carved, so it would serve one owner only (isolation "owner",
+	 * test_isolation covers that): here it runs shared, to test the permission checks. */
 	if (test_device())
 		fprintf(f,
 			"{ \"socket_mode\": \"0666\", \"pin_grace_ms\": 200, \"runtime_dir\": \"%s\", %s"
+			"  \"isolation\": \"shared\","
 			"  \"backend\": { \"type\": \"devdax\", \"device\": \"%s\", \"format_if_empty\": true } }\n",
 			pool_dir, extra, test_device());
 	else

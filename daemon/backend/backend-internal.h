@@ -23,6 +23,8 @@ struct backend_slice_ops {
 	/* Calls fn for every object that exists (offset, length); stops at fn's first error. */
 	int (*list)(struct backend *b, int (*fn)(void *ud, uint64_t offset, uint64_t length),
 		    void *ud);
+	/* Makes every object durable (DEEP_FLUSH where objects are files); NULL: nothing to do. */
+	int (*sync)(struct backend *b);
 	/* Frees the kind's private state (backend_delete). */
 	void (*free)(struct backend *b);
 };
@@ -50,6 +52,7 @@ struct backend {
 
 	enum backend_isolation isolation;
 	bool huge; /* emulated: the file is on hugetlbfs */
+	int ro_fd; /* a read-only reopen of fd for read-only grants of the whole device, or -1 */
 	/* SLICE mode: the kind's object operations and private state; NULL otherwise. */
 	const struct backend_slice_ops *slice_ops;
 	void *slice_state;

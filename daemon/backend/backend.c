@@ -22,6 +22,8 @@ static void backend_free(struct backend *b)
 		pmem2_map_delete(&b->map);
 	if (b->fd >= 0)
 		close(b->fd);
+	if (b->ro_fd >= 0)
+		close(b->ro_fd);
 	if (b->deep_flush_fd >= 0)
 		close(b->deep_flush_fd);
 	free(b->badblocks);
@@ -45,6 +47,7 @@ int backend_open(const struct backend_config *cfg, struct backend **ret)
 	if (!b)
 		return backend_err(-ENOMEM, "backend_open: out of memory");
 	b->fd = -1;
+	b->ro_fd = -1;
 	b->deep_flush_fd = -1;
 	b->numa_node = -1;
 	b->kind = cfg->kind;

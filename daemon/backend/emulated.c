@@ -220,7 +220,10 @@ int emulated_open(struct backend *b, const struct backend_config *cfg)
 int emulated_deep_flush(struct backend *b, uint64_t offset, uint64_t len)
 {
 	/* The whole file: fdatasync has no range, and sync_file_range does not flush the disk's
-	 * cache. On hugetlbfs and tmpfs it is a no-op, truthfully: nothing there is durable. */
+	 * cache. On hugetlbfs and tmpfs it is a no-op, truthfully: nothing there is durable. With
+	 * a file per slice the range is in one of the slice files: syncfs covers them all. */
+	if (b->slice_ops && b->slice_ops->sync)
+		return b->slice_ops->sync(b);
 	if (fdatasync(b->fd) < 0)
 		return backend_err(negative_errno(), "%s: fdatasync: %m", b->path);
 	return 0;

@@ -173,6 +173,15 @@ static int files_list(struct backend *b, int (*fn)(void *ud, uint64_t offset, ui
 	return r;
 }
 
+static int files_sync(struct backend *b)
+{
+	struct slice_files *s = state(b);
+
+	if (syncfs(s->dirfd) < 0)
+		return backend_err(negative_errno(), "%s: syncfs: %m", s->dir);
+	return 0;
+}
+
 static void files_free(struct backend *b)
 {
 	struct slice_files *s = state(b);
@@ -376,6 +385,7 @@ static const struct backend_slice_ops slice_file_ops = {
 	.scrub = files_scrub,
 	.destroy = files_destroy,
 	.list = files_list,
+	.sync = files_sync,
 	.free = files_free,
 };
 

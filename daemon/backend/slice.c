@@ -75,13 +75,19 @@ int backend_slice_open(struct backend *b, uint64_t offset, uint64_t length, bool
 		return r;
 	if (sliced(b))
 		return b->slice_ops->open(b, offset, length, writable, ret_fd, ret_map_offset);
-	/* The whole device: reopened, so a read-only opener gets a descriptor that cannot be
-	 * made writable (fcntl cannot add O_RDWR). */
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/fd/%d", b->fd);
-	int fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	/* The whole device. Readers get a descriptor of a read-only reopen (made once), which
+	 * cannot be made writable: fcntl cannot add O_RDWR. */
+	if (!writable && b->ro_fd < 0) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", b->fd);
+		b->ro_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (b->ro_fd < 0)
+			return backend_err(negative_errno(), "%s: reopening read-only: %m", b->path);
+	}
+	int fd = fcntl(writable ? b->fd : b->ro_fd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
-		return backend_err(negative_errno(), "%s: reopen: %m", b->path);
+		return backend_err(negative_errno(), "%s: dup: %m", b->path);
 	*ret_fd = fd;
 	*ret_map_offset = offset;
 	return 0;

@@ -62,9 +62,15 @@ static int demo_slice(struct daxpool *dp)
 		return -errno;
 	}
 	rec = map;
+	/* What the descriptor reaches: the slice only (its own file or sub-device), or the device. */
+	printf("slice \"daxpool-demo\": fd of %s, isolation %s\n", daxpool_slice_get_object(s),
+	       daxpool_slice_get_isolation(s) == DAXPOOL_ISOLATION_SLICE ? "slice (this slice only)" :
+	       daxpool_slice_get_isolation(s) == DAXPOOL_ISOLATION_OWNER ? "owner (one user per device)" :
+									   "shared (the whole device)");
 	if (memcmp(rec->magic, "DXPDEMO", 8) != 0) {
-		printf("slice \"daxpool-demo\": new, %llu bytes at device offset %llu (2M-aligned)\n",
-		       (unsigned long long)daxpool_slice_get_length(s), (unsigned long long)daxpool_slice_get_offset(s));
+		printf("slice \"daxpool-demo\": new, %llu bytes at pool offset %llu (2M-aligned)\n",
+		       (unsigned long long)daxpool_slice_get_length(s),
+		       (unsigned long long)daxpool_slice_get_pool_offset(s));
 		memset(rec, 0, sizeof(*rec));
 		memcpy(rec->magic, "DXPDEMO", 8);
 	} else {

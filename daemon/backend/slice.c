@@ -166,7 +166,7 @@ static const struct found *find(const struct reconcile *rc, uint64_t offset)
 {
 	struct found key = { offset, 0 };
 
-	return bsearch(&key, rc->objs, rc->n, sizeof(key), cmp_found);
+	return rc->n ? bsearch(&key, rc->objs, rc->n, sizeof(key), cmp_found) : NULL;
 }
 
 /* Every record keeps its object; a live named record without one gets a new, zeroed one. */
@@ -268,12 +268,13 @@ int backend_slice_reconcile(struct backend *b, struct pool *p, unsigned *ret_rem
 	/* Objects no record starts at: orphaned by a crash between an object's create and its
 	 * record, or between a record's release and its object's destroy. */
 	r = b->slice_ops->list(b, collect, &rc);
-	if (r == 0)
+	if (r == 0 && rc.n)
 		qsort(rc.objs, rc.n, sizeof(*rc.objs), cmp_found);
 	if (r == 0)
 		r = pool_iterate(p, 0, collect_record, &recs);
 	if (r == 0) {
-		qsort(recs.v, recs.n, sizeof(*recs.v), cmp_u64);
+		if (recs.n)
+			qsort(recs.v, recs.n, sizeof(*recs.v), cmp_u64);
 		/* Orphans first, so their memory is free before any create needs it. */
 		for (size_t i = 0; i < rc.n && r == 0; i++) {
 			if (recs.n && bsearch(&rc.objs[i].offset, recs.v, recs.n, sizeof(uint64_t), cmp_u64))

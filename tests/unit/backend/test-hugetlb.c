@@ -224,6 +224,36 @@ static void test_1g(void **state)
 	pool_delete(&pool);
 	backend_delete(&b);
 	assert_int_equal(unlink(path), 0);
+
+	/* Isolation "slice" at 1G: the metadata takes one page, a 4K request a 1 GiB file of its
+	 * own on the other, mapped with one PUD fault through its own descriptor. */
+	snprintf(path, sizeof(path), "%s/spool", mnt1g);
+	cfg.isolation = BACKEND_ISOLATION_AUTO;
+	cfg.create = true;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_isolation(b), BACKEND_ISOLATION_SLICE);
+	assert_int_equal(backend_open_pool(b, true, &pool, NULL), 0);
+	assert_int_equal(pool_alloc(pool, &req, &ext), 0);
+	assert_int_equal(ext.length, GiB);
+	assert_int_equal(backend_slice_create(b, ext.offset, ext.length, POOL_ALIGN_4K), 0);
+	int fd;
+	uint64_t map_off;
+	assert_int_equal(backend_slice_open(b, ext.offset, ext.length, true, &fd, &map_off), 0);
+	addr = mmap(NULL, GiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)map_off);
+	assert_true(addr != MAP_FAILED);
+	faults = faults_touch(addr, GiB);
+	printf("# 1G slice file: %ld minor faults touching 1 GiB\n", faults);
+	if (faults_meaningful())
+		assert_true(faults >= 1 && faults <= 8);
+	munmap(addr, GiB);
+	close(fd);
+	assert_int_equal(backend_slice_scrub(b, ext.offset, ext.length), 0);
+	assert_int_equal(backend_slice_destroy(b, ext.offset, ext.length), 0);
+	pool_delete(&pool);
+	backend_delete(&b);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/spool.slices", mnt1g);
+	assert_int_equal(rmdir(path), 0);
 }
 
 /* Pages nobody holds or has reserved. */

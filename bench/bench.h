@@ -65,10 +65,12 @@ int bench_daemon_start(const struct bench_opts *o, const char *sock, const char 
 /* SIGTERM, SIGKILL after 10 s; returns the exit status, or -errno; sets *pid to 0. */
 int bench_daemon_stop(pid_t *pid);
 /* A daxpoold for a suite in a new temp dir DIR/daxpool-bench-TAG-XXXXXX (into dir): on
- * o->device when given, else on an emulated 4K pool file of pool_bytes; connected to *ret_dp.
+ * o->device when given, else on an emulated 4K pool file of pool_bytes, with --isolation
+ * isolation unless NULL; connected to *ret_dp.
  * 0 or -errno; whatever it got so far is undone by bench_pool_daemon_stop. */
 int bench_pool_daemon_start(const struct bench_opts *o, const char *tag, uint64_t pool_bytes,
-			    char *dir, size_t dir_size, pid_t *ret_pid, struct daxpool **ret_dp);
+			    const char *isolation, char *dir, size_t dir_size, pid_t *ret_pid,
+			    struct daxpool **ret_dp);
 /* Disconnects, stops the daemon if it started, removes dir; the daemon's exit status. */
 int bench_pool_daemon_stop(struct daxpool **dp, pid_t *pid, const char *dir);
 /* Polls STAT every 100 us until the zeroing backlog is empty; returns the ns it took or -errno.

@@ -83,7 +83,7 @@ static int run_daxpool(const struct bench_opts *o, uint64_t bytes, uint64_t alig
 	char dir[PATH_MAX];
 	struct daxpool *dp = NULL;
 	pid_t pid = 0;
-	int r = bench_pool_daemon_start(o, "prov", bytes + 64 * MiB, dir, sizeof(dir), &pid, &dp);
+	int r = bench_pool_daemon_start(o, "prov", bytes + 64 * MiB, NULL, dir, sizeof(dir), &pid, &dp);
 
 	for (unsigned i = 0; r == 0 && i < reps; i++) {
 		struct daxpool_slice *s = NULL;

@@ -222,7 +222,8 @@ int bench_mkdtemp(const char *dir, const char *tag, char *buf, size_t size)
 }
 
 int bench_pool_daemon_start(const struct bench_opts *o, const char *tag, uint64_t pool_bytes,
-			    char *dir, size_t dir_size, pid_t *ret_pid, struct daxpool **ret_dp)
+			    const char *isolation, char *dir, size_t dir_size, pid_t *ret_pid,
+			    struct daxpool **ret_dp)
 {
 	char sock[PATH_MAX + 8], pool[PATH_MAX + 8], size[32];
 	int r;
@@ -238,9 +239,11 @@ int bench_pool_daemon_start(const struct bench_opts *o, const char *tag, uint64_
 	snprintf(pool, sizeof(pool), "%s/pool", dir);
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)pool_bytes);
 	const char *emul[] = {"--foreground", "--socket", sock, "--emulate", pool, "--size", size,
-			      "--page", "4K", "--format-if-empty", "--log-level", "warning", NULL};
+			      "--page", "4K", "--format-if-empty", "--log-level", "warning",
+			      isolation ? "--isolation" : NULL, isolation, NULL};
 	const char *dev[] = {"--foreground", "--socket", sock, "--device", o->device,
-			     "--format-if-empty", "--log-level", "warning", NULL};
+			     "--format-if-empty", "--log-level", "warning",
+			     isolation ? "--isolation" : NULL, isolation, NULL};
 	r = bench_daemon_start(o, sock, o->device ? dev : emul, ret_pid);
 	if (r == 0)
 		r = daxpool_connect(sock, ret_dp);

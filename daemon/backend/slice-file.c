@@ -136,23 +136,24 @@ static int files_destroy(struct backend *b, uint64_t offset, uint64_t length)
 	return 0;
 }
 
-static int files_list(struct backend *b, int (*fn)(void *ud, uint64_t offset, uint64_t length),
-		      void *ud)
+/* Calls fn(ud, offset, size) for every slice file in the directory dirfd (named dir in
+ * messages); other entries are left alone and said once. Stops at fn's first error. */
+static int walk_slice_files(int dirfd, const char *dir,
+			    int (*fn)(void *ud, uint64_t offset, uint64_t length), void *ud)
 {
-	struct slice_files *s = state(b);
-	int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir;
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d;
 	struct dirent *de;
 	int r = 0;
 
 	if (fd < 0)
-		return backend_err(negative_errno(), "%s: %m", s->dir);
-	dir = fdopendir(fd);
-	if (!dir) {
+		return backend_err(negative_errno(), "%s: %m", dir);
+	d = fdopendir(fd);
+	if (!d) {
 		close(fd);
-		return backend_err(negative_errno(), "%s: %m", s->dir);
+		return backend_err(negative_errno(), "%s: %m", dir);
 	}
-	while (r == 0 && (de = readdir(dir))) {
+	while (r == 0 && (de = readdir(d))) {
 		struct stat st;
 		char *end;
 		uint64_t off;
@@ -162,15 +163,22 @@ static int files_list(struct backend *b, int (*fn)(void *ud, uint64_t offset, ui
 		errno = 0;
 		off = strtoull(de->d_name, &end, 16);
 		if (strlen(de->d_name) != 16 || *end || errno ||
-		    fstatat(s->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
-			/* Not ours: left alone, and said once. */
-			backend_err(0, "%s: ignoring \"%s\" (not a slice file)", s->dir, de->d_name);
+		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+			backend_err(0, "%s: ignoring \"%s\" (not a slice file)", dir, de->d_name);
 			continue;
 		}
 		r = fn(ud, off, (uint64_t)st.st_size);
 	}
-	closedir(dir);
+	closedir(d);
 	return r;
+}
+
+static int files_list(struct backend *b, int (*fn)(void *ud, uint64_t offset, uint64_t length),
+		      void *ud)
+{
+	struct slice_files *s = state(b);
+
+	return walk_slice_files(s->dirfd, s->dir, fn, ud);
 }
 
 static int files_sync(struct backend *b)
@@ -297,67 +305,56 @@ int slice_file_migrate_in(struct backend *b, struct pool *p, unsigned *ret_moved
 	return 0;
 }
 
+struct live_files {
+	struct { uint64_t off, len; } *v;
+	size_t n;
+};
+
+static int collect_live(void *ud, uint64_t offset, uint64_t length)
+{
+	struct live_files *lf = ud;
+	void *n = realloc(lf->v, (lf->n + 1) * sizeof(*lf->v));
+
+	if (!n)
+		return backend_err(-ENOMEM, "out of memory");
+	lf->v = n;
+	lf->v[lf->n].off = offset;
+	lf->v[lf->n++].len = length;
+	return 0;
+}
+
 int slice_file_migrate_out(struct backend *b, struct pool *p, unsigned *ret_moved)
 {
 	char dir[4096];
+	struct live_files lf = { 0 };
 	unsigned moved = 0;
-	DIR *d;
-	struct dirent *de;
-	int dfd, r = 0;
+	int dfd, r;
 
 	*ret_moved = 0;
 	snprintf(dir, sizeof(dir), "%s.slices", b->path);
 	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (dfd < 0)
 		return errno == ENOENT ? 0 : backend_err(negative_errno(), "%s: %m", dir);
-	d = fdopendir(dfd);
-	if (!d) {
-		close(dfd);
-		return backend_err(negative_errno(), "%s: %m", dir);
-	}
 	/* Served with isolation "slice" before: each live slice's data goes back into the pool
 	 * file at its offset, then the files go. */
-	struct live { uint64_t off, len; } *lv = NULL;
-	size_t nlv = 0;
-	while (r == 0 && (de = readdir(d))) {
-		char *end;
-		struct stat st;
-		uint64_t off;
-
-		if (de->d_name[0] == '.')
-			continue;
-		errno = 0;
-		off = strtoull(de->d_name, &end, 16);
-		if (strlen(de->d_name) != 16 || *end || errno ||
-		    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-			continue;
-		struct live *n = realloc(lv, (nlv + 1) * sizeof(*lv));
-		if (!n) {
-			r = backend_err(-ENOMEM, "out of memory");
-			break;
-		}
-		lv = n;
-		lv[nlv++] = (struct live){ off, (uint64_t)st.st_size };
-	}
-	for (size_t i = 0; r == 0 && i < nlv; i++) {
+	r = walk_slice_files(dfd, dir, collect_live, &lf);
+	for (size_t i = 0; r == 0 && i < lf.n; i++) {
+		struct find_rec fr = { lf.v[i].off, lf.v[i].len, false };
 		char name[17];
-		bool keep = false;
-		struct find_rec fr = { lv[i].off, lv[i].len, false };
 
-		file_name(lv[i].off, name);
+		file_name(lf.v[i].off, name);
 		r = pool_iterate(p, 0, find_live_record, &fr);
 		if (r < 0)
 			break;
 		r = 0;
-		keep = fr.found;
-		if (keep) {
+		if (fr.found) {
 			int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 
 			if (fd < 0) {
 				r = backend_err(negative_errno(), "%s/%s: %m", dir, name);
 				break;
 			}
-			r = copy_range(fd, 0, b->fd, lv[i].off, lv[i].len);
+			r = copy_range(fd, 0, b->fd, lf.v[i].off, lf.v[i].len);
 			close(fd);
 			if (r < 0) {
 				r = backend_err(r, "%s/%s: copying into the pool file: %s", dir, name,
@@ -369,8 +366,8 @@ int slice_file_migrate_out(struct backend *b, struct pool *p, unsigned *ret_move
 		if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
 			r = backend_err(negative_errno(), "%s/%s: remove: %m", dir, name);
 	}
-	free(lv);
-	closedir(d);
+	free(lf.v);
+	close(dfd);
 	if (r == 0 && rmdir(dir) < 0 && errno != ENOENT && errno != ENOTEMPTY)
 		r = backend_err(negative_errno(), "%s: rmdir: %m", dir);
 	if (r == 0)

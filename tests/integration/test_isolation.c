@@ -274,7 +274,9 @@ static void victim_teardown(struct victim *v, const char *isolation)
 	assert_int_equal(system(cmd), 0);
 }
 
-static void run_attack(struct victim *v, struct attack_report *rep)
+/* Runs child(arg, fd) in a forked process and reads len bytes of its report from fd. */
+static void run_in_child(void (*child)(const void *arg, int out), const void *arg, void *rep,
+			 size_t len)
 {
 	int fds[2], status;
 	pid_t pid;
@@ -284,14 +286,27 @@ static void run_attack(struct victim *v, struct attack_report *rep)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(fds[0]);
-		attack(v->d.socket, daxpool_slice_get_pool_offset(v->secret),
-		       daxpool_slice_get_length(v->secret), fds[1]);
+		child(arg, fds[1]);
+		_exit(96); /* the children _exit themselves */
 	}
 	close(fds[1]);
-	assert_int_equal(read(fds[0], rep, sizeof(*rep)), (ssize_t)sizeof(*rep));
+	assert_int_equal(read(fds[0], rep, len), (ssize_t)len);
 	close(fds[0]);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void attack_child(const void *arg, int out)
+{
+	const struct victim *v = arg;
+
+	attack(v->d.socket, daxpool_slice_get_pool_offset(v->secret),
+	       daxpool_slice_get_length(v->secret), out);
+}
+
+static void run_attack(struct victim *v, struct attack_report *rep)
+{
+	run_in_child(attack_child, v, rep, sizeof(*rep));
 	print_message("isolation %d: readable %llu, victim %llu, foreign non-zero %llu, faults %d, "
 		      "mmaps refused %d, reopen rw %d ro %d, mremap %d, ftruncate %d, ro write map %d, "
 		      "ro reopen rw %d\n",
@@ -408,23 +423,23 @@ static void owner_try(const char *sock, uid_t uid, int out)
 	_exit(write(out, &rep, sizeof(rep)) == (ssize_t)sizeof(rep) ? 0 : 97);
 }
 
+struct owner_try_arg {
+	const char *sock;
+	uid_t uid;
+};
+
+static void owner_child(const void *arg, int out)
+{
+	const struct owner_try_arg *a = arg;
+
+	owner_try(a->sock, a->uid, out);
+}
+
 static void run_owner_try(struct victim *v, uid_t uid, struct owner_report *rep)
 {
-	int fds[2], status;
-	pid_t pid;
+	struct owner_try_arg a = { v->d.socket, uid };
 
-	assert_int_equal(pipe(fds), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(fds[0]);
-		owner_try(v->d.socket, uid, fds[1]);
-	}
-	close(fds[1]);
-	assert_int_equal(read(fds[0], rep, sizeof(*rep)), (ssize_t)sizeof(*rep));
-	close(fds[0]);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	run_in_child(owner_child, &a, rep, sizeof(*rep));
 	print_message("uid %u: ALLOC %d (%s), OPEN %d\n", (unsigned)uid, rep->alloc_r, rep->alloc_msg,
 		      rep->open_r);
 }

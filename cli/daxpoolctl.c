@@ -82,6 +82,15 @@ static const struct ctl_command commands[] = {
 	  "  need root and tracefs. --size: slice size (default 64M, rounded up to the alignment);\n"
 	  "  --scratch: an O_DIRECT-capable file or block device for gup (default a file in\n"
 	  "  $TMPDIR or /var/tmp). Exit status 1 if any check failed. See docs/VERIFICATION.md.\n" },
+	{ "cdi", cmd_cdi, "write a CDI spec: a container device per named slice",
+	  "daxpoolctl [--json] cdi [--output FILE] [--kind VENDOR/CLASS] [--container-socket PATH]\n"
+	  "                        [--name GLOB]\n"
+	  "  Prints (or writes atomically to FILE, e.g. /etc/cdi/daxpool.json) a Container Device\n"
+	  "  Interface spec, version 0.5.0: a device per named slice the caller may see (all for an\n"
+	  "  administrator; --name: those matching GLOB) and \"daxpool:any\" (the socket only). Each\n"
+	  "  device mounts the daemon's socket at PATH (default /run/daxpool/daxpoold.sock) and sets\n"
+	  "  DAXPOOL_SOCKET, a slice's device also DAXPOOL_SLICE=NAME. Kind: daxpool.io/slice, so\n"
+	  "  podman run --device daxpool.io/slice=NAME. See docs/CLI.md.\n" },
 	{ "version", cmd_version, "show daxpoolctl's version", "daxpoolctl version\n" },
 	{ "help", cmd_help, "show help for all commands or one", "daxpoolctl help [COMMAND]\n" },
 };

@@ -94,3 +94,4 @@ int cmd_create(struct ctl *ctl, int argc, char **argv);
 int cmd_destroy(struct ctl *ctl, int argc, char **argv);
 int cmd_verify(struct ctl *ctl, int argc, char **argv);
 int cmd_bench(struct ctl *ctl, int argc, char **argv);
+int cmd_cdi(struct ctl *ctl, int argc, char **argv);

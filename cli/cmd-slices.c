@@ -351,16 +351,25 @@ static struct json_object *per_class(const uint64_t v[3])
 	return o;
 }
 
+static int stats_option(int c, const char *arg, void *userdata)
+{
+	(void)arg;
+	*(bool *)userdata = c == 'P';
+	return c == 'P' ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+}
+
 int cmd_stats(struct ctl *ctl, int argc, char **argv)
 {
+	static const struct option options[] = { { "prometheus", no_argument, NULL, 'P' }, {} };
 	static const char *const classes[] = { "4K", "2M", "1G" };
+	bool prometheus = false;
 	_cleanup_(disconnectp) struct daxpool *dp = NULL;
 	_cleanup_(json_object_putp) struct json_object *o = NULL;
 	struct daxpool_stats st = {};
 	char uuid[37], b1[32], b2[32];
 	int r, first;
 
-	r = ctl_parse_options(ctl, argc, argv, "", NULL, NULL, NULL, &first);
+	r = ctl_parse_options(ctl, argc, argv, "P", options, stats_option, &prometheus, &first);
 	if (r != CTL_EXIT_OK)
 		return r < 0 ? CTL_EXIT_OK : r;
 	if ((r = ctl_check_operands("stats", argc - first, 0, 0)) != CTL_EXIT_OK)
@@ -372,6 +381,8 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 		log_error("stats: %s", daxpool_errormsg());
 		return CTL_EXIT_FAILURE;
 	}
+	if (prometheus)
+		return ctl_print_stats_prometheus(&st);
 	snprintf(uuid, sizeof(uuid),
 		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", st.uuid[0],
 		 st.uuid[1], st.uuid[2], st.uuid[3], st.uuid[4], st.uuid[5], st.uuid[6], st.uuid[7],

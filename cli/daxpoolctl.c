@@ -32,9 +32,10 @@ static const struct ctl_command commands[] = {
 	{ "free", cmd_free, "free a named slice", "daxpoolctl [--json] free NAME\n"
 	  "  Frees slice NAME (owner or administrator). Its memory is reused only after every\n"
 	  "  process that maps or pins it let go, and after zeroing.\n" },
-	{ "stats", cmd_stats, "show pool statistics", "daxpoolctl [--json] stats\n"
+	{ "stats", cmd_stats, "show pool statistics", "daxpoolctl [--json] stats [--prometheus]\n"
 	  "  Pool UUID and backend, sizes, free bytes and largest free extent per alignment class,\n"
-	  "  fragmentation, slices, quarantined slices, bad blocks, zeroing backlog and pins.\n" },
+	  "  fragmentation, slices, quarantined slices, bad blocks, zeroing backlog and pins.\n"
+	  "  --prometheus: the same in the Prometheus text format (node_exporter textfile).\n" },
 	{ "format", cmd_format, "write a new, empty pool on a device or file (offline)",
 	  "daxpoolctl [--json] format [--force] DEVICE|FILE\n"
 	  "  Writes an empty daxpool pool on a device-dax device or a regular file. Refuses a target\n"

@@ -95,3 +95,7 @@ int cmd_destroy(struct ctl *ctl, int argc, char **argv);
 int cmd_verify(struct ctl *ctl, int argc, char **argv);
 int cmd_bench(struct ctl *ctl, int argc, char **argv);
 int cmd_cdi(struct ctl *ctl, int argc, char **argv);
+
+struct daxpool_stats;
+/* stats --prometheus (cli/stats-prometheus.c): st in the text exposition format on stdout. */
+int ctl_print_stats_prometheus(const struct daxpool_stats *st);

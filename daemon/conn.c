@@ -206,6 +206,7 @@ static int conn_send_frame(struct conn *c, uint16_t type, uint32_t request_id, i
 	size_t len;
 	ssize_t n;
 
+	c->last_status = status;
 	/* Before HELLO completes, replies use the lowest version so any client can parse them. */
 	len = dxp_frame_encode(frame, c->version ? c->version : DXP_PROTOCOL_VERSION_MIN,
 			       type | DXP_REPLY_BIT, request_id, status, payload, payload_len);

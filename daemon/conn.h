@@ -43,6 +43,7 @@ struct conn {
 	gid_t gid;
 	uint16_t version; /* 0 until HELLO */
 	unsigned protocol_errors;
+	int32_t last_status; /* of the last reply sent or queued (metrics.c counts errors by it) */
 	gid_t *groups; /* supplementary groups (SO_PEERGROUPS) */
 	int n_groups;
 	bool admin;

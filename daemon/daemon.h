@@ -15,6 +15,7 @@ struct pool;
 struct zeroer;
 struct lease_table;
 struct usage;
+struct metrics;
 
 struct daxpoold {
 	struct ev_loop *loop;
@@ -49,6 +50,7 @@ struct daxpoold {
 	struct zeroer *zeroer;
 	struct lease_table *leases;
 	struct usage *usage; /* per-uid bytes and slices, for quotas (uthash) */
+	struct metrics *metrics; /* counters and the Prometheus textfile (metrics.c) */
 	gid_t admin_gid;     /* (gid_t)-1 when the admin group does not exist */
 	uid_t tenant;	     /* owner isolation: the uid the device serves (tenant.c) */
 	bool has_tenant;

@@ -6,6 +6,7 @@
 #include "backend.h"
 #include "lease.h"
 #include "log.h"
+#include "metrics.h"
 #include "parse-util.h"
 #include "pool.h"
 #include "usage.h"
@@ -618,7 +619,7 @@ static int handle_list(struct conn *c, const struct dxp_header *h, const uint8_t
 	return conn_send_reply(c, h->type, h->request_id, 0, out, (uint32_t)w.used);
 }
 
-int dispatch_request(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
+static int dispatch_one(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
 {
 	log_debug("client %" PRIu64 ": %s request %u (%u bytes)", c->id, dxp_msg_type_name(h->type),
 		  h->request_id, h->payload_len);
@@ -651,4 +652,14 @@ int dispatch_request(struct conn *c, const struct dxp_header *h, const uint8_t *
 		return conn_send_error(c, h->type, h->request_id, -EOPNOTSUPP,
 				       "unknown request type %u", h->type);
 	}
+}
+
+int dispatch_request(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
+{
+	uint64_t start = metrics_clock_ns();
+	int r = dispatch_one(c, h, payload);
+
+	/* The one metrics hook: type, the status of the reply just sent, and the latency. */
+	metrics_request(c->daemon, h->type, c->last_status, start);
+	return r;
 }

@@ -73,6 +73,8 @@ void options_print_help(const char *argv0)
 	       "      --busy-poll-us N   after a request, poll without sleeping for N µs (default 50, 0 = off)\n"
 	       "      --isolation MODE   auto|slice|owner|shared: how a client is confined to its\n"
 	       "                         slices (default auto: slice where the backend can)\n"
+	       "      --metrics-file PATH  write Prometheus metrics to PATH (node_exporter's\n"
+	       "                         textfile collector), rewritten every 15 s\n"
 	       "  -l, --log-level LEVEL emerg..debug (default info)\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n",
@@ -418,6 +420,16 @@ int options_load_config(struct daxpoold_options *opts, const char *path)
 				r = log_error_errno(-EINVAL, "config: \"send_timeout_s\" must be at least 1");
 		} else if (strcmp(key, "idle_timeout_s") == 0) {
 			r = config_get_uint(v, "idle_timeout_s", 86400 * 365, &opts->idle_timeout_s);
+		} else if (strcmp(key, "metrics_file") == 0) {
+			r = config_get_string(v, "metrics_file", &s);
+			if (r == 0 && s[0] != '/')
+				r = log_error_errno(-EINVAL, "config: \"metrics_file\" must be an absolute path");
+			if (r == 0)
+				r = set_string(&opts->metrics_file, s);
+		} else if (strcmp(key, "metrics_interval_s") == 0) {
+			r = config_get_uint(v, "metrics_interval_s", 3600, &opts->metrics_interval_s);
+			if (r == 0 && opts->metrics_interval_s == 0)
+				r = log_error_errno(-EINVAL, "config: \"metrics_interval_s\" must be at least 1");
 		} else if (strcmp(key, "busy_poll_us") == 0) {
 			r = config_get_uint(v, "busy_poll_us", 100000, &opts->busy_poll_us);
 		} else if (strcmp(key, "isolation") == 0) {
@@ -506,6 +518,7 @@ enum {
 	OPT_NO_FORMAT,
 	OPT_BUSY_POLL,
 	OPT_ISOLATION,
+	OPT_METRICS_FILE,
 };
 
 bool isolation_name_valid(const char *name)
@@ -532,6 +545,7 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 		{ "no-format", no_argument, NULL, OPT_NO_FORMAT },
 		{ "busy-poll-us", required_argument, NULL, OPT_BUSY_POLL },
 		{ "isolation", required_argument, NULL, OPT_ISOLATION },
+		{ "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -542,7 +556,7 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 	uint64_t size = 0, page = 0;
 	int level = -1, format = -1, c, r;
 	long busy_poll = -1;
-	const char *isolation = NULL;
+	const char *isolation = NULL, *metrics_file = NULL;
 	bool foreground = false, page_given = false;
 
 	*opts = (struct daxpoold_options){
@@ -599,6 +613,11 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 				return log_error_errno(-EINVAL, "--busy-poll-us: must be 0..100000, not \"%s\"", optarg);
 			break;
 		}
+		case OPT_METRICS_FILE:
+			if (optarg[0] != '/')
+				return log_error_errno(-EINVAL, "--metrics-file: must be an absolute path, not \"%s\"", optarg);
+			metrics_file = optarg;
+			break;
 		case OPT_ISOLATION:
 			if (!isolation_name_valid(optarg))
 				return log_error_errno(-EINVAL, "--isolation: must be auto, slice, owner or shared, not \"%s\"", optarg);
@@ -642,6 +661,8 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 	opts->foreground = foreground;
 	if (busy_poll >= 0)
 		opts->busy_poll_us = (unsigned)busy_poll;
+	if (metrics_file && set_string(&opts->metrics_file, metrics_file) < 0)
+		return log_error_errno(-ENOMEM, "out of memory");
 	if (isolation) {
 		r = set_string(&opts->isolation, isolation);
 		if (r < 0)
@@ -696,6 +717,7 @@ void options_free(struct daxpoold_options *opts)
 	free(opts->emulate_path);
 	free(opts->runtime_dir);
 	free(opts->isolation);
+	free(opts->metrics_file);
 	free(opts->tenant);
 	free(opts->admin_group);
 	free(opts->quotas);

@@ -59,6 +59,8 @@ struct daxpoold_options {
 	char *isolation;	  /* "auto" (NULL), "slice", "owner" or "shared" (docs/SECURITY.md) */
 	char *tenant;		  /* owner isolation: the one user (name or uid) served; NULL = the
 				   * first to be granted, until reboot */
+	char *metrics_file;	  /* Prometheus textfile (metrics.c); NULL = none */
+	unsigned metrics_interval_s; /* how often it is rewritten; 0 = 15 */
 	struct quota default_quota;
 	struct quota_entry *quotas;
 	size_t n_quotas;

@@ -3,6 +3,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "macro.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -230,7 +231,7 @@ int server_start(struct daxpoold *d)
 		ev_timer_start(d->loop, &d->watchdog);
 		log_info("systemd watchdog enabled, pinging every %.3f s", interval);
 	}
-	return 0;
+	return metrics_start(d);
 }
 
 void server_stop(struct daxpoold *d)
@@ -255,6 +256,7 @@ void server_stop(struct daxpoold *d)
 		log_warning_errno(-errno, "unlink %s: %m", d->opts.socket_path);
 	d->socket_bound = false;
 	ev_timer_stop(d->loop, &d->watchdog);
+	metrics_stop(d);
 	ev_signal_stop(d->loop, &d->sigterm);
 	ev_signal_stop(d->loop, &d->sigint);
 	ev_signal_stop(d->loop, &d->sighup);

@@ -73,8 +73,9 @@ void options_print_help(const char *argv0)
 	       "      --busy-poll-us N   after a request, poll without sleeping for N µs (default 50, 0 = off)\n"
 	       "      --isolation MODE   auto|slice|owner|shared: how a client is confined to its\n"
 	       "                         slices (default auto: slice where the backend can)\n"
-	       "      --metrics-file PATH  write Prometheus metrics to PATH (node_exporter's\n"
-	       "                         textfile collector), rewritten every 15 s\n"
+	       "      --metrics-file PATH\n"
+	       "                         write Prometheus metrics to PATH for node_exporter's\n"
+	       "                         textfile collector (every metrics_interval_s, default 15 s)\n"
 	       "  -l, --log-level LEVEL emerg..debug (default info)\n"
 	       "  -h, --help             show this help\n"
 	       "  -V, --version          show the version\n",

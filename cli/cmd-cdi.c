@@ -13,8 +13,8 @@
  * checks (docs/CLI.md "cdi").
  *
  * The spec is CDI version 0.5.0, the newest one the CDI library of Debian 12's podman 4.3
- * accepts (it refuses 0.6.0), and uses only what 0.3.0 already had (env, mounts), so newer
- * engines read it too.
+ * accepts (it refuses 0.6.0): environment and mounts (0.3.0) and device names that may start
+ * with a digit (0.5.0). Newer engines accept 0.5.0 files.
  */
 #include "build-config.h"
 #include "daxpoolctl.h"

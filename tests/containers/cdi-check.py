@@ -128,6 +128,8 @@ def main():
         names.append(name)
         if not isinstance(name, str) or not DEVICE_NAME.match(name):
             bad(f"{w}: {name!r} is not a CDI device name")
+        elif not name[0].isalpha() and vtuple(version) < (0, 5, 0):
+            bad(f"{w}: {name!r} starts with a digit, which needs CDI 0.5.0 (declared {version})")
         e = d.get("containerEdits", {})
         if not e or not any(e.get(k) for k in EDITS_KEYS if isinstance(e, dict)):
             bad(f"{w} ({name}): empty container edits (CDI refuses the device)")

@@ -7,7 +7,12 @@ fields each version introduced. Then daxpool's own promises: the socket is mount
 DAXPOOL_SOCKET points, "daxpool:any" sets no DAXPOOL_SLICE, every other device sets
 DAXPOOL_SLICE to its own name.
 
-    cdi-check.py SPEC [--devices NAME,NAME,...] [--host-socket PATH]
+    cdi-check.py SPEC [--devices NAME,NAME,...] [--host-socket PATH] [--schema DIR]
+
+--schema DIR also validates SPEC against the CDI project's own JSON schema (DIR/schema.json and
+the defs.json it refers to), as Debian ships it with the CDI library's sources
+(golang-github-container-orchestrated-devices-container-device-interface-dev), through
+python3-jsonschema.
 
 Exit 0 when the spec passes, 1 with every finding on stderr otherwise.
 """
@@ -85,6 +90,25 @@ def check_edits(where, e, version):
     return e
 
 
+def check_schema(spec, directory):
+    import os
+    import warnings
+    try:
+        import jsonschema
+    except ImportError:
+        bad("--schema: python3-jsonschema is not installed")
+        return
+    with open(os.path.join(directory, "schema.json"), encoding="utf-8") as f:
+        schema = json.load(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # RefResolver: kept for Debian's 4.10
+        resolver = jsonschema.RefResolver(base_uri="file://" + os.path.abspath(directory) + "/",
+                                          referrer=schema)
+        validator = jsonschema.Draft7Validator(schema, resolver=resolver)
+        for e in validator.iter_errors(spec):
+            bad(f"CDI schema: {'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}")
+
+
 def env_map(edits):
     out = {}
     for s in edits.get("env", []) if isinstance(edits, dict) else []:
@@ -99,10 +123,13 @@ def main():
     ap.add_argument("spec")
     ap.add_argument("--devices", help="the exact set of device names expected, comma-separated")
     ap.add_argument("--host-socket", help="the socket's path on the host")
+    ap.add_argument("--schema", help="directory of the CDI project's schema.json and defs.json")
     args = ap.parse_args()
 
     with open(args.spec, encoding="utf-8") as f:
         spec = json.load(f)
+    if args.schema:
+        check_schema(spec, args.schema)
     check_keys("spec", spec, SPEC_KEYS, ("cdiVersion", "kind", "devices"))
     version = spec.get("cdiVersion", "")
     if version not in ACCEPTED:

@@ -2,6 +2,9 @@
 # directory. Sourced; needs $DAXPOOLD and $DAXPOOLCTL. $DAXPOOL_TEST_DAEMON_WRAPPER (e.g.
 # valgrind, as scripts/test.sh sets it) prefixes the daemon as the C harness does.
 
+# The system's Python (python3-jsonschema is a Debian package for it), not one earlier in PATH.
+PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
+
 # daemon_start DIR [DAXPOOLD ARGS...]: starts daxpoold --foreground on DIR/pool with the socket
 # DIR/daxpoold.sock and waits until `daxpoolctl status` answers (60 s: valgrind is slow).
 daemon_start() {

@@ -76,7 +76,7 @@ ctl alloc ctr-data --size 64K --align 4K >/dev/null
 DAXPOOL_SOCKET=$dir/daxpoold.sock "$SLICE_IO" write ctr-data "$token"
 mkdir -p /var/run/cdi
 ctl cdi --kind "$kind" --output "$spec" >/dev/null
-python3 "$CDI_CHECK" "$spec" --devices 'daxpool:any,ctr-data' --host-socket "$dir/daxpoold.sock"
+"$PYTHON" "$CDI_CHECK" "$spec" --devices 'daxpool:any,ctr-data' --host-socket "$dir/daxpoold.sock"
 
 # The named slice's device: the container reads the host's text, answers in the slice.
 out=$(run --device "$kind=ctr-data" "$image" "$SLICE_IO" read 2>&1) || fail "container read: $out"
@@ -96,7 +96,7 @@ if out=$(run "$image" "$SLICE_IO" ping 2>&1); then fail "a container without the
 echo "container without a device: $out"
 
 # The daemon saw every container's process close its slice: nothing is left held.
-[ "$(ctl --json stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["leases_waiting"])')" = 0 ] ||
+[ "$(ctl --json stats | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["leases_waiting"])')" = 0 ] ||
 	fail "leases still waiting after the containers exited"
 daemon_stop "$dir" || fail "daemon stop"
 echo "test_cdi_podman: ok"

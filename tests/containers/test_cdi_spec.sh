@@ -23,13 +23,22 @@ ctl alloc 'a#b' --size 4K --align 4K >/dev/null # '#' is a slice name, not a CDI
 ctl alloc any --size 4K --align 4K >/dev/null   # no clash with the socket-only device
 
 ctl cdi >"$dir/spec.json" 2>"$dir/err" || fail "daxpoolctl cdi exited $?"
-python3 "$CDI_CHECK" "$dir/spec.json" --devices 'daxpool:any,db0,cache.2m,any' \
+"$PYTHON" "$CDI_CHECK" "$dir/spec.json" --devices 'daxpool:any,db0,cache.2m,any' \
 	--host-socket "$dir/daxpoold.sock" || fail "the printed spec"
 grep -q 'slice "a#b" left out' "$dir/err" || fail "no warning for a#b: $(cat "$dir/err")"
 
+# The CDI project's own JSON schema, of the library version Debian ships (0.5.x), where installed.
+schema=/usr/share/gocode/src/github.com/container-orchestrated-devices/container-device-interface/schema
+if [ -r "$schema/schema.json" ]; then
+	"$PYTHON" "$CDI_CHECK" "$dir/spec.json" --schema "$schema" >/dev/null || fail "the CDI schema"
+	echo "CDI schema ($schema): ok"
+else
+	echo "CDI schema check not run: $schema missing (scripts/install-deps.sh containers)"
+fi
+
 ctl cdi --name 'db*' --kind example.com/pmem --container-socket /daxpool.sock >"$dir/f.json" 2>/dev/null
-python3 "$CDI_CHECK" "$dir/f.json" --devices 'daxpool:any,db0' || fail "--name/--kind"
-python3 - "$dir/f.json" <<'EOF' || fail "--kind/--container-socket not applied"
+"$PYTHON" "$CDI_CHECK" "$dir/f.json" --devices 'daxpool:any,db0' || fail "--name/--kind"
+"$PYTHON" - "$dir/f.json" <<'EOF' || fail "--kind/--container-socket not applied"
 import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["kind"] == "example.com/pmem", s["kind"]
@@ -41,10 +50,10 @@ EOF
 mkdir "$dir/cdi"
 echo stale >"$dir/cdi/daxpool.json"
 ctl --json cdi --output "$dir/cdi/daxpool.json" >"$dir/out.json" 2>/dev/null
-python3 "$CDI_CHECK" "$dir/cdi/daxpool.json" --devices 'daxpool:any,db0,cache.2m,any' || fail "--output"
+"$PYTHON" "$CDI_CHECK" "$dir/cdi/daxpool.json" --devices 'daxpool:any,db0,cache.2m,any' || fail "--output"
 [ "$(stat -c %a "$dir/cdi/daxpool.json")" = 644 ] || fail "mode $(stat -c %a "$dir/cdi/daxpool.json")"
 [ "$(ls "$dir/cdi")" = daxpool.json ] || fail "left behind: $(ls "$dir/cdi")"
-python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["devices"] == 4 and o["skipped"] == 1, o' \
+"$PYTHON" -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["devices"] == 4 and o["skipped"] == 1, o' \
 	"$dir/out.json" || fail "--json summary"
 
 # Bad arguments: exit 2, nothing written.

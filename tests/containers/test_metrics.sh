@@ -61,7 +61,7 @@ missing=$(comm -23 <(grep '^# TYPE' "$dir/ctl.prom" | sort) <(grep '^# TYPE' "$p
 [ -z "$missing" ] || fail "stats --prometheus has series the daemon's file has not (or typed otherwise): $missing"
 
 # node_exporter on a free loopback port, the textfile collector alone.
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$exporter" --web.listen-address="127.0.0.1:$port" --collector.disable-defaults --collector.textfile \
 	--collector.textfile.directory="$dir/textfile" >"$dir/exporter.log" 2>&1 &
 exporter_pid=$!

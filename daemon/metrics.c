@@ -317,6 +317,9 @@ int metrics_print(struct daxpoold *d, FILE *f)
 	gauge(f, "daxpool_clients", "Connected clients.", d->n_conns);
 	counter(f, "daxpool_connections_total", "Connections accepted since the daemon started.",
 		d->conns_total);
+	counter(f, "daxpool_protocol_errors_total",
+		"Malformed or out-of-order frames answered with an error before dispatch.",
+		d->protocol_errors);
 	gauge(f, "daxpool_start_time_seconds", "When the daemon started, seconds since the epoch.",
 	      (uint64_t)d->start_realtime);
 	if (d->metrics) {

@@ -35,13 +35,18 @@ EOF
 daemon_start "$dir" --config "$dir/config.json"
 ctl() { "$DAXPOOLCTL" -s "$dir/daxpoold.sock" "$@"; }
 
-# Work with known outcomes: 3 grants by ALLOC (one for uid 4242), 1 EEXIST, 1 FREE, 1 ENOENT.
+# Work with known outcomes: 3 grants by ALLOC (one for uid 4242), 1 EEXIST, 1 FREE, 1 ENOENT,
+# 1 protocol error.
 ctl alloc m-a --size 64K --align 4K >/dev/null
 ctl alloc m-b --size 4K --align 4K >/dev/null
 ctl alloc m-c --size 8K --align 4K --owner 4242:4242 >/dev/null
 ctl alloc m-a --size 4K --align 4K >/dev/null 2>&1 && fail "a second m-a was allocated"
 ctl free m-b >/dev/null
 ctl free m-none >/dev/null 2>&1 && fail "freed a slice that does not exist"
+# One malformed frame (4 bytes, no header): a protocol error, answered before dispatch.
+"$PYTHON" -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1]); s.send(b"junk"); s.recv(4096)' "$dir/daxpoold.sock"
 
 # Wait for a rewrite that saw all of it (interval 1 s).
 want='daxpool_request_errors_total{type="alloc",error="EEXIST"} 1'
@@ -81,6 +86,7 @@ expect 'daxpool_request_errors_total{error="EEXIST",type="alloc"} 1'
 expect 'daxpool_request_errors_total{error="ENOENT",type="open"} 1'
 expect 'daxpool_requests_total{result="ok",type="alloc"} 3'
 expect 'daxpool_owner_slices{uid="4242"} 1'
+expect 'daxpool_protocol_errors_total 1'
 expect 'daxpool_owner_bytes{uid="4242"} 8192'
 expect 'daxpool_owner_slices{uid="0"} 1'
 expect 'daxpool_request_duration_seconds_count{type="alloc"} 4'

@@ -103,6 +103,12 @@ int slice_file_migrate_in(struct backend *b, struct pool *p, unsigned *ret_moved
  * slice's file (left by isolation "slice") into the pool file and removes the files. */
 int slice_file_migrate_out(struct backend *b, struct pool *p, unsigned *ret_moved);
 
+/* slice-subdev.c: per-slice sub-devices when the device is the pool device of a dynamic dax
+ * region (docs/BACKENDS.md); sets b->slice_ops/slice_state, the pool's mapping and size. Leaves
+ * them NULL (returns 0) on a static region, or when !required and the device is not laid out as
+ * a pool device. */
+int slice_subdev_setup(struct backend *b, bool required);
+
 /* hugetlb.c: free huge pages of a size (free_hugepages - resv_hugepages), -errno if unknown. */
 int hugetlb_available(uint64_t page_size, uint64_t *ret_free, uint64_t *ret_total);
 

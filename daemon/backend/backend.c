@@ -65,8 +65,12 @@ int backend_open(const struct backend_config *cfg, struct backend **ret)
 			return backend_err(-EINVAL, "devdax backend: file, size, page size and create "
 						    "are settings of the emulated backend");
 		r = devdax_open(b, cfg->device_path);
+		/* A dynamic dax region can be carved: a sub-device per slice (slice-subdev.c). */
+		if (r == 0 && (b->isolation == BACKEND_ISOLATION_AUTO ||
+			       b->isolation == BACKEND_ISOLATION_SLICE))
+			r = slice_subdev_setup(b, b->isolation == BACKEND_ISOLATION_SLICE);
 		if (r == 0 && b->isolation == BACKEND_ISOLATION_AUTO)
-			b->isolation = BACKEND_ISOLATION_OWNER;
+			b->isolation = b->slice_ops ? BACKEND_ISOLATION_SLICE : BACKEND_ISOLATION_OWNER;
 		if (r == 0 && b->isolation == BACKEND_ISOLATION_SLICE && !b->slice_ops)
 			r = backend_err(-EOPNOTSUPP, "%s: isolation \"slice\" needs a dynamic dax "
 					"region (one that can be carved into sub-devices); this device's "

@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -232,6 +233,56 @@ static int map_device(struct backend *b, struct pmem2_source *src)
 	return 0;
 }
 
+/* A device-dax device of an NVDIMM namespace: its parent is on the nd bus. Soft-reserved memory
+ * (dax_hmem) and CXL RAM regions are not. */
+static bool dev_is_nvdimm(const char *devname)
+{
+	char link[PATH_MAX], subsys[64];
+
+	snprintf(link, sizeof(link), "/sys/bus/dax/devices/%s/../subsystem", devname);
+	link_basename(link, subsys, sizeof(subsys));
+	return strcmp(subsys, "nd") == 0;
+}
+
+/* Device-dax over RAM (soft-reserved memory, CXL RAM regions). libpmem2 finds a device-dax
+ * device's size through libndctl, which knows only NVDIMM namespaces (it dereferences NULL on
+ * other devices), so libpmem2 is not used at all: size and alignment come from libdaxctl, the
+ * pool is mapped here (backend_open_pool then uses this mapping), there is no bad-block list
+ * and nothing is durable across power loss. */
+static int devdax_open_ram(struct backend *b, uint64_t size, uint64_t align)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	void *p;
+	int node;
+
+	if (align != (UINT64_C(1) << 12) && align != (UINT64_C(1) << 21) &&
+	    align != (UINT64_C(1) << 30))
+		return backend_err(-EINVAL, "%s: alignment %llu is not 4K, 2M or 1G", b->path,
+				   (unsigned long long)align);
+	if (!size || size % align)
+		return backend_err(-EINVAL, "%s: size %llu is not a multiple of its alignment", b->path,
+				   (unsigned long long)size);
+	b->size = size;
+	b->alignment = align;
+	b->map_sync = true;
+	b->persistence = BACKEND_PERSIST_NONE;
+	b->bbstats.unknown = true;
+	snprintf(path, sizeof(path), "/sys/bus/dax/devices/%s/numa_node", b->devname);
+	f = fopen(path, "re");
+	if (f) {
+		if (fscanf(f, "%d", &node) == 1 && node >= 0)
+			b->numa_node = node;
+		fclose(f);
+	}
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, 0);
+	if (p == MAP_FAILED)
+		return backend_err(negative_errno(), "%s: mapping: %m", b->path);
+	b->pool_map = p;
+	b->pool_map_len = size;
+	return 0;
+}
+
 int devdax_open(struct backend *b, const char *path)
 {
 	_cleanup_(pmem2_source_deletep) struct pmem2_source *src = NULL;
@@ -253,6 +304,8 @@ int devdax_open(struct backend *b, const char *path)
 	if (r < 0)
 		return r;
 
+	if (!dev_is_nvdimm(b->devname))
+		return devdax_open_ram(b, dax_size, dax_align);
 	r = pmem2_source_from_fd(&src, b->fd);
 	if (r == 0)
 		r = pmem2_source_size(src, &size);
@@ -310,9 +363,12 @@ int backend_devdax_deep_flush_open(const char *device_path, int *ret_fd)
 
 int devdax_deep_flush(struct backend *b, uint64_t offset, uint64_t len)
 {
-	char *base = pmem2_map_get_address(b->map);
+	char *base;
 	int r;
 
+	if (!b->map)
+		return 0; /* RAM (devdax_open_ram): nothing outlives power loss, nothing to flush */
+	base = pmem2_map_get_address(b->map);
 	if (b->deep_flush_fd >= 0) {
 		/* What pmem2_deep_flush does, through the attribute held open since start-up
 		 * (deep-flush.c): the range out of the CPU caches, then the region's queues. */

@@ -1,0 +1,790 @@
+/*
+ * Per-slice sub-devices on a dynamic dax region (soft-reserved memory, CXL RAM regions): the
+ * devdax backend's half of BACKEND_ISOLATION_SLICE (backend.h, slice.c).
+ *
+ * A dynamic region (its dax_region has create/seed/delete) can be carved into sub-devices at
+ * chosen physical ranges. The configured device is the pool device: a sub-device the operator
+ * carves first, at the start of the region, exactly as large as the metadata of a pool spanning
+ * the rest of the region (the daemon says the size when it is not). Only the daemon maps it.
+ * Pool offset o is physical address base + o (base = the pool device's start), so the pool is
+ * "the region from the pool device on" and the allocator's choices are physical placements
+ * (slice-subdev.h). Each slice is a sub-device carved at exactly its extent: on the region's
+ * seed device, align (the slice's alignment, at least the region's) then mapping START-END,
+ * then enabled in devdax mode; the kernel never picks a place (a 1G device it placed at a start
+ * that is not 1G-aligned overwrites its neighbours' memory, silently). A client receives an fd
+ * of /dev/daxX.Y of its slice: it reaches nothing else (mapping beyond its end succeeds, the
+ * first touch there is SIGBUS).
+ *
+ * Sizes below the region's alignment: the kernel cannot carve them (a 4K mapping on a 2M region
+ * is silently ignored, and enabling fails), so the pool is formatted with the region's
+ * alignment and rounds every extent up to it (a 4K request gets a 2M slice).
+ *
+ * The memory is volatile (DRAM, behind the CPU caches like any RAM): nothing is written back, the
+ * pool's metadata needs only ordered stores (pool_memory_fs_ops), and persistence is "none".
+ *
+ * libdaxctl: a context caches what it enumerated and is not thread-safe, so every operation
+ * takes a context of its own (creating one costs a sysfs walk, small next to a carve). The
+ * table of carved devices (offset -> name) is shared between the event loop (create, open,
+ * name) and the zeroing worker (scrub, destroy) under a mutex.
+ */
+#include "backend-internal.h"
+#include "pool.h"
+#include "slice-subdev.h"
+
+#include <daxctl/libdaxctl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define SZ_4K (UINT64_C(1) << 12)
+#define SZ_2M (UINT64_C(1) << 21)
+#define SZ_1G (UINT64_C(1) << 30)
+
+/* ---- placement (pure) -------------------------------------------------------------------- */
+
+static bool is_class(uint64_t a)
+{
+	return a == SZ_4K || a == SZ_2M || a == SZ_1G;
+}
+
+int subdev_geometry_check(const struct subdev_geometry *g, uint64_t *ret_span)
+{
+	uint64_t end = g->region_start + g->region_size;
+
+	if (!g->region_size || end < g->region_start || !is_class(g->region_align))
+		return backend_err(-EINVAL, "dax region [%#" PRIx64 ", +%#" PRIx64 ") with alignment %"
+				   PRIu64 " is not usable", g->region_start, g->region_size,
+				   g->region_align);
+	if (g->base < g->region_start || g->base >= end)
+		return backend_err(-EINVAL, "the pool device at %#" PRIx64 " is outside its region [%#"
+				   PRIx64 ", %#" PRIx64 ")", g->base, g->region_start, end);
+	if (g->base % g->region_align)
+		return backend_err(-EINVAL, "the pool device's start %#" PRIx64 " is not aligned to the "
+				   "region's alignment %" PRIu64, g->base, g->region_align);
+	if (!g->pool_dev_size || g->pool_dev_size > end - g->base)
+		return backend_err(-EINVAL, "the pool device [%#" PRIx64 ", +%#" PRIx64 ") does not fit "
+				   "in its region", g->base, g->pool_dev_size);
+	*ret_span = end - g->base;
+	return 0;
+}
+
+uint64_t subdev_max_align(const struct subdev_geometry *g)
+{
+	if (g->base % SZ_1G == 0)
+		return SZ_1G;
+	if (g->base % SZ_2M == 0)
+		return SZ_2M;
+	return g->base % SZ_4K == 0 ? SZ_4K : 0;
+}
+
+int subdev_place(const struct subdev_geometry *g, uint64_t offset, uint64_t length, uint64_t align,
+		 uint64_t *ret_phys)
+{
+	uint64_t end = g->region_start + g->region_size, phys;
+
+	if (!is_class(align) || align < g->region_align)
+		return backend_err(-EINVAL, "alignment %" PRIu64 " is not one a sub-device of this region "
+				   "can have (4K, 2M or 1G, at least the region's %" PRIu64 ")", align,
+				   g->region_align);
+	if (!length || offset % align || length % align)
+		return backend_err(-EINVAL, "slice %#" PRIx64 "+%#" PRIx64 " is not aligned to %" PRIu64,
+				   offset, length, align);
+	if (offset < g->pool_dev_size)
+		return backend_err(-EINVAL, "slice %#" PRIx64 "+%#" PRIx64 " overlaps the pool device "
+				   "(%#" PRIx64 " bytes): was the pool formatted on the pool device "
+				   "alone? Format it with daxpoold --format-if-empty", offset, length,
+				   g->pool_dev_size);
+	if (offset > end - g->base || length > end - g->base - offset)
+		return backend_err(-EINVAL, "slice %#" PRIx64 "+%#" PRIx64 " ends past the region (%#"
+				   PRIx64 " bytes from the pool device on)", offset, length, end - g->base);
+	phys = g->base + offset;
+	if (phys % align)
+		return backend_err(-EINVAL, "slice %#" PRIx64 "+%#" PRIx64 " would start at physical "
+				   "address %#" PRIx64 ", which is not %" PRIu64 "-aligned (the pool "
+				   "device starts at %#" PRIx64 "; carve it at a %" PRIu64 "-aligned "
+				   "start for such slices); refusing to let the kernel place it", offset,
+				   length, phys, align, g->base, align);
+	*ret_phys = phys;
+	return 0;
+}
+
+int subdev_offset_of(const struct subdev_geometry *g, uint64_t phys, uint64_t length,
+		     uint64_t *ret_offset)
+{
+	uint64_t end = g->region_start + g->region_size;
+
+	if (phys < g->base + g->pool_dev_size || phys >= end || !length || length > end - phys)
+		return -ERANGE;
+	*ret_offset = phys - g->base;
+	return 0;
+}
+
+/* ---- state ------------------------------------------------------------------------------- */
+
+struct subdev_obj {
+	uint64_t offset, length;
+	dev_t rdev;
+	char name[32];
+};
+
+struct subdev_state {
+	pthread_mutex_t lock; /* objs */
+	struct subdev_geometry g;
+	int region_id;
+	char pool_devname[32];
+	struct subdev_obj *objs; /* sorted by offset */
+	size_t n, cap;
+};
+
+static struct subdev_state *state(const struct backend *b)
+{
+	return b->slice_state;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct daxctl_ctx *, daxctl_unref)
+
+/* Index of the object at offset, or of the first one after it (*found false). Locked. */
+static size_t obj_search(const struct subdev_state *s, uint64_t offset, bool *found)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->objs[mid].offset < offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < s->n && s->objs[lo].offset == offset;
+	return lo;
+}
+
+static int obj_insert(struct subdev_state *s, const struct subdev_obj *o)
+{
+	bool found;
+	size_t i = obj_search(s, o->offset, &found);
+
+	if (found) {
+		s->objs[i] = *o;
+		return 0;
+	}
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 32;
+		struct subdev_obj *p = backend_mem_realloc(s->objs, cap * sizeof(*p));
+
+		if (!p)
+			return backend_err(-ENOMEM, "out of memory");
+		s->objs = p;
+		s->cap = cap;
+	}
+	memmove(s->objs + i + 1, s->objs + i, (s->n - i) * sizeof(*s->objs));
+	s->objs[i] = *o;
+	s->n++;
+	return 0;
+}
+
+static void obj_remove(struct subdev_state *s, uint64_t offset)
+{
+	bool found;
+	size_t i = obj_search(s, offset, &found);
+
+	if (!found)
+		return;
+	memmove(s->objs + i, s->objs + i + 1, (s->n - i - 1) * sizeof(*s->objs));
+	s->n--;
+}
+
+/* Copies the object at offset exactly (contains false), or the one containing offset. */
+static bool obj_get(struct subdev_state *s, uint64_t offset, bool contains, struct subdev_obj *ret)
+{
+	bool found, ok = false;
+	size_t i;
+
+	pthread_mutex_lock(&s->lock);
+	i = obj_search(s, offset, &found);
+	if (found) {
+		*ret = s->objs[i];
+		ok = true;
+	} else if (contains && i > 0 && offset - s->objs[i - 1].offset < s->objs[i - 1].length) {
+		*ret = s->objs[i - 1];
+		ok = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ok;
+}
+
+/* ---- libdaxctl ------------------------------------------------------------------------------ */
+
+static int region_get(const struct subdev_state *s, struct daxctl_ctx **ctx,
+		      struct daxctl_region **ret)
+{
+	struct daxctl_region *region;
+	int r = daxctl_new(ctx);
+
+	if (r < 0)
+		return backend_err(r, "libdaxctl: %s", strerror(-r));
+	daxctl_region_foreach(*ctx, region)
+		if (daxctl_region_get_id(region) == s->region_id) {
+			*ret = region;
+			return 0;
+		}
+	return backend_err(-ENODEV, "dax region %d has gone", s->region_id);
+}
+
+static struct daxctl_dev *dev_by_name(struct daxctl_region *region, const char *name)
+{
+	struct daxctl_dev *dev;
+
+	daxctl_dev_foreach(region, dev) {
+		const char *n = daxctl_dev_get_devname(dev);
+
+		if (n && strcmp(n, name) == 0)
+			return dev;
+	}
+	return NULL;
+}
+
+/* Number of ranges of dev; the first one's start and all their bytes. */
+static unsigned dev_ranges(struct daxctl_dev *dev, uint64_t *ret_start, uint64_t *ret_len)
+{
+	struct daxctl_mapping *m;
+	unsigned n = 0;
+
+	*ret_start = 0;
+	*ret_len = 0;
+	daxctl_mapping_foreach(dev, m) {
+		if (n++ == 0)
+			*ret_start = daxctl_mapping_get_start(m);
+		*ret_len += daxctl_mapping_get_size(m);
+	}
+	return n;
+}
+
+static bool region_is_dynamic(struct daxctl_region *region)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/dax_region/create", daxctl_region_get_path(region));
+	return access(path, F_OK) == 0;
+}
+
+/* Gives a device's range back to the region: unbound, size 0, deleted (the kernel keeps
+ * device 0 of a region, and refuses to delete the seed while it is one: those stay, empty). */
+static int dev_release(struct daxctl_region *region, struct daxctl_dev *dev)
+{
+	const char *name = daxctl_dev_get_devname(dev);
+	int r = daxctl_dev_disable(dev);
+
+	if (r < 0)
+		return backend_err(r, "%s: disable: %s", name, strerror(-r));
+	if (daxctl_dev_get_size(dev) != 0) {
+		r = daxctl_dev_set_size(dev, 0);
+		if (r < 0)
+			return backend_err(r, "%s: shrinking to 0: %s", name, strerror(-r));
+	}
+	if (daxctl_dev_get_id(dev) > 0)
+		(void)daxctl_region_destroy_dev(region, dev);
+	return 0;
+}
+
+/* Writes zeros over [off, off + len) of the sub-device name (devlen bytes) through a shared
+ * mapping of it; the memory is cache-coherent RAM: the stores are visible to every later
+ * mapping, nothing is written back. */
+static int zero_device(const char *name, uint64_t devlen, uint64_t off, uint64_t len)
+{
+	char path[64];
+	int fd;
+	void *p;
+
+	snprintf(path, sizeof(path), "/dev/%s", name);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return backend_err(negative_errno(), "%s: %m", path);
+	p = mmap(NULL, devlen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		int r = backend_err(negative_errno(), "%s: mapping %" PRIu64 " bytes: %m", path, devlen);
+
+		close(fd);
+		return r;
+	}
+	memset((char *)p + off, 0, len);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	munmap(p, devlen);
+	close(fd);
+	return 0;
+}
+
+/* Carves [phys, phys + length) at align on the region's seed and enables it; *ret named. On
+ * failure nothing is left carved. */
+static int carve(struct subdev_state *s, uint64_t phys, uint64_t length, uint64_t align,
+		 struct subdev_obj *ret)
+{
+	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
+	struct daxctl_region *region;
+	struct daxctl_dev *seed, *dev;
+	uint64_t start, len;
+	char name[32];
+	int r;
+
+	r = region_get(s, &ctx, &region);
+	if (r < 0)
+		return r;
+	seed = daxctl_region_get_dev_seed(region);
+	if (!seed) {
+		/* The last seed was enabled: ask for a new one, and look again (a context does not
+		 * see devices created after it enumerated). */
+		r = daxctl_region_create_dev(region);
+		if (r < 0)
+			return backend_err(r, "dax region %d: creating a seed device: %s", s->region_id,
+					   strerror(-r));
+		daxctl_unref(ctx);
+		ctx = NULL;
+		r = region_get(s, &ctx, &region);
+		if (r < 0)
+			return r;
+		seed = daxctl_region_get_dev_seed(region);
+		if (!seed)
+			return backend_err(-ENXIO, "dax region %d has no seed device", s->region_id);
+	}
+	snprintf(name, sizeof(name), "%s", daxctl_dev_get_devname(seed));
+	/* A seed with a range is an interrupted carve (never enabled, never handed out). */
+	if (daxctl_dev_get_size(seed) != 0 && daxctl_dev_set_size(seed, 0) < 0)
+		return backend_err(-EIO, "%s: cannot empty the seed device", name);
+	r = daxctl_dev_set_align(seed, align);
+	if (r < 0)
+		return backend_err(r, "%s: setting align %" PRIu64 ": %s", name, align, strerror(-r));
+	r = daxctl_dev_set_mapping(seed, phys, phys + length - 1);
+	if (r < 0) {
+		daxctl_dev_set_size(seed, 0);
+		return backend_err(-ENOSPC, "%s: cannot place it at [%#" PRIx64 ", %#" PRIx64 "]: the "
+				   "range is in use or outside the region", name, phys,
+				   phys + length - 1);
+	}
+	r = daxctl_dev_enable_devdax(seed);
+	if (r < 0) {
+		daxctl_dev_set_size(seed, 0);
+		return backend_err(r, "%s: enabling [%#" PRIx64 ", +%#" PRIx64 "] at align %" PRIu64
+				   ": %s", name, phys, length, align, strerror(-r));
+	}
+	/* What the kernel did, read back from a new context: exactly that range, that alignment. */
+	daxctl_unref(ctx);
+	ctx = NULL;
+	r = region_get(s, &ctx, &region);
+	if (r < 0)
+		return r;
+	dev = dev_by_name(region, name);
+	if (!dev)
+		return backend_err(-EIO, "%s vanished after it was enabled", name);
+	if (dev_ranges(dev, &start, &len) != 1 || start != phys || len != length ||
+	    daxctl_dev_get_align(dev) != align || !daxctl_dev_is_enabled(dev)) {
+		dev_release(region, dev);
+		return backend_err(-EIO, "%s: the kernel made [%#" PRIx64 ", +%#" PRIx64 "] at align %lu"
+				   ", not [%#" PRIx64 ", +%#" PRIx64 "] at %" PRIu64 "; removed it",
+				   name, start, len, daxctl_dev_get_align(dev), phys, length, align);
+	}
+	*ret = (struct subdev_obj){ .length = length,
+				    .rdev = makedev((unsigned)daxctl_dev_get_major(dev),
+						    (unsigned)daxctl_dev_get_minor(dev)) };
+	snprintf(ret->name, sizeof(ret->name), "%s", name);
+	return 0;
+}
+
+/* Reads the region's sub-devices into the table. With cleanup, devices left disabled with a
+ * range (a carve or a removal interrupted by a crash: never handed out, or already scrubbed)
+ * are emptied. */
+static int rescan(struct subdev_state *s, bool cleanup, unsigned *ret_cleaned)
+{
+	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
+	struct daxctl_region *region;
+	struct daxctl_dev *dev, *next;
+	struct subdev_obj *objs = NULL;
+	size_t n = 0;
+	unsigned cleaned = 0;
+	int r;
+
+	r = region_get(s, &ctx, &region);
+	if (r < 0)
+		return r;
+	daxctl_dev_foreach_safe(region, dev, next) {
+		const char *name = daxctl_dev_get_devname(dev);
+		uint64_t start, len, off;
+
+		if (!name || strcmp(name, s->pool_devname) == 0 || daxctl_dev_get_size(dev) == 0)
+			continue;
+		dev_ranges(dev, &start, &len);
+		if (subdev_offset_of(&s->g, start, len, &off) < 0)
+			continue; /* below the pool device: not the pool's memory */
+		if (!daxctl_dev_is_enabled(dev)) {
+			if (cleanup) {
+				r = dev_release(region, dev);
+				if (r < 0)
+					goto out;
+				cleaned++;
+			}
+			continue;
+		}
+		if (daxctl_dev_get_memory(dev) || daxctl_dev_has_online_memory(dev) > 0) {
+			r = backend_err(-EBUSY, "%s in the pool's dax region is system-ram; the region "
+					"belongs to daxpool from the pool device on (daxctl offline-memory "
+					"%s && daxctl destroy-device -f %s)", name, name, name);
+			goto out;
+		}
+		if (n % 32 == 0) {
+			struct subdev_obj *p = backend_mem_realloc(objs, (n + 32) * sizeof(*p));
+
+			if (!p) {
+				r = backend_err(-ENOMEM, "out of memory");
+				goto out;
+			}
+			objs = p;
+		}
+		objs[n] = (struct subdev_obj){ .offset = off, .length = len,
+					       .rdev = makedev((unsigned)daxctl_dev_get_major(dev),
+							       (unsigned)daxctl_dev_get_minor(dev)) };
+		snprintf(objs[n].name, sizeof(objs[n].name), "%s", name);
+		n++;
+	}
+	pthread_mutex_lock(&s->lock);
+	free(s->objs);
+	s->objs = NULL;
+	s->n = s->cap = 0;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = obj_insert(s, &objs[i]);
+	pthread_mutex_unlock(&s->lock);
+	if (ret_cleaned)
+		*ret_cleaned = cleaned;
+out:
+	free(objs);
+	return r;
+}
+
+/* ---- backend_slice_ops --------------------------------------------------------------------- */
+
+static int subdev_create(struct backend *b, uint64_t offset, uint64_t length, uint64_t align)
+{
+	struct subdev_state *s = state(b);
+	struct subdev_obj o;
+	uint64_t phys;
+	int r;
+
+	if (align < s->g.region_align)
+		align = s->g.region_align;
+	r = subdev_place(&s->g, offset, length, align, &phys);
+	if (r < 0)
+		return r;
+	if (obj_get(s, offset, true, &o) ||
+	    (obj_get(s, offset + length - 1, true, &o) && o.offset < offset + length))
+		return backend_err(-EEXIST, "%s is already carved at pool offset %#" PRIx64, o.name,
+				   o.offset);
+	r = carve(s, phys, length, align, &o);
+	if (r < 0)
+		return r;
+	o.offset = offset;
+	/* Empty, as the contract says: the range may hold what a pool formatted earlier on the same
+	 * memory left there (RAM keeps its contents across a daemon's restarts and a warm reboot). */
+	r = zero_device(o.name, length, 0, length);
+	pthread_mutex_lock(&s->lock);
+	if (r == 0)
+		r = obj_insert(s, &o);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0) {
+		char msg[512];
+		_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
+		struct daxctl_region *region;
+		struct daxctl_dev *dev;
+
+		snprintf(msg, sizeof(msg), "%s", backend_errormsg());
+		if (region_get(s, &ctx, &region) == 0 && (dev = dev_by_name(region, o.name)))
+			dev_release(region, dev);
+		return backend_err(r, "%s", msg);
+	}
+	return 0;
+}
+
+static int subdev_open(struct backend *b, uint64_t offset, uint64_t length, bool writable,
+		       int *ret_fd, uint64_t *ret_map_offset)
+{
+	struct subdev_state *s = state(b);
+	struct subdev_obj o;
+	struct stat st;
+	char path[64];
+	int fd;
+
+	if (!obj_get(s, offset, false, &o) || o.length != length)
+		return backend_err(-ENOENT, "no sub-device is carved for the slice at %#" PRIx64 "+%#"
+				   PRIx64, offset, length);
+	snprintf(path, sizeof(path), "/dev/%s", o.name);
+	fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return backend_err(negative_errno(), "%s: %m", path);
+	/* The node must be the device carved for this slice, not whatever has the name now. */
+	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != o.rdev) {
+		close(fd);
+		return backend_err(-ESTALE, "%s is not the sub-device carved for the slice at %#" PRIx64
+				   " (%u:%u)", path, offset, major(o.rdev), minor(o.rdev));
+	}
+	*ret_fd = fd;
+	*ret_map_offset = 0;
+	return 0;
+}
+
+static void subdev_name(const struct backend *b, uint64_t offset, char *buf, size_t len)
+{
+	struct subdev_obj o;
+
+	if (obj_get(state(b), offset, false, &o))
+		snprintf(buf, len, "%s", o.name);
+	else
+		snprintf(buf, len, "%s", "");
+}
+
+static int subdev_scrub(struct backend *b, uint64_t offset, uint64_t length)
+{
+	struct subdev_state *s = state(b);
+	struct subdev_obj o;
+
+	/* No device: the range was never carved, or was scrubbed before its device went. */
+	if (!obj_get(s, offset, true, &o))
+		return 0;
+	if (offset - o.offset > o.length || length > o.length - (offset - o.offset))
+		return backend_err(-EINVAL, "scrub of %#" PRIx64 "+%#" PRIx64 " crosses the end of %s",
+				   offset, length, o.name);
+	return zero_device(o.name, o.length, offset - o.offset, length);
+}
+
+static int subdev_destroy(struct backend *b, uint64_t offset, uint64_t length)
+{
+	struct subdev_state *s = state(b);
+	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
+	struct daxctl_region *region;
+	struct daxctl_dev *dev;
+	struct subdev_obj o;
+	uint64_t start, len;
+	int r;
+
+	(void)length;
+	if (!obj_get(s, offset, false, &o))
+		return 0; /* removed already (a crash after the removal replays it) */
+	r = region_get(s, &ctx, &region);
+	if (r < 0)
+		return r;
+	dev = dev_by_name(region, o.name);
+	if (dev && daxctl_dev_get_size(dev) != 0) {
+		/* Names are stable while a device exists; still, never release another's range. */
+		dev_ranges(dev, &start, &len);
+		if (start != s->g.base + offset)
+			return backend_err(-ESTALE, "%s is at %#" PRIx64 ", not at the slice's %#" PRIx64,
+					   o.name, start, s->g.base + offset);
+		r = dev_release(region, dev);
+		if (r < 0)
+			return r;
+	}
+	pthread_mutex_lock(&s->lock);
+	obj_remove(s, offset);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static int subdev_list(struct backend *b, int (*fn)(void *ud, uint64_t offset, uint64_t length),
+		       void *ud)
+{
+	struct subdev_state *s = state(b);
+	struct subdev_obj *copy = NULL;
+	unsigned cleaned = 0;
+	size_t n;
+	int r = rescan(s, true, &cleaned);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	n = s->n;
+	if (n) {
+		copy = backend_mem_calloc(n, sizeof(*copy));
+		if (copy)
+			memcpy(copy, s->objs, n * sizeof(*copy));
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (n && !copy)
+		return backend_err(-ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = fn(ud, copy[i].offset, copy[i].length);
+	free(copy);
+	if (r == 0 && cleaned)
+		backend_err(0, "dax region %d: emptied %u sub-devices left half-carved or half-removed",
+			    s->region_id, cleaned);
+	return r;
+}
+
+static void subdev_free(struct backend *b)
+{
+	struct subdev_state *s = state(b);
+
+	if (!s)
+		return;
+	pthread_mutex_destroy(&s->lock);
+	free(s->objs);
+	free(s);
+	b->slice_state = NULL;
+}
+
+static const struct backend_slice_ops subdev_ops = {
+	.create = subdev_create,
+	.open = subdev_open,
+	.name = subdev_name,
+	.scrub = subdev_scrub,
+	.destroy = subdev_destroy,
+	.list = subdev_list,
+	.free = subdev_free,
+};
+
+/* ---- setup --------------------------------------------------------------------------------- */
+
+/* The region's start: the kernel reports it as the resource of a device without ranges. */
+static int region_start(struct subdev_state *s, uint64_t *ret)
+{
+	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
+	struct daxctl_region *region;
+	struct daxctl_dev *dev;
+	int r;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		r = region_get(s, &ctx, &region);
+		if (r < 0)
+			return r;
+		daxctl_dev_foreach(region, dev)
+			if (daxctl_dev_get_size(dev) == 0 && daxctl_dev_get_resource(dev)) {
+				*ret = daxctl_dev_get_resource(dev);
+				return 0;
+			}
+		if (attempt == 0) {
+			r = daxctl_region_create_dev(region);
+			if (r < 0)
+				return backend_err(r, "dax region %d: creating a seed device: %s",
+						   s->region_id, strerror(-r));
+			daxctl_unref(ctx);
+			ctx = NULL;
+		}
+	}
+	return backend_err(-ENXIO, "dax region %d: cannot tell where it starts (no empty device)",
+			   s->region_id);
+}
+
+/* The pool's address space: the pool device's mapping followed by an inaccessible reservation
+ * to the region's end (the pool never touches its data area). */
+static int map_pool(struct backend *b, uint64_t span, uint64_t dev_align)
+{
+	uint64_t total = span + dev_align;
+	char *res = mmap(NULL, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uintptr_t start;
+	uint64_t head;
+
+	if (res == MAP_FAILED)
+		return backend_err(negative_errno(), "reserving %" PRIu64 " bytes of address space: %m",
+				   total);
+	start = ((uintptr_t)res + dev_align - 1) & ~(uintptr_t)(dev_align - 1);
+	head = start - (uintptr_t)res;
+	if (head)
+		munmap(res, head);
+	if (dev_align - head)
+		munmap((char *)start + span, dev_align - head);
+	if (mmap((void *)start, b->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, b->fd, 0) ==
+	    MAP_FAILED) {
+		int r = backend_err(negative_errno(), "%s: mapping: %m", b->path);
+
+		munmap((void *)start, span);
+		return r;
+	}
+	if (b->pool_map)
+		munmap(b->pool_map, b->pool_map_len); /* devdax_open's, of the pool device alone */
+	b->pool_map = (void *)start;
+	b->pool_map_len = span;
+	return 0;
+}
+
+int slice_subdev_setup(struct backend *b, bool required)
+{
+	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
+	struct subdev_state *s = NULL;
+	struct daxctl_region *region = NULL, *rg;
+	struct daxctl_dev *dev = NULL, *d;
+	struct subdev_geometry g = { 0 };
+	uint64_t start, len, span, meta, align;
+	int r, region_id;
+
+	r = daxctl_new(&ctx);
+	if (r < 0)
+		return backend_err(r, "libdaxctl: %s", strerror(-r));
+	daxctl_region_foreach(ctx, rg)
+		daxctl_dev_foreach(rg, d)
+			if (!dev && strcmp(daxctl_dev_get_devname(d), b->devname) == 0) {
+				dev = d;
+				region = rg;
+			}
+	if (!dev)
+		return backend_err(-ENODEV, "%s: libdaxctl does not know %s", b->path, b->devname);
+	if (!region_is_dynamic(region))
+		return 0; /* static: the caller says what that means for the mode */
+	region_id = daxctl_region_get_id(region);
+	g.region_size = daxctl_region_get_size(region);
+	g.region_align = daxctl_region_get_align(region);
+	if (dev_ranges(dev, &start, &len) != 1)
+		return required ? backend_err(-EINVAL, "%s: the pool device of a dynamic dax region must "
+					      "be one physical range", b->path) : 0;
+	g.base = start;
+	g.pool_dev_size = b->size;
+	align = b->alignment > g.region_align ? b->alignment : g.region_align;
+
+	s = backend_mem_calloc(1, sizeof(*s));
+	if (!s)
+		return backend_err(-ENOMEM, "out of memory");
+	pthread_mutex_init(&s->lock, NULL);
+	s->region_id = region_id;
+	snprintf(s->pool_devname, sizeof(s->pool_devname), "%s", b->devname);
+	r = region_start(s, &g.region_start);
+	if (r == 0)
+		r = subdev_geometry_check(&g, &span);
+	if (r == 0) {
+		struct pool_format_params prm = { .device_align = align };
+
+		r = pool_metadata_size(span, &prm, &meta);
+		if (r < 0)
+			r = backend_err(r, "%s: %s", b->path, pool_errormsg());
+	}
+	if (r == 0 && b->size != meta) {
+		if (!required) {
+			pthread_mutex_destroy(&s->lock);
+			free(s);
+			return 0;
+		}
+		r = backend_err(-EINVAL, "%s (%s, %" PRIu64 " bytes at %#" PRIx64 ") is in dynamic dax "
+				"region %d; with isolation \"slice\" it must be the pool device: exactly "
+				"%" PRIu64 " bytes (the metadata of a pool over the %" PRIu64 " bytes from "
+				"its start to the region's end), carved first at the region's start: "
+				"daxctl create-device -r %d -s %" PRIu64 " -a %" PRIu64 " (see "
+				"docs/BACKENDS.md)", b->path, b->devname, b->size, start, region_id,
+				meta, span, region_id, meta, align);
+	}
+	if (r < 0) {
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return r;
+	}
+	s->g = g;
+	b->slice_state = s;
+	b->slice_ops = &subdev_ops;
+	r = map_pool(b, span, b->alignment);
+	if (r < 0)
+		return r;
+	b->size = span;
+	b->alignment = align;
+	b->persistence = BACKEND_PERSIST_NONE;
+	return rescan(s, false, NULL);
+}

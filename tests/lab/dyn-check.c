@@ -15,6 +15,9 @@
  *                                                     mapping at the end's offset are SIGBUS
  *   lab-dyn-check SOCKET hold NAME SEED SECS          opened, mapped, pattern checked; holds
  *                                                     it SECS seconds, checks it again, closes
+ *   lab-dyn-check SOCKET pin NAME SECS                opened, the whole slice declared pinned
+ *                                                     (daxpool_pin_declare) for SECS seconds,
+ *                                                     then undeclared and closed
  *   lab-dyn-check SOCKET latency NAME N               N x (open + close) of the carved slice
  *                                                     and N PINGs: p50/p90 in microseconds
  */
@@ -174,6 +177,27 @@ int main(int argc, char **argv)
 		if (r < 0)
 			return fail(op, "close", r);
 		return bad || bad2 ? 1 : 0;
+	}
+	if (strcmp(op, "pin") == 0 && argc == 5) {
+		uint64_t pin;
+
+		r = daxpool_open(dp, name, DAXPOOL_OPEN_RDWR, &s);
+		if (r < 0)
+			return fail(op, "open", r);
+		r = daxpool_pin_declare(dp, s, 0, daxpool_slice_get_length(s), &pin);
+		if (r < 0)
+			return fail(op, "pin_declare", r);
+		/* The fd stays open in this process: the daemon counts this process as a holder
+		 * and the declared pin as a pin, as an RDMA registration would be. */
+		print_slice("pinned", s, "");
+		fflush(stdout);
+		sleep((unsigned)atoi(argv[4]));
+		r = daxpool_pin_undeclare(dp, pin);
+		if (r < 0)
+			return fail(op, "pin_undeclare", r);
+		print_slice(op, s, "");
+		daxpool_close(dp, &s);
+		return 0;
 	}
 	if (strcmp(op, "free") == 0 && argc == 4) {
 		uint64_t t0;

@@ -14,7 +14,8 @@
 #  4. the fd mapped twice a slice's length: mapping works, touching past the end is SIGBUS
 #  5. grant latency from a carved device (open+close) next to PING
 #  6. a holder keeps a freed slice: its sub-device stays while held, the pattern intact;
-#     removed after the holder lets go (time measured); a new slice there is zero
+#     removed after the holder lets go (time measured); the same with a declared pin; a new
+#     slice there is zero
 #  7. restart: slices and their sub-devices kept, data intact
 #  8. kill -9, then by hand: an orphan sub-device (carved, never recorded), a half-carved seed,
 #     a live slice's sub-device removed; restart: the orphan removed, the seed emptied, the slice
@@ -169,6 +170,10 @@ j=$(check alloc-4k alloc s4k 4096 4096 11) && placed s4k "$j" "$M2"
 T[alloc_2m_ms]=$(jq .alloc_ms <<<"$j")
 j=$(check alloc-6m alloc s6m $((6 << 20)) "$M2" 22) && placed s6m "$j" "$M2"
 T[alloc_6m_ms]=$(jq .alloc_ms <<<"$j")
+j=$(check latency-early latency s6m 100) && {
+	T[early_grant_open_p50_us]=$(jq .open_p50_us <<<"$j")
+	T[early_ping_p50_us]=$(jq .ping_p50_us <<<"$j")
+}
 j=$(check alloc-1g alloc s1g "$G" "$G" 33) && placed s1g "$j" "$G"
 T[alloc_1g_ms]=$(jq .alloc_ms <<<"$j")
 T[fill_1g_ms]=$(jq .fill_ms <<<"$j")
@@ -209,6 +214,23 @@ for ((i = 0; i < 600; i++)); do
 done
 T[held_removed_after_release_ms]=$(ms_since "$t0")
 [ "$(sysattr "$obj6" size)" != $((6 << 20)) ] || err "$obj6 still there 30 s after its holder let go"
+# The same with a declared pin (as an RDMA registration or io_uring buffer would be): the kernel
+# would let the device go while pinned; the daemon must not ask it to.
+check alloc-pinned alloc spin "$M2" "$M2" 66 >/dev/null
+objp=$(jq -r 'select(.label == "alloc-pinned") | .object' "$steps")
+"$CHECK" "$SOCK" pin spin 10 >"$OUT/pin.out" 2>>"$OUT/check.err" &
+pinner=$!
+for ((i = 0; i < 300; i++)); do grep -q pinned "$OUT/pin.out" && break; sleep 0.1; done
+check free-pinned free spin >/dev/null
+for ((i = 0; i < 6; i++)); do
+	sleep 1
+	[ "$(sysattr "$objp" size)" = "$M2" ] || { err "$objp removed while pinned"; break; }
+done
+wait "$pinner" || err "the pinning client failed: $(cat "$OUT/pin.out")"
+t0=$(us)
+for ((i = 0; i < 1200; i++)); do [ "$(sysattr "$objp" size)" = "$M2" ] || break; sleep 0.05; done
+T[pinned_removed_after_unpin_ms]=$(ms_since "$t0")
+[ "$(sysattr "$objp" size)" != "$M2" ] || err "$objp still there 60 s after its pin and holder went"
 j=$(check free-2m free s2m) && T[free_2m_ms]=$(jq .free_ms <<<"$j")
 obj2=$(jq -r 'select(.label == "alloc-2m") | .object' "$steps")
 t0=$(us)
@@ -239,11 +261,15 @@ new_seed() {
 }
 # An orphan: carved and enabled at a free range of the data area (a carve whose record never
 # made it), at pool offset 512M.
+# Timed: a carve by hand (create, align, mapping, daxctl enable-device), for comparison with
+# the daemon's ALLOC.
+t0=$(us)
 orphan=$(new_seed)
 echo "$M2" >"/sys/bus/dax/devices/$orphan/align"
 printf '%#x-%#x' $((RSTART + (512 << 20))) $((RSTART + (514 << 20) - 1)) >"/sys/bus/dax/devices/$orphan/mapping" ||
 	err "carving the orphan by hand"
 daxctl enable-device "$orphan" >>"$OUT/setup.log" 2>&1 || err "enabling the orphan"
+T[carve_by_hand_ms]=$(ms_since "$t0")
 # A half-carved seed: a range, never enabled (pool offset 600M).
 half=$(new_seed)
 echo "$M2" >"/sys/bus/dax/devices/$half/align"

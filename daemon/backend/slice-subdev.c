@@ -666,6 +666,10 @@ static int region_start(struct subdev_state *s, uint64_t *ret)
 			}
 		if (attempt == 0) {
 			r = daxctl_region_create_dev(region);
+			if (r == -ENOSPC)
+				return backend_err(r, "dax region %d has no free space (a device spans "
+						   "it): the pool device must be carved first (see "
+						   "docs/BACKENDS.md)", s->region_id);
 			if (r < 0)
 				return backend_err(r, "dax region %d: creating a seed device: %s",
 						   s->region_id, strerror(-r));
@@ -749,6 +753,12 @@ int slice_subdev_setup(struct backend *b, bool required)
 	s->region_id = region_id;
 	snprintf(s->pool_devname, sizeof(s->pool_devname), "%s", b->devname);
 	r = region_start(s, &g.region_start);
+	if (r == -ENOSPC && !required) {
+		/* A device spans the whole region: not laid out for slices; served as "owner". */
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return 0;
+	}
 	if (r == 0)
 		r = subdev_geometry_check(&g, &span);
 	if (r == 0) {

@@ -122,3 +122,4 @@ int suite_pin(const struct bench_opts *o);
 int suite_zero(const struct bench_opts *o);
 int suite_scale(const struct bench_opts *o);
 int suite_isolation(const struct bench_opts *o);
+int suite_fairness(const struct bench_opts *o);

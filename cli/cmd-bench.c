@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 /* The suites daxpool-bench has (bench/main.c); checked here for a clear error before exec. */
-static const char *const suites[] = { "alloc", "service", "touch", "provision", "pin", "zero", "scale", "isolation" };
+static const char *const suites[] = { "alloc", "service", "touch", "provision", "pin", "zero", "scale", "isolation", "fairness" };
 
 static const char *find_bench(char *buf, size_t size)
 {
@@ -62,7 +62,7 @@ int cmd_bench(struct ctl *ctl, int argc, char **argv)
 		known |= strcmp(argv[1], suites[i]) == 0;
 	if (!known) {
 		log_error("unknown benchmark suite \"%s\" (alloc, service, touch, provision, pin, zero, "
-			  "scale, isolation)", argv[1]);
+			  "scale, isolation, fairness)", argv[1]);
 		return CTL_EXIT_USAGE;
 	}
 	if (access(bench, X_OK) < 0) {

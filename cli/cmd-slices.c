@@ -411,6 +411,35 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 	json_object_object_add(o, "zeroed_bytes_total", json_object_new_uint64(st.zeroed_bytes_total));
 	json_object_object_add(o, "pins", json_object_new_uint64(st.pins));
 	json_object_object_add(o, "leases_waiting", json_object_new_uint64(st.leases_waiting));
+	if (st.has_limits) {
+		struct json_object *l = json_object_new_object(), *c = json_object_new_object();
+		const struct { const char *key; uint64_t v; } lim[] = {
+			{ "max_clients", st.max_clients }, { "reserved_admin_connections", st.reserved_admin_connections },
+			{ "connections_per_uid", st.connections_per_uid },
+			{ "unauthenticated_per_uid", st.unauthenticated_per_uid },
+			{ "hello_timeout_ms", st.hello_timeout_ms }, { "handles_per_uid", st.handles_per_uid },
+			{ "holders_per_uid", st.holders_per_uid }, { "pins_per_uid", st.pins_per_uid },
+			{ "inflight_per_uid", st.inflight_per_uid }, { "requests_per_turn", st.requests_per_turn },
+		}, cur[] = {
+			{ "connected", st.clients }, { "unauthenticated", st.unauthenticated_clients },
+			{ "uids", st.client_uids }, { "handles", st.handles }, { "declared_pins", st.declared_pins },
+			{ "holders", st.holders }, { "parked_replies", st.parked_replies },
+			{ "throttled", st.throttled_connections },
+			{ "busiest_uid_connections", st.busiest_uid_connections },
+			{ "refused_connections", st.refused_connections }, { "refused_requests", st.refused_requests },
+			{ "hello_timeouts", st.hello_timeouts }, { "deferred_turns", st.deferred_turns },
+			{ "throttled_total", st.throttled_total },
+		};
+
+		for (size_t i = 0; i < ARRAY_SIZE(lim); i++)
+			json_object_object_add(l, lim[i].key, json_object_new_uint64(lim[i].v));
+		for (size_t i = 0; i < ARRAY_SIZE(cur); i++)
+			json_object_object_add(c, cur[i].key, json_object_new_uint64(cur[i].v));
+		json_object_object_add(c, "busiest_uid", st.busiest_uid == (uid_t)-1 ? NULL :
+					  json_object_new_uint64(st.busiest_uid));
+		json_object_object_add(o, "limits", l);
+		json_object_object_add(o, "clients", c);
+	}
 
 	if (ctl->json) {
 		ctl_print_json(o);
@@ -441,5 +470,23 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 	       ctl_format_bytes(ju64(o, "zeroed_bytes_total"), b2, sizeof(b2)));
 	printf("%-22s %" PRIu64 " (%" PRIu64 " leases waiting)\n", "pins:", ju64(o, "pins"),
 	       ju64(o, "leases_waiting"));
+	if (st.has_limits) {
+		printf("%-22s %u connected (%u before HELLO) of %u (%u reserved for administrators), %u uids\n",
+		       "clients:", st.clients, st.unauthenticated_clients, st.max_clients,
+		       st.reserved_admin_connections, st.client_uids);
+		if (st.busiest_uid != (uid_t)-1)
+			printf("%-22s uid %u with %u connections\n", "busiest uid:", (unsigned)st.busiest_uid,
+			       st.busiest_uid_connections);
+		printf("%-22s %u handles, %u declared pins, %u holder processes, %u replies parked, "
+		       "%u connections held back\n", "held by clients:", st.handles, st.declared_pins,
+		       st.holders, st.parked_replies, st.throttled_connections);
+		printf("%-22s connections %u (%u before HELLO, %u ms to send it), handles %u, holders %u, "
+		       "pins %u, parked replies %u, %u requests a turn (0 = unlimited)\n", "limits per uid:",
+		       st.connections_per_uid, st.unauthenticated_per_uid, st.hello_timeout_ms, st.handles_per_uid,
+		       st.holders_per_uid, st.pins_per_uid, st.inflight_per_uid, st.requests_per_turn);
+		printf("%-22s %" PRIu64 " connections, %" PRIu64 " requests at a bound; %" PRIu64
+		       " HELLO timeouts; %" PRIu64 " reads deferred for fairness\n", "refused:",
+		       st.refused_connections, st.refused_requests, st.hello_timeouts, st.deferred_turns);
+	}
 	return CTL_EXIT_OK;
 }

@@ -344,6 +344,36 @@ DAXPOOL_EXPORT int daxpool_stat(struct daxpool *dp, struct daxpool_stats *ret, s
 	out.backend = st.backend;
 	memcpy(out.uuid, st.uuid, sizeof(out.uuid));
 	out.isolation = st.isolation;
+	if (st.has_limits) {
+		const struct dxp_stat_limits *l = &st.limits;
+
+		out.has_limits = 1;
+		out.max_clients = l->max_clients;
+		out.reserved_admin_connections = l->reserved_admin;
+		out.connections_per_uid = l->connections_per_uid;
+		out.unauthenticated_per_uid = l->unauthenticated_per_uid;
+		out.hello_timeout_ms = l->hello_timeout_ms;
+		out.handles_per_uid = l->handles_per_uid;
+		out.holders_per_uid = l->holders_per_uid;
+		out.pins_per_uid = l->pins_per_uid;
+		out.inflight_per_uid = l->inflight_per_uid;
+		out.requests_per_turn = l->requests_per_turn;
+		out.clients = l->clients;
+		out.unauthenticated_clients = l->unauthenticated;
+		out.client_uids = l->uids;
+		out.handles = l->handles;
+		out.declared_pins = l->conn_pins;
+		out.holders = l->holders;
+		out.parked_replies = l->parked;
+		out.throttled_connections = l->throttled;
+		out.busiest_uid = (uid_t)l->busiest_uid;
+		out.busiest_uid_connections = l->busiest_uid_connections;
+		out.refused_connections = l->refused_connections;
+		out.refused_requests = l->refused_requests;
+		out.hello_timeouts = l->hello_timeouts;
+		out.deferred_turns = l->deferred_turns;
+		out.throttled_total = l->throttled_total;
+	}
 	memcpy(ret, &out, MIN(size, sizeof(out)));
 	return 0;
 }

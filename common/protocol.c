@@ -457,7 +457,25 @@ size_t dxp_stat_reply_encode(const struct dxp_stat_reply *m, uint8_t *buf)
 	memcpy(buf + off + 8, m->uuid, 16);
 	put_le32(buf + off + 24, m->isolation);
 	put_le32(buf + off + 28, 0);
-	return off + 32; /* = DXP_STAT_REPLY_SIZE, checked by test_protocol */
+	off += 32; /* = DXP_STAT_REPLY_SIZE, checked by test_protocol */
+	if (m->has_limits) {
+		const struct dxp_stat_limits *l = &m->limits;
+		const uint32_t u32s[] = {
+			l->max_clients, l->reserved_admin, l->connections_per_uid, l->unauthenticated_per_uid,
+			l->hello_timeout_ms, l->handles_per_uid, l->holders_per_uid, l->pins_per_uid,
+			l->inflight_per_uid, l->requests_per_turn, l->clients, l->unauthenticated, l->uids,
+			l->handles, l->conn_pins, l->holders, l->parked, l->throttled, l->busiest_uid,
+			l->busiest_uid_connections,
+		};
+		const uint64_t u64s[] = { l->refused_connections, l->refused_requests, l->hello_timeouts,
+					  l->deferred_turns, l->throttled_total };
+
+		for (size_t i = 0; i < sizeof(u32s) / sizeof(u32s[0]); i++, off += 4)
+			put_le32(buf + off, u32s[i]);
+		for (size_t i = 0; i < sizeof(u64s) / sizeof(u64s[0]); i++, off += 8)
+			put_le64(buf + off, u64s[i]);
+	}
+	return off;
 }
 
 int dxp_stat_reply_decode(const uint8_t *p, size_t len, struct dxp_stat_reply *ret)
@@ -484,6 +502,26 @@ int dxp_stat_reply_decode(const uint8_t *p, size_t len, struct dxp_stat_reply *r
 	if (m.isolation < DXP_ISOLATION_SLICE || m.isolation > DXP_ISOLATION_SHARED ||
 	    get_le32(p + off + 28) != 0)
 		return -EBADMSG;
+	off += 32;
+	m.has_limits = len >= DXP_STAT_REPLY_SIZE + DXP_STAT_LIMITS_SIZE;
+	memset(&m.limits, 0, sizeof(m.limits));
+	if (m.has_limits) {
+		struct dxp_stat_limits *l = &m.limits;
+		uint32_t *u32s[] = {
+			&l->max_clients, &l->reserved_admin, &l->connections_per_uid, &l->unauthenticated_per_uid,
+			&l->hello_timeout_ms, &l->handles_per_uid, &l->holders_per_uid, &l->pins_per_uid,
+			&l->inflight_per_uid, &l->requests_per_turn, &l->clients, &l->unauthenticated, &l->uids,
+			&l->handles, &l->conn_pins, &l->holders, &l->parked, &l->throttled, &l->busiest_uid,
+			&l->busiest_uid_connections,
+		};
+		uint64_t *u64s[] = { &l->refused_connections, &l->refused_requests, &l->hello_timeouts,
+				     &l->deferred_turns, &l->throttled_total };
+
+		for (size_t i = 0; i < sizeof(u32s) / sizeof(u32s[0]); i++, off += 4)
+			*u32s[i] = get_le32(p + off);
+		for (size_t i = 0; i < sizeof(u64s) / sizeof(u64s[0]); i++, off += 8)
+			*u64s[i] = get_le64(p + off);
+	}
 	*ret = m;
 	return 0;
 }

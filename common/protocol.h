@@ -9,6 +9,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -198,8 +199,21 @@ struct dxp_stat_reply {
 	uint32_t backend;
 	uint8_t uuid[16];
 	uint32_t isolation; /* DXP_ISOLATION_* (version 2) */
+	/* Appended within version 2 (a reply grows at its end): the per-uid bounds in effect and
+	 * what the connected uids hold (docs/PROTOCOL.md). has_limits: the reply carried them. */
+	bool has_limits;
+	struct dxp_stat_limits {
+		uint32_t max_clients, reserved_admin, connections_per_uid, unauthenticated_per_uid;
+		uint32_t hello_timeout_ms, handles_per_uid, holders_per_uid, pins_per_uid;
+		uint32_t inflight_per_uid, requests_per_turn;
+		uint32_t clients, unauthenticated, uids, handles, conn_pins, holders, parked, throttled;
+		uint32_t busiest_uid, busiest_uid_connections;
+		uint64_t refused_connections, refused_requests, hello_timeouts, deferred_turns;
+		uint64_t throttled_total;
+	} limits;
 };
 #define DXP_STAT_REPLY_SIZE 192 /* 20 x u64, 2 x u32, 16-byte uuid, u32 isolation, u32 reserved */
+#define DXP_STAT_LIMITS_SIZE 120 /* 20 x u32, 5 x u64, after the 192 bytes */
 
 struct dxp_list_request {
 	uint64_t cursor; /* 0 to start; the previous reply's next_cursor to go on */

@@ -1,10 +1,12 @@
 /* Client connections: reading frames, validating them, queuing replies; see conn.h. */
 #include "busy-poll.h"
 #include "conn.h"
+#include "uid-limits.h"
 #include "pool.h"
 #include "log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -73,9 +75,23 @@ static void conn_hello_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents
 {
 	struct conn *c = (struct conn *)((char *)w - offsetof(struct conn, hello_timer));
 
-	log_notice("client %" PRIu64 " (pid %d) sent no HELLO within %.0f s, closing", c->id, (int)c->pid,
-		   CONN_HELLO_TIMEOUT_S);
+	log_notice("client %" PRIu64 " (pid %d uid %u) sent no HELLO within %u ms, closing", c->id,
+		   (int)c->pid, (unsigned)c->uid, c->daemon->opts.limits.hello_timeout_ms);
+	limits_hello_timeout(c->daemon);
 	conn_free(c);
+}
+
+void conn_reject(int fd, int32_t status, const char *text)
+{
+	uint8_t frame[DXP_HEADER_SIZE + DXP_MAX_ERROR_MESSAGE];
+	uint8_t msg[DXP_MAX_ERROR_MESSAGE];
+	size_t n;
+
+	n = dxp_error_payload_encode(text, msg);
+	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MIN, DXP_MSG_ERROR | DXP_REPLY_BIT, 0, status,
+			     msg, (uint32_t)n);
+	(void)!send(fd, frame, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
 }
 
 int conn_new(struct daxpoold *d, int fd, struct conn **ret)
@@ -83,6 +99,8 @@ int conn_new(struct daxpoold *d, int fd, struct conn **ret)
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct conn *c;
+	char why[DXP_MAX_ERROR_MESSAGE];
+	int r;
 
 	c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -105,13 +123,32 @@ int conn_new(struct daxpoold *d, int fd, struct conn **ret)
 	}
 	conn_read_groups(c);
 	c->admin = c->uid == 0 || conn_in_group(c, d->admin_gid);
+	/* Per-uid bounds before anything is started: a refused peer costs nothing after this. */
+	r = limits_admit_connection(d, c->uid, c->admin, why, sizeof(why));
+	if (r == 0)
+		r = limits_conn_add(c);
+	if (r < 0) {
+		if (r == -EUSERS) {
+			uint64_t quiet;
+
+			if (limits_should_log(d, &quiet))
+				log_warning("refusing a client (pid %d uid %u): %s (%" PRIu64 " more refusals "
+					    "not logged since the last)", (int)c->pid, (unsigned)c->uid, why, quiet);
+			conn_reject(fd, r, why);
+		} else {
+			close(fd);
+		}
+		free(c->groups);
+		free(c);
+		return r;
+	}
 	ev_timer_init(&c->send_timer, conn_send_timeout_cb, d->opts.send_timeout_s, 0.);
 	ev_timer_init(&c->idle_timer, conn_idle_timeout_cb, d->opts.idle_timeout_s, d->opts.idle_timeout_s);
 	if (d->opts.idle_timeout_s)
 		ev_timer_start(d->loop, &c->idle_timer);
 	ev_io_init(&c->io, conn_io_cb, fd, EV_READ);
 	ev_io_start(d->loop, &c->io);
-	ev_timer_init(&c->hello_timer, conn_hello_timeout_cb, CONN_HELLO_TIMEOUT_S, 0.);
+	ev_timer_init(&c->hello_timer, conn_hello_timeout_cb, d->opts.limits.hello_timeout_ms / 1000.0, 0.);
 	ev_timer_start(d->loop, &c->hello_timer);
 	LIST_INSERT_HEAD(&d->conns, c, link);
 	d->n_conns++;
@@ -129,6 +166,7 @@ void conn_free(struct conn *c)
 	struct conn_pin *pin, *ptmp;
 
 	log_debug("client %" PRIu64 " (pid %d) disconnected", c->id, (int)c->pid);
+	limits_conn_remove(c); /* before its handles, pins and parked reply go */
 	ev_io_stop(c->daemon->loop, &c->io);
 	ev_timer_stop(c->daemon->loop, &c->hello_timer);
 	ev_timer_stop(c->daemon->loop, &c->send_timer);
@@ -158,6 +196,8 @@ void conn_free(struct conn *c)
 	LIST_REMOVE(c, link);
 	c->daemon->n_conns--;
 	close(c->fd);
+	if (c->pending_fd >= 0)
+		close(c->pending_fd);
 	free(c->pending);
 	free(c);
 }
@@ -217,12 +257,26 @@ static int conn_send_frame(struct conn *c, uint16_t type, uint32_t request_id, i
 		return -EIO; /* SEQPACKET sends all or nothing */
 	if (errno != EAGAIN && errno != EWOULDBLOCK)
 		return -errno;
+	/* The caller closes fd when we return: a parked reply keeps its own duplicate. Passing the
+	 * number later would pass whatever the daemon opened under it meanwhile (another client's
+	 * socket or slice). */
+	int dup_fd = -1;
+
+	if (fd >= 0) {
+		dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+		if (dup_fd < 0)
+			return -errno;
+	}
 	c->pending = malloc(len);
-	if (!c->pending)
+	if (!c->pending) {
+		if (dup_fd >= 0)
+			close(dup_fd);
 		return -ENOMEM;
+	}
 	memcpy(c->pending, frame, len);
 	c->pending_len = len;
-	c->pending_fd = fd;
+	c->pending_fd = dup_fd;
+	limits_parked(c);
 	ev_timer_set(&c->send_timer, c->daemon->opts.send_timeout_s, 0.); /* see accept_retry */
 	ev_timer_start(c->daemon->loop, &c->send_timer);
 	conn_update_events(c);
@@ -292,7 +346,24 @@ static int conn_handle_frame(struct conn *c, size_t len)
 		snprintf(what, sizeof(what), "frame version %u, negotiated %u", h.version, c->version);
 		return conn_protocol_error(c, h.type, h.request_id, -EPROTO, what);
 	}
-	return dispatch_request(c, &h, c->in + DXP_HEADER_SIZE);
+	char why[DXP_MAX_ERROR_MESSAGE];
+	int r = limits_check_request(c, h.type, why, sizeof(why));
+
+	if (r < 0) {
+		uint64_t quiet;
+
+		if (limits_should_log(c->daemon, &quiet))
+			log_notice("client %" PRIu64 " (pid %d uid %u): %s refused: %s (%" PRIu64 " more "
+				   "refusals not logged since the last)", c->id, (int)c->pid, (unsigned)c->uid,
+				   dxp_msg_type_name(h.type), why, quiet);
+		return conn_send_error(c, h.type, h.request_id, r, "%s", why);
+	}
+	unsigned handles = HASH_COUNT(c->slices), pins = HASH_COUNT(c->pins);
+	bool hello = c->version != 0;
+
+	r = dispatch_request(c, &h, c->in + DXP_HEADER_SIZE);
+	limits_after_request(c, handles, pins, hello);
+	return r;
 }
 
 static int conn_read(struct conn *c)
@@ -343,9 +414,12 @@ static int conn_flush(struct conn *c)
 
 	if (n < 0)
 		return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
+	limits_unparked(c);
 	free(c->pending);
 	c->pending = NULL;
 	c->pending_len = 0;
+	if (c->pending_fd >= 0)
+		close(c->pending_fd);
 	c->pending_fd = -1;
 	ev_timer_stop(c->daemon->loop, &c->send_timer);
 	conn_update_events(c);
@@ -372,7 +446,7 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	if (revents & EV_WRITE)
 		r = conn_flush(c);
-	else if (revents & EV_READ)
+	else if ((revents & EV_READ) && limits_may_read(c))
 		r = conn_read(c);
 	if (r < 0) {
 		if (r != -ECONNRESET && r != -EPROTO)

@@ -10,8 +10,7 @@
 #include <sys/queue.h>
 #include <sys/types.h>
 
-/* A connection that has not completed HELLO within this time is closed. */
-#define CONN_HELLO_TIMEOUT_S 10.0
+/* A connection that has not completed HELLO within limits.hello_timeout_ms is closed. */
 /* A client that sends this many malformed frames is disconnected. */
 #define CONN_MAX_PROTOCOL_ERRORS 8
 
@@ -24,6 +23,8 @@ struct conn_slice {
 	unsigned pins;
 	UT_hash_handle hh;
 };
+
+struct uid_entry;
 
 struct conn_pin {
 	uint64_t pin_id;
@@ -47,12 +48,15 @@ struct conn {
 	gid_t *groups; /* supplementary groups (SO_PEERGROUPS) */
 	int n_groups;
 	bool admin;
+	struct uid_entry *uent; /* its uid's accounting (uid-limits.c) */
+	bool throttled;		/* reading stopped: its uid has too many parked replies */
+	LIST_ENTRY(conn) throttle_link;
 	uint64_t next_handle;
 	struct conn_slice *slices;
 	struct conn_pin *pins;
 	ev_timer send_timer; /* a parked reply not taken in time closes the connection */
 	ev_timer idle_timer;
-	int pending_fd;	     /* fd to pass with the parked reply, or -1 */
+	int pending_fd;	     /* our own duplicate of the fd to pass with the parked reply, or -1 */
 	/* At most one reply waits for the socket to become writable; while it waits the connection
 	 * reads no further requests, so a client that never reads its replies costs one frame. */
 	size_t pending_len;
@@ -60,8 +64,11 @@ struct conn {
 	uint8_t in[DXP_MAX_FRAME + 1];
 };
 
-/* Takes ownership of fd (accepted, non-blocking). */
+/* Takes ownership of fd (accepted, non-blocking). A peer refused by max_clients or a per-uid
+ * bound (uid-limits.h) gets an error frame and -EUSERS is returned. */
 int conn_new(struct daxpoold *d, int fd, struct conn **ret);
+/* Sends one error frame (the lowest protocol version, which any client parses) and closes fd. */
+void conn_reject(int fd, int32_t status, const char *text);
 void conn_free(struct conn *c);
 /* At shutdown: tries briefly to deliver a parked reply. */
 void conn_drain(struct conn *c);

@@ -16,6 +16,7 @@ struct zeroer;
 struct lease_table;
 struct usage;
 struct metrics;
+struct limits_table;
 
 struct daxpoold {
 	struct ev_loop *loop;
@@ -51,6 +52,7 @@ struct daxpoold {
 	struct lease_table *leases;
 	struct usage *usage; /* per-uid bytes and slices, for quotas (uthash) */
 	struct metrics *metrics; /* counters and the Prometheus textfile (metrics.c) */
+	struct limits_table *limits; /* per-uid connections, handles, holders, pins (uid-limits.c) */
 	gid_t admin_gid;     /* (gid_t)-1 when the admin group does not exist */
 	uid_t tenant;	     /* owner isolation: the uid the device serves (tenant.c) */
 	bool has_tenant;

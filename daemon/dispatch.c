@@ -12,6 +12,7 @@
 #include "usage.h"
 #include "zero.h"
 #include "tenant.h"
+#include "uid-limits.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -530,7 +531,7 @@ static int handle_stat(struct conn *c, const struct dxp_header *h, const uint8_t
 	struct backend_badblock_stats bb;
 	struct lease_stats ls;
 	struct pool_stats ps;
-	uint8_t out[DXP_STAT_REPLY_SIZE];
+	uint8_t out[DXP_STAT_REPLY_SIZE + DXP_STAT_LIMITS_SIZE];
 
 	if (require_pool(c, h) < 0)
 		return 0;
@@ -561,8 +562,8 @@ static int handle_stat(struct conn *c, const struct dxp_header *h, const uint8_t
 	st.backend = backend_kind(d->backend) == BACKEND_DEVDAX ? 1 : 2;
 	st.isolation = (uint32_t)backend_isolation(d->backend);
 	backend_uuid(d->backend, st.uuid);
-	dxp_stat_reply_encode(&st, out);
-	return conn_send_reply(c, h->type, h->request_id, 0, out, sizeof(out));
+	limits_stat_fill(d, &st); /* per-uid bounds, appended (uid-limits.c) */
+	return conn_send_reply(c, h->type, h->request_id, 0, out, (uint32_t)dxp_stat_reply_encode(&st, out));
 }
 
 struct list_walk {

@@ -1,6 +1,7 @@
 /* Leases, holder processes, quarantine and reclaim; see lease.h for the rule. */
 #include "lease.h"
 #include "daemon.h"
+#include "uid-limits.h"
 #include "log.h"
 #include "macro.h"
 #include "pool.h"
@@ -169,6 +170,7 @@ static void proc_free(struct proc *p)
 		ev_timer_stop(p->d->loop, &p->poll_timer);
 	}
 	HASH_DEL(t->by_pid, p);
+	limits_holder_gone(p->d, p->pid); /* its uid's holder slot (uid-limits.c) */
 	free(p);
 }
 

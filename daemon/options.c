@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,13 @@
 #include <unistd.h>
 
 #define MAX_CLIENTS_LIMIT 65536
+/* docs/CONFIG.md "limits": what a host with a few hundred client processes per user lives with. */
+#define LIMITS_DEFAULTS                                                                            \
+	(struct uid_limits)                                                                        \
+	{                                                                                          \
+		.connections = 128, .unauthenticated = 16, .hello_timeout_ms = 2000, .handles = 4096, \
+		.holders = 256, .pins = 4096, .inflight = 32, .reserved_admin = 16, .turn_requests = 4, \
+	}
 
 const char *backend_kind_name(enum backend_kind kind)
 {
@@ -301,6 +309,46 @@ static int config_get_quota(json_object *v, const char *key, struct quota *ret)
 	return 0;
 }
 
+/* "limits": { "connections_per_uid": 128, ... } (daemon/uid-limits.c); every key optional. */
+static int config_load_limits(struct daxpoold_options *opts, json_object *v)
+{
+	static const struct {
+		const char *key;
+		size_t offset;
+		unsigned min, max;
+	} keys[] = {
+		{ "connections_per_uid", offsetof(struct uid_limits, connections), 0, MAX_CLIENTS_LIMIT },
+		{ "unauthenticated_per_uid", offsetof(struct uid_limits, unauthenticated), 0, MAX_CLIENTS_LIMIT },
+		{ "hello_timeout_ms", offsetof(struct uid_limits, hello_timeout_ms), 50, 600000 },
+		{ "handles_per_uid", offsetof(struct uid_limits, handles), 0, 1u << 24 },
+		{ "holders_per_uid", offsetof(struct uid_limits, holders), 0, 1u << 20 },
+		{ "pins_per_uid", offsetof(struct uid_limits, pins), 0, 1u << 24 },
+		{ "inflight_per_uid", offsetof(struct uid_limits, inflight), 0, MAX_CLIENTS_LIMIT },
+		{ "reserved_admin_connections", offsetof(struct uid_limits, reserved_admin), 0, MAX_CLIENTS_LIMIT - 1 },
+		{ "requests_per_turn", offsetof(struct uid_limits, turn_requests), 1, 4096 },
+	};
+
+	if (!json_object_is_type(v, json_type_object))
+		return log_error_errno(-EINVAL, "config: \"limits\" must be an object");
+	json_object_object_foreach(v, key, val)
+	{
+		size_t i;
+
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (strcmp(key, keys[i].key) == 0)
+				break;
+		if (i == sizeof(keys) / sizeof(keys[0]))
+			return log_error_errno(-EINVAL, "config: unknown key \"limits.%s\"", key);
+		int64_t n = json_object_get_int64(val);
+
+		if (!json_object_is_type(val, json_type_int) || n < keys[i].min || n > keys[i].max)
+			return log_error_errno(-EINVAL, "config: \"limits.%s\" must be an integer in %u..%u",
+					       key, keys[i].min, keys[i].max);
+		*(unsigned *)((char *)&opts->limits + keys[i].offset) = (unsigned)n;
+	}
+	return 0;
+}
+
 /* "quotas": { "1000": {...}, "alice": {...} } — users by uid or by name. */
 static int config_load_quotas(struct daxpoold_options *opts, json_object *v)
 {
@@ -449,6 +497,8 @@ int options_load_config(struct daxpoold_options *opts, const char *path)
 			r = config_get_quota(v, "quota", &opts->default_quota);
 		} else if (strcmp(key, "quotas") == 0) {
 			r = config_load_quotas(opts, v);
+		} else if (strcmp(key, "limits") == 0) {
+			r = config_load_limits(opts, v);
 		} else {
 			r = log_error_errno(-EINVAL, "config: unknown key \"%s\"", key);
 		}
@@ -564,6 +614,7 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 		.socket_mode = 0660,
 		.log_level = LOG_INFO,
 		.max_clients = 1024,
+		.limits = LIMITS_DEFAULTS,
 		.page_size = 2u << 20,
 		.format_if_empty = -1,
 		.pin_grace_ms = 1000,

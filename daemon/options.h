@@ -33,6 +33,21 @@ struct device_spec {
 	bool allow_reconfigure_system_ram; /* may offline a system-ram device and make it devdax */
 };
 
+/* Per-uid bounds (daemon/uid-limits.c, docs/CONFIG.md "limits"): what one user may hold at once.
+ * 0 = unlimited for the per-uid counts. Administrators (root, the admin group) are exempt from
+ * the per-uid bounds and have reserved_admin of max_clients to themselves. */
+struct uid_limits {
+	unsigned connections;	  /* connections per uid */
+	unsigned unauthenticated; /* connections per uid that have not completed HELLO */
+	unsigned hello_timeout_ms; /* a connection without HELLO after this long is closed */
+	unsigned handles;	  /* open slice handles per uid, over all its connections */
+	unsigned holders;	  /* processes per uid holding slices (each costs the daemon a pidfd) */
+	unsigned pins;		  /* declared pins per uid, over all its connections */
+	unsigned inflight;	  /* replies per uid parked unread; beyond, its requests wait */
+	unsigned reserved_admin;  /* of max_clients, connections only administrators may take */
+	unsigned turn_requests;	  /* requests served per uid per loop turn while other uids wait */
+};
+
 struct daxpoold_options {
 	char *config_path;
 	bool config_explicit; /* --config given: a missing file is an error */
@@ -41,6 +56,7 @@ struct daxpoold_options {
 	bool foreground;
 	int log_level;
 	unsigned max_clients;
+	struct uid_limits limits;
 	enum backend_kind backend;
 	char *device_path;   /* devdax (device.path, or what provisioning found or created) */
 	struct device_spec device;

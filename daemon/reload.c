@@ -40,6 +40,7 @@ void daemon_reload(struct daxpoold *d)
 	cur->log_level = next.log_level;
 	log_set_max_level(cur->log_level);
 	cur->max_clients = next.max_clients;
+	cur->limits = next.limits;
 	cur->pin_grace_ms = next.pin_grace_ms;
 	cur->send_timeout_s = next.send_timeout_s;
 	cur->idle_timeout_s = next.idle_timeout_s;

@@ -1,6 +1,7 @@
 /* The listening socket (own or socket-activated), accept, signals and the systemd watchdog. */
 #include "conn.h"
 #include "daemon.h"
+#include "uid-limits.h"
 #include "log.h"
 #include "macro.h"
 #include "metrics.h"
@@ -27,22 +28,6 @@ uint64_t daemon_uptime_ns(const struct daxpoold *d)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return (uint64_t)(now.tv_sec - d->start_mono.tv_sec) * 1000000000ull +
 	       (uint64_t)(now.tv_nsec - d->start_mono.tv_nsec);
-}
-
-/* Refuses a connection beyond max_clients with an error frame the client library understands. */
-static void reject_client(int fd, unsigned max_clients)
-{
-	uint8_t frame[DXP_HEADER_SIZE + DXP_MAX_ERROR_MESSAGE];
-	uint8_t msg[DXP_MAX_ERROR_MESSAGE];
-	char text[96];
-	size_t n;
-
-	snprintf(text, sizeof(text), "daxpoold serves at most %u clients", max_clients);
-	n = dxp_error_payload_encode(text, msg);
-	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MIN, DXP_MSG_ERROR | DXP_REPLY_BIT, 0, -EUSERS,
-			     msg, (uint32_t)n);
-	(void)!send(fd, frame, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	close(fd);
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -75,13 +60,12 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			log_notice("accepting connections again");
 			d->accept_paused = false;
 		}
-		if (d->n_conns >= d->opts.max_clients) {
-			log_warning("refusing a client: %u clients connected (max_clients)", d->n_conns);
-			reject_client(fd, d->opts.max_clients);
-			continue;
-		}
-		if (conn_new(d, fd, &c) < 0)
-			log_error("out of memory accepting a client");
+		/* max_clients, the administrators' reserved slots and the per-uid bounds are checked
+		 * by conn_new once it knows the peer (uid-limits.c); a refused peer gets an error frame. */
+		int r = conn_new(d, fd, &c);
+
+		if (r < 0 && r != -EUSERS)
+			log_error_errno(r, "accepting a client: %m");
 	}
 }
 
@@ -204,6 +188,9 @@ int server_start(struct daxpoold *d)
 	int n, r;
 
 	LIST_INIT(&d->conns);
+	r = limits_init(d);
+	if (r < 0)
+		return log_error_errno(r, "out of memory");
 	n = sd_listen_fds(1);
 	if (n < 0)
 		return log_error_errno(n, "sd_listen_fds: %m");
@@ -246,6 +233,7 @@ void server_stop(struct daxpoold *d)
 		conn_drain(c);
 	while (!LIST_EMPTY(&d->conns))
 		conn_free(LIST_FIRST(&d->conns));
+	limits_done(d); /* holder processes are lease.c's; their accounting goes with the table */
 	if (d->listen_fd >= 0) {
 		ev_io_stop(d->loop, &d->listen_watcher);
 		ev_timer_stop(d->loop, &d->accept_retry);

@@ -352,6 +352,19 @@ struct daxpool_stats {
 	unsigned backend; /* 1 devdax, 2 emulated */
 	uint8_t uuid[16];
 	unsigned isolation; /* DAXPOOL_ISOLATION_*: how a granted fd confines its holder */
+	/* The daemon's per-uid bounds (its config's "limits", 0 = unlimited) and what its clients
+	 * hold now; has_limits is 0 when the daemon does not report them (older daemons). */
+	int has_limits;
+	unsigned max_clients, reserved_admin_connections, connections_per_uid, unauthenticated_per_uid;
+	unsigned hello_timeout_ms, handles_per_uid, holders_per_uid, pins_per_uid, inflight_per_uid;
+	unsigned requests_per_turn;
+	unsigned clients, unauthenticated_clients, client_uids, handles, declared_pins, holders;
+	unsigned parked_replies, throttled_connections;
+	uid_t busiest_uid; /* the uid with the most connections, (uid_t)-1 with none */
+	unsigned busiest_uid_connections;
+	uint64_t refused_connections; /* by max_clients, reserved slots or a per-uid bound */
+	uint64_t refused_requests;    /* ALLOC/OPEN/PIN refused at a per-uid bound (-EUSERS) */
+	uint64_t hello_timeouts, deferred_turns, throttled_total;
 };
 
 /* daxpool_stat - pool statistics. Errors: -EINVAL (NULL, size too small), -ENODEV, connection errors. */

@@ -1,0 +1,310 @@
+/*
+ * daxpool-bench fairness: what one tenant's flood does to another tenant's grant latency.
+ *
+ * A daxpoold on an emulated 4K pool (isolation slice) with its default per-uid limits. A victim
+ * tenant (uid 65533, one connection) times the grant of a 4 KiB anonymous slice (ALLOC, reply
+ * and fd; the FREE after it is untimed) first with the daemon otherwise idle ("unloaded"), then
+ * while an attacker (uid 65534) floods ALLOC/FREE/PING as fast as it can from FLOOD_CONNS
+ * connections, one process each ("flood"). Rounds repeat both phases; rows give p50/p99 of each
+ * phase (median over rounds, min and max in params: the spread), the ratio flood p99 / unloaded
+ * p99 of the same round, the attacker's rate, and the target "the other tenant's p99 during the
+ * flood within 5x its unloaded p99". The same rounds run against a second daxpoold whose turns
+ * are not capped (limits.requests_per_turn 4096), system "turns-off", to show what the cap does.
+ *
+ * Needs root (the tenants are processes that setuid); otherwise every row says skipped.
+ */
+#include "bench.h"
+#include "daxpool.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SUITE "fairness"
+#define VICTIM_UID 65533
+#define ATTACKER_UID 65534
+#define FLOOD_CONNS 16
+#define MAX_ROUNDS 16
+
+enum { MODE_FAIR, MODE_OFF, NMODES };
+static const char *const mode_name[NMODES] = { "fair", "turns-off" };
+static const unsigned mode_turn[NMODES] = { 4, 4096 };
+
+struct phase {
+	double p50, p99; /* ns */
+};
+
+struct round {
+	struct phase unloaded, flood;
+	double flood_ops_s;
+};
+
+static void become(uid_t uid)
+{
+	if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
+		_exit(99);
+}
+
+/* The victim: n timed grants; writes p50 and p99 (ns) to fd. Exit 0 or an error. */
+static int victim(const char *sock, unsigned n, int fd)
+{
+	struct daxpool *dp = NULL;
+	struct samples s = { 0 };
+	struct phase out;
+
+	become(VICTIM_UID);
+	if (daxpool_connect(sock, &dp) < 0) {
+		fprintf(stderr, "daxpool-bench fairness: victim: %s\n", daxpool_errormsg());
+		return 1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct daxpool_slice *sl = NULL;
+		uint64_t a = bench_now_ns();
+		int r = daxpool_alloc(dp, NULL, 4096, DAXPOOL_ALIGN_4K, 0, DAXPOOL_ANONYMOUS, &sl);
+		uint64_t b = bench_now_ns();
+
+		if (r == -ENOSPC || r == -EAGAIN) { /* the flood filled the pool for a moment */
+			bench_sleep_ns(100000);
+			i--;
+			continue;
+		}
+		if (r < 0) {
+			fprintf(stderr, "daxpool-bench fairness: victim: %s\n", daxpool_errormsg());
+			return 2;
+		}
+		daxpool_free(dp, &sl);
+		if (samples_add(&s, b - a) < 0)
+			return 3;
+	}
+	out.p50 = (double)bench_quantile(s.v, s.n, 0.5);
+	out.p99 = (double)bench_quantile(s.v, s.n, 0.99);
+	samples_free(&s);
+	daxpool_disconnect(&dp);
+	return write(fd, &out, sizeof(out)) == sizeof(out) ? 0 : 4;
+}
+
+/* One attacker connection: ALLOC, FREE, PING as fast as it can until stop_fd is readable;
+ * writes the number of requests to fd. */
+static int flooder(const char *sock, int stop_fd, int fd)
+{
+	struct daxpool *dp = NULL;
+	uint64_t ops = 0;
+
+	become(ATTACKER_UID);
+	if (daxpool_connect(sock, &dp) < 0)
+		return 1;
+	for (;;) {
+		struct daxpool_slice *sl = NULL;
+		struct pollfd pfd = { .fd = stop_fd, .events = POLLIN };
+
+		if ((ops & 15) == 0 && poll(&pfd, 1, 0) > 0)
+			break;
+		if (daxpool_alloc(dp, NULL, 4096, DAXPOOL_ALIGN_4K, 0, DAXPOOL_ANONYMOUS, &sl) == 0) {
+			daxpool_free(dp, &sl);
+			ops += 2;
+		} else {
+			ops++;
+		}
+		daxpool_ping(dp);
+		ops++;
+	}
+	daxpool_disconnect(&dp);
+	return write(fd, &ops, sizeof(ops)) == sizeof(ops) ? 0 : 2;
+}
+
+static int run_victim(const char *sock, unsigned n, struct phase *ret)
+{
+	int p[2], status;
+	pid_t pid;
+
+	if (pipe(p) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		close(p[0]);
+		_exit(victim(sock, n, p[1]));
+	}
+	close(p[1]);
+	ssize_t got = read(p[0], ret, sizeof(*ret));
+	close(p[0]);
+	waitpid(pid, &status, 0);
+	return got == sizeof(*ret) && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+static int one_round(const char *sock, unsigned n, struct round *ret)
+{
+	pid_t pids[FLOOD_CONNS];
+	int stop[2], ops[2], r;
+	uint64_t t0, total = 0;
+
+	r = run_victim(sock, n, &ret->unloaded);
+	if (r < 0)
+		return r;
+	if (pipe(stop) < 0 || pipe(ops) < 0)
+		return -errno;
+	for (int i = 0; i < FLOOD_CONNS; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			close(stop[1]);
+			close(ops[0]);
+			_exit(flooder(sock, stop[0], ops[1]));
+		}
+	}
+	close(stop[0]);
+	close(ops[1]);
+	t0 = bench_now_ns();
+	bench_sleep_ns(200ull * 1000 * 1000); /* the flood is in full swing */
+	r = run_victim(sock, n, &ret->flood);
+	close(stop[1]); /* stop */
+	for (int i = 0; i < FLOOD_CONNS; i++) {
+		uint64_t x = 0;
+
+		if (read(ops[0], &x, sizeof(x)) == sizeof(x))
+			total += x;
+	}
+	ret->flood_ops_s = (double)total / ((double)(bench_now_ns() - t0) / 1e9);
+	close(ops[0]);
+	for (int i = 0; i < FLOOD_CONNS; i++)
+		waitpid(pids[i], NULL, 0);
+	return r;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median of v[0..n) with min and max into params. */
+static double spread(double *v, int n, json_object *params)
+{
+	double c[MAX_ROUNDS];
+
+	memcpy(c, v, sizeof(double) * (size_t)n);
+	qsort(c, (size_t)n, sizeof(double), cmp_double);
+	json_object_object_add(params, "min", json_object_new_double(c[0]));
+	json_object_object_add(params, "max", json_object_new_double(c[n - 1]));
+	return c[n / 2];
+}
+
+static json_object *params(int mode, const char *phase, int rounds, unsigned n)
+{
+	json_object *j = json_object_new_object();
+
+	json_object_object_add(j, "phase", json_object_new_string(phase));
+	json_object_object_add(j, "what", json_object_new_string("victim's grant: ALLOC of a 4 KiB anonymous slice"));
+	json_object_object_add(j, "requests_per_turn", json_object_new_int((int)mode_turn[mode]));
+	json_object_object_add(j, "flood_connections", json_object_new_int(FLOOD_CONNS));
+	json_object_object_add(j, "victim_uid", json_object_new_int(VICTIM_UID));
+	json_object_object_add(j, "attacker_uid", json_object_new_int(ATTACKER_UID));
+	json_object_object_add(j, "rounds", json_object_new_int(rounds));
+	json_object_object_add(j, "grants_per_phase", json_object_new_int((int)n));
+	json_object_object_add(j, "statistic", json_object_new_string("median over rounds"));
+	return j;
+}
+
+static const char *const metrics[] = { "unloaded_grant_p50", "unloaded_grant_p99", "flood_grant_p50",
+					"flood_grant_p99", "flood_vs_unloaded_p99_ratio", "flood_ops_per_s" };
+
+int suite_fairness(const struct bench_opts *o)
+{
+	char dir[4096], sock[NMODES][4200], pool[NMODES][4200], cfg[NMODES][4200];
+	pid_t pid[NMODES] = { 0 };
+	struct round rd[NMODES][MAX_ROUNDS];
+	int rounds = o->reps ? (int)o->reps : o->quick ? 2 : 5;
+	unsigned n = o->quick ? 300 : 2000;
+	double load0 = bench_loadavg_1m();
+	int r = 0;
+
+	if (rounds > MAX_ROUNDS)
+		rounds = MAX_ROUNDS;
+	if (geteuid() != 0) {
+		for (int m = 0; m < NMODES; m++)
+			for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
+				bench_skip_row(SUITE, mode_name[m], metrics[i],
+					       "needs root: the tenants are processes of two other uids", NULL);
+		bench_skip_row(SUITE, "target", "target_flood_p99_within_5x", "needs root", NULL);
+		bench_machine_row(SUITE, load0, NULL);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (bench_mkdtemp(o->dir, "fair", dir, sizeof(dir)) < 0)
+		return -1;
+	chmod(dir, 0755); /* the tenants reach the sockets */
+	for (int m = 0; m < NMODES && r == 0; m++) {
+		FILE *f;
+
+		snprintf(sock[m], sizeof(sock[m]), "%s/%s.sock", dir, mode_name[m]);
+		snprintf(pool[m], sizeof(pool[m]), "%s/%s.pool", dir, mode_name[m]);
+		snprintf(cfg[m], sizeof(cfg[m]), "%s/%s.json", dir, mode_name[m]);
+		f = fopen(cfg[m], "w");
+		if (!f) {
+			r = -errno;
+			break;
+		}
+		fprintf(f, "{ \"socket_mode\": \"0666\", \"log_level\": \"warning\", \"limits\": { \"requests_per_turn\": %u } }\n",
+			mode_turn[m]);
+		fclose(f);
+		const char *args[] = { "--foreground", "--config", cfg[m], "--socket", sock[m], "--emulate", pool[m],
+				       "--size", "1G", "--page", "4K", "--format-if-empty", NULL };
+		r = bench_daemon_start(o, sock[m], args, &pid[m]);
+	}
+	for (int round = 0; round < rounds && r == 0; round++)
+		for (int k = 0; k < NMODES && r == 0; k++) {
+			int m = (k + round) % NMODES; /* alternate which goes first */
+
+			r = one_round(sock[m], n, &rd[m][round]);
+		}
+	if (r < 0)
+		fprintf(stderr, "daxpool-bench fairness: a round failed (%s)\n", strerror(-r));
+	for (int m = 0; m < NMODES; m++) {
+		int st = pid[m] > 0 ? bench_daemon_stop(&pid[m]) : 0;
+
+		if (r == 0 && st != 0) {
+			fprintf(stderr, "daxpool-bench fairness: daxpoold (%s) exited with %d\n", mode_name[m], st);
+			r = -ECHILD;
+		}
+	}
+	bench_rmdir(dir);
+	if (r < 0)
+		return -1;
+
+	double fair_ratio = 0;
+	for (int m = 0; m < NMODES; m++) {
+		double v[6][MAX_ROUNDS];
+
+		for (int i = 0; i < rounds; i++) {
+			v[0][i] = rd[m][i].unloaded.p50;
+			v[1][i] = rd[m][i].unloaded.p99;
+			v[2][i] = rd[m][i].flood.p50;
+			v[3][i] = rd[m][i].flood.p99;
+			v[4][i] = rd[m][i].flood.p99 / rd[m][i].unloaded.p99;
+			v[5][i] = rd[m][i].flood_ops_s;
+		}
+		for (int k = 0; k < 6; k++) {
+			json_object *j = params(m, k < 2 ? "unloaded" : k < 4 ? "flood" : "both", rounds, n);
+			double med = spread(v[k], rounds, j);
+
+			bench_row(SUITE, mode_name[m], metrics[k], med, k == 4 ? "x" : k == 5 ? "ops/s" : "ns", j);
+			if (m == MODE_FAIR && k == 4)
+				fair_ratio = med;
+		}
+	}
+	bench_target_row(SUITE, "target_flood_p99_within_5x",
+			 "victim's grant p99 during another uid's flood <= 5x its unloaded p99 (median over rounds)",
+			 fair_ratio, 5.0, "x", fair_ratio <= 5.0);
+	json_object *mrow = json_object_new_object();
+	json_object_object_add(mrow, "rounds", json_object_new_int(rounds));
+	bench_machine_row(SUITE, load0, mrow);
+	return 0;
+}

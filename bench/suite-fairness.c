@@ -4,17 +4,20 @@
  * A daxpoold on an emulated 4K pool (isolation slice) with its default per-uid limits. A victim
  * tenant (uid 65533, one connection) times the grant of a 4 KiB anonymous slice (ALLOC, reply
  * and fd; the FREE after it is untimed) first with the daemon otherwise idle ("unloaded"), then
- * while an attacker (uid 65534) floods ALLOC/FREE/PING as fast as it can from FLOOD_CONNS
- * connections, one process each ("flood"). Rounds repeat both phases; rows give p50/p99 of each
+ * while an attacker (uid 65534) floods ALLOC/CLOSE/PING as fast as the daemon answers from
+ * FLOOD_CONNS connections driven by FLOOD_PROCS processes ("flood"; CLOSE of an anonymous slice
+ * frees it). Rounds repeat both phases; rows give p50/p99 of each
  * phase (median over rounds, min and max in params: the spread), the ratio flood p99 / unloaded
  * p99 of the same round, the attacker's rate, and the target "the other tenant's p99 during the
- * flood within 5x its unloaded p99". The same rounds run against a second daxpoold whose turns
- * are not capped (limits.requests_per_turn 4096), system "turns-off", to show what the cap does.
+ * flood within 5x its unloaded p99". The same rounds run against two more daxpoolds, with
+ * limits.requests_per_turn 4 ("turns-4") and 4096 ("turns-off": turns not capped), to show what
+ * the cap does to the victim and what it costs the attacker's rate.
  *
  * Needs root (the tenants are processes that setuid); otherwise every row says skipped.
  */
 #include "bench.h"
 #include "daxpool.h"
+#include "protocol.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -23,19 +26,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define SUITE "fairness"
 #define VICTIM_UID 65533
 #define ATTACKER_UID 65534
-#define FLOOD_CONNS 16
+#define FLOOD_PROCS 2
+#define CONNS_PER_PROC 8
+#define FLOOD_CONNS (FLOOD_PROCS * CONNS_PER_PROC)
 #define MAX_ROUNDS 16
 
-enum { MODE_FAIR, MODE_OFF, NMODES };
-static const char *const mode_name[NMODES] = { "fair", "turns-off" };
-static const unsigned mode_turn[NMODES] = { 4, 4096 };
+enum { MODE_FAIR, MODE_TURN4, MODE_OFF, NMODES };
+static const char *const mode_name[NMODES] = { "fair", "turns-4", "turns-off" };
+static const unsigned mode_turn[NMODES] = { 1, 4, 4096 }; /* limits.requests_per_turn (default 1) */
 
 struct phase {
 	double p50, p99; /* ns */
@@ -90,33 +97,135 @@ static int victim(const char *sock, unsigned n, int fd)
 	return write(fd, &out, sizeof(out)) == sizeof(out) ? 0 : 4;
 }
 
-/* One attacker connection: ALLOC, FREE, PING as fast as it can until stop_fd is readable;
- * writes the number of requests to fd. */
+/* One attacker connection, driven without blocking: ALLOC (anonymous 4 KiB), CLOSE of what it
+ * got (which frees an anonymous slice), PING, and again; one request outstanding at a time. */
+struct flood_conn {
+	int fd;
+	int step; /* 0 ALLOC, 1 CLOSE, 2 PING */
+	uint64_t handle;
+	uint32_t id;
+};
+
+static int flood_send(struct flood_conn *c)
+{
+	uint8_t payload[DXP_ALLOC_REQUEST_FIXED + DXP_NAME_MAX + 1], frame[DXP_MAX_FRAME];
+	size_t n = 0;
+	uint16_t type;
+
+	if (c->step == 0) {
+		struct dxp_alloc_request req = { .size = 4096, .align = 4096, .flags = DXP_ALLOC_ANONYMOUS,
+						 .owner_uid = DXP_OWNER_CALLER, .owner_gid = DXP_OWNER_CALLER };
+
+		n = dxp_alloc_request_encode(&req, payload);
+		type = DXP_MSG_ALLOC;
+	} else if (c->step == 1) {
+		struct dxp_handle_request req = { .id = c->handle };
+
+		n = dxp_handle_request_encode(&req, payload);
+		type = DXP_MSG_CLOSE;
+	} else {
+		struct dxp_ping ping = { .nonce = c->id };
+
+		n = dxp_ping_encode(&ping, payload);
+		type = DXP_MSG_PING;
+	}
+	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MAX, type, ++c->id, 0, payload, (uint32_t)n);
+	return send(c->fd, frame, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -errno;
+}
+
+/* Reads the reply, closes a passed descriptor, picks the next step. */
+static int flood_recv(struct flood_conn *c)
+{
+	uint8_t buf[DXP_MAX_FRAME];
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+			      .msg_controllen = sizeof(control.buf) };
+	struct dxp_header h;
+	ssize_t n = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC);
+
+	if (n <= 0)
+		return -EPIPE;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		int fd;
+
+		memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		close(fd);
+	}
+	if (dxp_header_decode(buf, (size_t)n, &h) < 0)
+		return -EBADMSG;
+	if (c->step == 0 && h.status == 0) {
+		struct dxp_slice sl;
+		size_t used;
+
+		if (dxp_slice_decode(buf + DXP_HEADER_SIZE, h.payload_len, &sl, &used) < 0)
+			return -EBADMSG;
+		c->handle = sl.handle;
+		c->step = 1;
+	} else {
+		c->step = c->step == 1 || c->step == 0 ? 2 : 0; /* a refused ALLOC goes on with PING */
+	}
+	return 0;
+}
+
+static int flood_connect(const char *sock, struct flood_conn *c)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct dxp_hello_request req = { .min_version = DXP_PROTOCOL_VERSION_MIN,
+					 .max_version = DXP_PROTOCOL_VERSION_MAX };
+	uint8_t payload[DXP_HELLO_REQUEST_SIZE], frame[DXP_MAX_FRAME];
+	size_t n;
+
+	c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || strlen(sock) >= sizeof(addr.sun_path))
+		return -1;
+	memcpy(addr.sun_path, sock, strlen(sock) + 1);
+	if (connect(c->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
+		return -1;
+	n = dxp_hello_request_encode(&req, payload);
+	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MIN, DXP_MSG_HELLO, 1, 0, payload, (uint32_t)n);
+	if (send(c->fd, frame, n, MSG_NOSIGNAL) != (ssize_t)n || recv(c->fd, frame, sizeof(frame), 0) <= 0)
+		return -1;
+	c->id = 1;
+	return 0;
+}
+
+/* One attacker process: CONNS_PER_PROC connections as fast as the daemon answers, until stop_fd
+ * is readable; writes the number of requests answered to fd. Few processes, many connections:
+ * the flood loads the daemon, not the CPUs the victim needs to run on. */
 static int flooder(const char *sock, int stop_fd, int fd)
 {
-	struct daxpool *dp = NULL;
+	struct flood_conn c[CONNS_PER_PROC];
+	struct pollfd pfd[CONNS_PER_PROC + 1];
 	uint64_t ops = 0;
 
 	become(ATTACKER_UID);
-	if (daxpool_connect(sock, &dp) < 0)
-		return 1;
+	for (int i = 0; i < CONNS_PER_PROC; i++) {
+		c[i] = (struct flood_conn){ 0 };
+		if (flood_connect(sock, &c[i]) < 0 || flood_send(&c[i]) < 0)
+			return 1;
+		pfd[i] = (struct pollfd){ .fd = c[i].fd, .events = POLLIN };
+	}
+	pfd[CONNS_PER_PROC] = (struct pollfd){ .fd = stop_fd, .events = POLLIN };
 	for (;;) {
-		struct daxpool_slice *sl = NULL;
-		struct pollfd pfd = { .fd = stop_fd, .events = POLLIN };
-
-		if ((ops & 15) == 0 && poll(&pfd, 1, 0) > 0)
+		if (poll(pfd, CONNS_PER_PROC + 1, 1000) < 0)
+			return 2;
+		if (pfd[CONNS_PER_PROC].revents)
 			break;
-		if (daxpool_alloc(dp, NULL, 4096, DAXPOOL_ALIGN_4K, 0, DAXPOOL_ANONYMOUS, &sl) == 0) {
-			daxpool_free(dp, &sl);
-			ops += 2;
-		} else {
+		for (int i = 0; i < CONNS_PER_PROC; i++) {
+			if (!pfd[i].revents)
+				continue;
+			if (flood_recv(&c[i]) < 0 || flood_send(&c[i]) < 0)
+				return 3;
 			ops++;
 		}
-		daxpool_ping(dp);
-		ops++;
 	}
-	daxpool_disconnect(&dp);
-	return write(fd, &ops, sizeof(ops)) == sizeof(ops) ? 0 : 2;
+	for (int i = 0; i < CONNS_PER_PROC; i++)
+		close(c[i].fd);
+	return write(fd, &ops, sizeof(ops)) == sizeof(ops) ? 0 : 4;
 }
 
 static int run_victim(const char *sock, unsigned n, struct phase *ret)
@@ -142,7 +251,7 @@ static int run_victim(const char *sock, unsigned n, struct phase *ret)
 
 static int one_round(const char *sock, unsigned n, struct round *ret)
 {
-	pid_t pids[FLOOD_CONNS];
+	pid_t pids[FLOOD_PROCS];
 	int stop[2], ops[2], r;
 	uint64_t t0, total = 0;
 
@@ -151,7 +260,7 @@ static int one_round(const char *sock, unsigned n, struct round *ret)
 		return r;
 	if (pipe(stop) < 0 || pipe(ops) < 0)
 		return -errno;
-	for (int i = 0; i < FLOOD_CONNS; i++) {
+	for (int i = 0; i < FLOOD_PROCS; i++) {
 		pids[i] = fork();
 		if (pids[i] == 0) {
 			close(stop[1]);
@@ -165,7 +274,7 @@ static int one_round(const char *sock, unsigned n, struct round *ret)
 	bench_sleep_ns(200ull * 1000 * 1000); /* the flood is in full swing */
 	r = run_victim(sock, n, &ret->flood);
 	close(stop[1]); /* stop */
-	for (int i = 0; i < FLOOD_CONNS; i++) {
+	for (int i = 0; i < FLOOD_PROCS; i++) {
 		uint64_t x = 0;
 
 		if (read(ops[0], &x, sizeof(x)) == sizeof(x))
@@ -173,7 +282,7 @@ static int one_round(const char *sock, unsigned n, struct round *ret)
 	}
 	ret->flood_ops_s = (double)total / ((double)(bench_now_ns() - t0) / 1e9);
 	close(ops[0]);
-	for (int i = 0; i < FLOOD_CONNS; i++)
+	for (int i = 0; i < FLOOD_PROCS; i++)
 		waitpid(pids[i], NULL, 0);
 	return r;
 }
@@ -205,6 +314,7 @@ static json_object *params(int mode, const char *phase, int rounds, unsigned n)
 	json_object_object_add(j, "what", json_object_new_string("victim's grant: ALLOC of a 4 KiB anonymous slice"));
 	json_object_object_add(j, "requests_per_turn", json_object_new_int((int)mode_turn[mode]));
 	json_object_object_add(j, "flood_connections", json_object_new_int(FLOOD_CONNS));
+	json_object_object_add(j, "flood_processes", json_object_new_int(FLOOD_PROCS));
 	json_object_object_add(j, "victim_uid", json_object_new_int(VICTIM_UID));
 	json_object_object_add(j, "attacker_uid", json_object_new_int(ATTACKER_UID));
 	json_object_object_add(j, "rounds", json_object_new_int(rounds));

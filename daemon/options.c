@@ -26,7 +26,7 @@
 	(struct uid_limits)                                                                        \
 	{                                                                                          \
 		.connections = 128, .unauthenticated = 16, .hello_timeout_ms = 2000, .handles = 4096, \
-		.holders = 256, .pins = 4096, .inflight = 32, .reserved_admin = 16, .turn_requests = 4, \
+		.holders = 256, .pins = 4096, .inflight = 32, .reserved_admin = 16, .turn_requests = 1, \
 	}
 
 const char *backend_kind_name(enum backend_kind kind)

@@ -131,7 +131,8 @@ int cmd_verify(struct ctl *ctl, int argc, char **argv)
 	for (size_t i = 0; i < ARRAY_SIZE(scenarios); i++)
 		if (i == 0 || !args.scenario || strcmp(args.scenario, scenarios[i].name) == 0)
 			scenarios[i].fn(&v);
-	json_object_object_add(root, "generation", json_object_new_string(verify_gen_name(v.gen)));
+	json_object_object_add(root, "generation", json_object_new_string(v.generation ? v.generation : "unknown"));
+	json_object_object_add(root, "model", json_object_new_string(verify_gen_name(v.gen)));
 	vtrace_delete(&v.trace);
 	vreport_print(v.rep, ctl->json);
 	r = vreport_count(v.rep, VCHECK_FAILED) ? CTL_EXIT_FAILURE : CTL_EXIT_OK;

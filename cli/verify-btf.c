@@ -1,4 +1,4 @@
-/* daxpoolctl verify: struct folio offsets from BTF (cli/verify-btf.h). The same numbers
+/* daxpoolctl verify: struct folio / struct page offsets from BTF (cli/verify-btf.h). The same numbers
  * `pahole -C folio /sys/kernel/btf/vmlinux` prints, computed at run time so a kernel update
  * that moves a field cannot make the probes read the wrong word. */
 #include "verify-btf.h"
@@ -41,28 +41,87 @@ static long member_offset(const struct btf *btf, unsigned id, const char *name, 
 	return -1;
 }
 
-int vbtf_folio_offsets(struct vfolio_offsets *ret, char *reason, size_t size)
+/* Value of enumerator name in enum pageflags, -1 if absent. */
+static int pageflag(const struct btf *btf, const char *name)
 {
-	struct btf *btf = btf__load_vmlinux_btf();
-	int id;
+	int id = btf__find_by_name_kind(btf, "pageflags", BTF_KIND_ENUM);
+	const struct btf_type *t = id > 0 ? btf__type_by_id(btf, (unsigned)id) : NULL;
+	const struct btf_enum *e;
 
-	if (!btf) {
+	if (!t)
+		return -1;
+	e = btf_enum(t);
+	for (unsigned i = 0; i < btf_vlen(t); i++, e++)
+		if (strcmp(btf__name_by_offset(btf, e->name_off), name) == 0)
+			return (int)e->val;
+	return -1;
+}
+
+static int load(struct btf **btf, const char *type, int *id, char *reason, size_t size)
+{
+	*btf = btf__load_vmlinux_btf();
+	if (!*btf) {
 		snprintf(reason, size, "no kernel BTF (/sys/kernel/btf/vmlinux): %s", strerror(errno));
 		return -ENOENT;
 	}
-	id = btf__find_by_name_kind(btf, "folio", BTF_KIND_STRUCT);
-	if (id < 0) {
-		btf__free(btf);
-		snprintf(reason, size, "the kernel's BTF has no struct folio");
+	*id = btf__find_by_name_kind(*btf, type, BTF_KIND_STRUCT);
+	if (*id < 0) {
+		btf__free(*btf);
+		*btf = NULL;
+		snprintf(reason, size, "the kernel's BTF has no struct %s", type);
 		return -ENOENT;
 	}
+	return 0;
+}
+
+int vbtf_folio_offsets(struct vfolio_offsets *ret, char *reason, size_t size)
+{
+	struct btf *btf;
+	int id, r;
+
+	r = load(&btf, "folio", &id, reason, size);
+	if (r < 0)
+		return r;
 	ret->refcount = member_offset(btf, (unsigned)id, "_refcount", 0);
 	ret->pincount = member_offset(btf, (unsigned)id, "_pincount", 0);
 	ret->mapcount = member_offset(btf, (unsigned)id, "_mapcount", 0);
-	ret->source = "BTF /sys/kernel/btf/vmlinux (libbpf)";
+	ret->flags = member_offset(btf, (unsigned)id, "flags", 0);
+	ret->pg_head = pageflag(btf, "PG_head");
+	ret->source = "BTF /sys/kernel/btf/vmlinux (libbpf), struct folio";
 	btf__free(btf);
 	if (ret->refcount < 0) {
 		snprintf(reason, size, "struct folio in BTF has no _refcount");
+		return -ENOENT;
+	}
+	return 0;
+}
+
+int vbtf_page_offsets(struct vfolio_offsets *ret, char *reason, size_t size)
+{
+	static const char *const pin_names[] = { "hpage_pinned_refcount", "compound_pincount" };
+	const struct btf_type *t;
+	struct btf *btf;
+	int id, r;
+
+	r = load(&btf, "page", &id, reason, size);
+	if (r < 0)
+		return r;
+	t = btf__type_by_id(btf, (unsigned)id);
+	ret->refcount = member_offset(btf, (unsigned)id, "_refcount", 0);
+	ret->mapcount = member_offset(btf, (unsigned)id, "_mapcount", 0);
+	ret->flags = member_offset(btf, (unsigned)id, "flags", 0);
+	ret->pincount = -1;
+	for (size_t i = 0; i < ARRAY_SIZE(pin_names) && ret->pincount < 0; i++) {
+		long o = member_offset(btf, (unsigned)id, pin_names[i], 0);
+
+		if (o >= 0)
+			ret->pincount = (long)t->size + o; /* in the first tail page */
+	}
+	ret->pg_head = pageflag(btf, "PG_head");
+	ret->source = "BTF /sys/kernel/btf/vmlinux (libbpf), struct page";
+	btf__free(btf);
+	if (ret->refcount < 0) {
+		snprintf(reason, size, "struct page in BTF has no _refcount");
 		return -ENOENT;
 	}
 	return 0;
@@ -73,5 +132,10 @@ int vbtf_folio_offsets(struct vfolio_offsets *ret, char *reason, size_t size)
 	(void)ret;
 	snprintf(reason, size, "daxpoolctl was built without libbpf (apt-get install libbpf-dev)");
 	return -EOPNOTSUPP;
+}
+
+int vbtf_page_offsets(struct vfolio_offsets *ret, char *reason, size_t size)
+{
+	return vbtf_folio_offsets(ret, reason, size);
 }
 #endif

@@ -3,13 +3,20 @@
 #include "log.h"
 #include "macro.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
+DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
 
 /* get_user_pages' pin of a small folio is counted in its refcount with this bias (mm.h). */
 #define GUP_PIN_COUNTING_BIAS 1024
@@ -124,7 +131,7 @@ int verify_read_ref(struct verify *v, const void *addr, struct vref *ret)
 	_cleanup_(freep) char *text = NULL;
 	uint8_t byte;
 	struct iovec local = { &byte, 1 }, remote = { (void *)addr, 1 };
-	int64_t ref, pin = 0, refs = 1;
+	int64_t ref, pin = 0, refs = 1, flags;
 	bool large = v->granule > 4096;
 	ssize_t n;
 	int r;
@@ -135,7 +142,7 @@ int verify_read_ref(struct verify *v, const void *addr, struct vref *ret)
 	if (r < 0)
 		return r;
 	/* A remote read of ourselves: pin_user_pages_remote() pins the page, copies, and
-	 * unpin_user_pages() hands the folio to gup_put_folio, where the probe reads it. */
+	 * unpin_user_pages() hands the folio (5.10: the head page) to the probed put function. */
 	n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
 	r = n == 1 ? 0 : negative_errno();
 	{
@@ -150,6 +157,12 @@ int verify_read_ref(struct verify *v, const void *addr, struct vref *ret)
 		return -ENODATA;
 	record_line(v, text);
 	(void)vtrace_last_field(text, "ref", "refs", &refs);
+	/* Compound or not is read from PG_head where the probe has the flags word (5.10's device-dax
+	 * pages are order-0 at every alignment); else a device page larger than 4 KiB is taken as one
+	 * large folio (6.1 and later map device-dax as compound pages). */
+	if (v->facts.flags_read && v->facts.pg_head >= 0 && vtrace_last_field(text, "ref", "flags", &flags) == 0)
+		large = ((uint64_t)flags >> v->facts.pg_head) & 1;
+	ret->large = large;
 	if (large) {
 		(void)vtrace_last_field(text, "ref", "pin", &pin);
 		ret->ref = ref - refs;
@@ -179,6 +192,98 @@ int64_t verify_map_share(const struct verify *v)
 	return v->gen == VGEN_AFTER ? 1 : 0;
 }
 
+int verify_level(const struct verify *v)
+{
+	return v->granule >= (UINT64_C(1) << 30) ? 2 : v->granule >= (UINT64_C(1) << 21) ? 1 : 0;
+}
+
+void verify_slice_device(const struct daxpool_slice *s, char *dev, size_t size)
+{
+	char link[64];
+	struct stat st;
+	ssize_t n;
+
+	dev[0] = '\0';
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", daxpool_slice_get_fd(s));
+	n = readlink(link, dev, size - 1);
+	dev[n > 0 ? n : 0] = '\0';
+	if (stat(dev, &st) < 0 || !S_ISCHR(st.st_mode))
+		dev[0] = '\0';
+}
+
+/* Whether the page at vaddr is present in pid's page tables (pagemap bit 63). */
+static int page_present(pid_t pid, uint64_t vaddr)
+{
+	char path[64];
+	uint64_t e;
+	_cleanup_(closep) int fd = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return negative_errno();
+	if (pread(fd, &e, sizeof(e), (off_t)(vaddr / 4096 * sizeof(e))) != (ssize_t)sizeof(e))
+		return -EIO;
+	return (int)(e >> 63);
+}
+
+int verify_other_mappings(const struct verify *v, const char *dev, uint64_t off, int *ret_maps, char *why,
+			  size_t size)
+{
+	_cleanup_(closedirp) DIR *d = NULL;
+	struct dirent *de;
+	int count = 0, maps = 0, r_pud = 0;
+
+	*ret_maps = 0;
+	if (geteuid() != 0) {
+		snprintf(why, size, "not root: other processes' page tables cannot be read");
+		return -EPERM;
+	}
+	d = opendir("/proc");
+	if (!d)
+		return negative_errno();
+	while ((de = readdir(d))) {
+		char path[64], line[512], name[256];
+		_cleanup_(fclosep) FILE *f = NULL;
+		pid_t pid = (pid_t)atoi(de->d_name);
+
+		if (pid <= 0 || pid == getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			unsigned long long start, end, pgoff;
+			int r;
+
+			if (sscanf(line, "%llx-%llx %*s %llx %*s %*s %255s", &start, &end, &pgoff, name) != 4 ||
+			    strcmp(name, dev) != 0 || off < pgoff || off - pgoff >= end - start)
+				continue;
+			maps++;
+			if (v->granule >= (UINT64_C(1) << 30)) {
+				r_pud = -EOPNOTSUPP;
+				continue;
+			}
+			r = page_present(pid, start + (off - pgoff));
+			if (r < 0) {
+				snprintf(why, size, "/proc/%d/pagemap: %s", (int)pid, strerror(-r));
+				return r;
+			}
+			count += r;
+		}
+	}
+	*ret_maps = maps;
+	if (r_pud < 0) {
+		snprintf(why, size, "%d mapping(s) of other processes cover the 1 GiB page; whether they have "
+			 "it faulted in is not read (reading their pagemap would split, i.e. unmap, a PUD mapping)",
+			 maps);
+		return r_pud;
+	}
+	snprintf(why, size, "%d mapping(s) of other processes cover the page, %d with it present", maps, count);
+	return count;
+}
+
 const char *verify_gen_name(enum vgen g)
 {
 	switch (g) {
@@ -189,4 +294,18 @@ const char *verify_gen_name(enum vgen g)
 	default:
 		return "unknown";
 	}
+}
+
+bool verify_wait_settled(struct verify *v, int timeout_ms)
+{
+	struct timespec d = { 0, 100 * 1000 * 1000 };
+	struct daxpool_stats st;
+
+	for (int waited = 0; waited <= timeout_ms; waited += 100) {
+		if (daxpool_stat(v->dp, &st, sizeof(st)) == 0 && st.leases_waiting == 0 &&
+		    st.zeroing_pending_bytes == 0)
+			return true;
+		nanosleep(&d, NULL);
+	}
+	return false;
 }

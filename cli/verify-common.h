@@ -9,11 +9,34 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Device-dax's two refcount models (docs/VERIFICATION.md). */
+/* Whether mapping a device-dax page takes a reference on it (docs/VERIFICATION.md): the model the
+ * fault path's insert function implies, per page-table level. */
 enum vgen {
 	VGEN_UNKNOWN,
-	VGEN_BEFORE, /* <= 6.14 (Debian's 6.1): pages not refcounted when mapped (pfn/devmap entries) */
-	VGEN_AFTER,  /* 6.15+: mapping a page takes a folio reference, like any other page */
+	VGEN_BEFORE, /* the fault handler inserts a pfn (devmap entry): the mapping takes no reference */
+	VGEN_AFTER,  /* it inserts the folio/page: the mapping takes a reference, like any other page */
+};
+
+/* How io_uring's buffer registration treats a MAP_PRIVATE mapping of a regular file. */
+enum vuring {
+	VURING_UNKNOWN,	      /* not probed (no io_uring, or it failed otherwise): see uring_why */
+	VURING_FILE_CHECK,    /* EOPNOTSUPP: io_uring's own check refuses file-backed memory that is
+			       * neither shmem nor hugetlbfs — device-dax included */
+	VURING_GUP_DECIDES,   /* accepted: io_uring leaves it to GUP's FOLL_LONGTERM rules, which
+			       * refuse only fsdax and mappings that need dirty tracking */
+};
+
+/* What this kernel has, each probed on its own (cli/verify-probes.c). */
+struct vfacts {
+	const char *insert[3];	/* the fault path's insert function per level (PTE, PMD, PUD) */
+	enum vgen insert_model[3];
+	const char *put_path;	/* the GUP put function the refcount probe sits on */
+	bool page_gup;		/* GUP works on pages (put_compound_head), not folios */
+	bool fprobe, btf;
+	enum vuring uring;
+	char uring_why[200];
+	bool flags_read;	/* the probe reads the flags word: compound or not is observed */
+	int pg_head;		/* PG_head's bit in it (BTF), -1 if unknown */
 };
 
 struct verify {
@@ -31,7 +54,9 @@ struct verify {
 	uint64_t align, size;
 	uint64_t granule; /* the device's fault size: device-dax maps at its own alignment */
 	bool devdax;
-	enum vgen sym_gen, gen;
+	enum vgen sym_gen, gen; /* the model the device's level implies, and the one seen */
+	struct vfacts facts;
+	const char *generation; /* the reference kernel whose model these facts match */
 	unsigned seed;
 	struct json_object *readings; /* raw trace lines of refcount readings (report observations) */
 };
@@ -39,6 +64,7 @@ struct verify {
 /* A folio's counters as read through the probe, without the reading's own pin. */
 struct vref {
 	int64_t ref, pin;
+	bool large; /* a compound page (pins counted in pin, not with a bias in ref) */
 };
 
 /* Allocates an anonymous slice of v->size at v->align and maps it with daxpool_map. */
@@ -79,6 +105,22 @@ static inline uint64_t verify_pin_len(const struct verify *v)
 
 /* The mapping's share of a folio's refcount for the generation: 1 after, 0 before. */
 int64_t verify_map_share(const struct verify *v);
+/* Waits until daxpoold has no freed extent waiting (holders, pins, grace, zeroing): it zeroes
+ * through its own mapping of the device, i.e. takes faults of its own. */
+bool verify_wait_settled(struct verify *v, int timeout_ms);
+/* The level (0 PTE, 1 PMD, 2 PUD) of the device's fault size. */
+int verify_level(const struct verify *v);
+/* /dev/daxX.Y behind a slice's fd, or "" for the emulated backend's file. */
+void verify_slice_device(const struct daxpool_slice *s, char *dev, size_t size);
+/*
+ * How many mappings of other processes have the device page at file offset off of dev present
+ * in their page tables (/proc/PID/maps + /proc/PID/pagemap); *ret_maps gets how many of their
+ * mappings cover it at all. Negative errno if the present ones cannot be counted, with why: not
+ * root, or a PUD-level page (reading the pagemap of a 1 GiB device-dax mapping splits it, i.e.
+ * unmaps it from that process: -EOPNOTSUPP, *ret_maps still counted).
+ */
+int verify_other_mappings(const struct verify *v, const char *dev, uint64_t off, int *ret_maps, char *why,
+			  size_t size);
 /* "6.1"/"new" style names. */
 const char *verify_gen_name(enum vgen g);
 

@@ -191,21 +191,6 @@ out:
 	verify_slice_close(v, &s);
 }
 
-/* /dev/daxX.Y behind a slice's fd, or "" for the emulated backend's file. */
-static void slice_device(const struct daxpool_slice *s, char *dev, size_t size)
-{
-	char link[64];
-	struct stat st;
-	ssize_t n;
-
-	dev[0] = '\0';
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", daxpool_slice_get_fd(s));
-	n = readlink(link, dev, size - 1);
-	dev[n > 0 ? n : 0] = '\0';
-	if (stat(dev, &st) < 0 || !S_ISCHR(st.st_mode))
-		dev[0] = '\0';
-}
-
 /* Runs daxpoolctl destroy DEVICE (never --force) and returns its exit status. */
 static int run_destroy(struct verify *v, const char *dev)
 {
@@ -236,7 +221,7 @@ static void teardown_destroy(struct verify *v, struct daxpool_slice *s, void *a)
 	uint64_t id = 0;
 	int users, rc;
 
-	slice_device(s, dev, sizeof(dev));
+	verify_slice_device(s, dev, sizeof(dev));
 	if (!dev[0]) {
 		vreport_skip(v->rep, S, "destroy-refused", "emulated backend: no device to disable");
 		return;
@@ -290,21 +275,6 @@ static unsigned fill_pool(struct verify *v, struct daxpool_slice **more, unsigne
 static void disconnectp(struct daxpool **dp)
 {
 	daxpool_disconnect(dp);
-}
-
-/* Waits until daxpoold has no freed extent waiting (holders, pins, grace, zeroing). */
-static bool wait_settled(struct verify *v, int timeout_ms)
-{
-	struct timespec d = { 0, 100 * 1000 * 1000 };
-	struct daxpool_stats st;
-
-	for (int waited = 0; waited <= timeout_ms; waited += 100) {
-		if (daxpool_stat(v->dp, &st, sizeof(st)) == 0 && st.leases_waiting == 0 &&
-		    st.zeroing_pending_bytes == 0)
-			return true;
-		nanosleep(&d, NULL);
-	}
-	return false;
 }
 
 /*
@@ -383,7 +353,7 @@ static void teardown_reuse(struct verify *v)
 	(void)daxpool_pin_undeclare(dp2, id);
 	id = 0;
 	(void)daxpool_close(dp2, &s2);
-	if (!wait_settled(v, 60000)) {
+	if (!verify_wait_settled(v, 60000)) {
 		vreport_add(v->rep, S, "reused-after-release", VCHECK_FAILED, NULL, NULL,
 			    "daxpoold still had freed extents waiting 60 s after the pin was released");
 		goto out;

@@ -25,6 +25,7 @@ struct vevent {
 	bool fprobe;
 	bool enabled;	 /* enabled in the instance (captures) */
 	pid_t capture_pid; /* the pid filter set for captures, 0 none */
+	uint64_t nhit0;	   /* kprobe_profile hits when counting started (no hist triggers) */
 };
 
 struct vtrace {
@@ -32,6 +33,7 @@ struct vtrace {
 	char instance[160]; /* root/instances/daxpool-verify-PID */
 	char group[32];
 	bool fprobe;
+	bool no_hist; /* the kernel has no hist triggers (CONFIG_HIST_TRIGGERS off: Debian's 5.10) */
 	struct vevent events[VTRACE_MAX_EVENTS];
 	unsigned nevents;
 };
@@ -246,23 +248,83 @@ static int event_write(struct vtrace *t, const char *name, const char *file, con
 	return r < 0 ? r : write_file(path, text, false);
 }
 
+/* The hit count of our event NAME in kprobe_profile ("  NAME  NHIT  NMISSED" per kprobe event). */
+static int profile_hits(struct vtrace *t, const char *name, uint64_t *ret)
+{
+	_cleanup_(freep) char *text = NULL;
+	char path[256];
+	unsigned found = 0;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/kprobe_profile", t->root);
+	r = read_file(path, &text);
+	if (r < 0)
+		return r;
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		char ev[128];
+		unsigned long long nhit;
+		const char *slash;
+
+		if (sscanf(line, " %127s %llu", ev, &nhit) != 2)
+			continue;
+		slash = strrchr(ev, '/'); /* newer kernels print GROUP/NAME */
+		if (slash ? strcmp(slash + 1, name) == 0 && strncmp(ev, t->group, strlen(t->group)) == 0
+			  : strcmp(ev, name) == 0) {
+			*ret = nhit;
+			found++;
+		}
+	}
+	/* Older kernels print the name alone: another verify's event of the same name is ambiguous. */
+	return found == 1 ? 0 : found ? -EEXIST : -ENOENT;
+}
+
 int vtrace_count_start(struct vtrace *t, const char *name, pid_t pid)
 {
+	struct vevent *e = find_event(t, name);
 	char trig[128];
+	int r;
 
+	if (!e)
+		return -ENOENT;
 	/* The trigger arms the event itself (soft mode): nothing goes into the ring buffer, the
 	 * histogram is kept in the kernel, so 262144 PTE inserts cannot overflow anything. */
-	snprintf(trig, sizeof(trig), "hist:keys=common_pid if common_pid == %d", (int)pid);
-	return event_write(t, name, "trigger", trig);
+	if (!t->no_hist) {
+		snprintf(trig, sizeof(trig), "hist:keys=common_pid if common_pid == %d", (int)pid);
+		r = event_write(t, name, "trigger", trig);
+		if (r != -EINVAL)
+			return r;
+		t->no_hist = true;
+	}
+	/* No hist triggers: the probe's own hit counter in kprobe_profile, which counts every
+	 * process (the event is enabled with a filter no event passes, so nothing is recorded). */
+	if (!e->enabled) {
+		r = event_write(t, name, "filter", "common_pid == 0");
+		if (r == 0)
+			r = event_write(t, name, "enable", "1");
+		if (r < 0)
+			return r;
+		e->enabled = true;
+	}
+	return profile_hits(t, name, &e->nhit0);
 }
 
 int vtrace_count_stop(struct vtrace *t, const char *name, pid_t pid, uint64_t *ret)
 {
 	_cleanup_(freep) char *text = NULL;
+	struct vevent *e = find_event(t, name);
 	char path[384], trig[128];
 	uint64_t hits = 0;
 	int r;
 
+	if (!e)
+		return -ENOENT;
+	if (t->no_hist) {
+		r = profile_hits(t, name, &hits);
+		if (r < 0)
+			return r;
+		*ret = hits - e->nhit0;
+		return 0;
+	}
 	r = event_file(t, name, "hist", path, sizeof(path));
 	if (r < 0)
 		return r;
@@ -284,6 +346,17 @@ int vtrace_count_stop(struct vtrace *t, const char *name, pid_t pid, uint64_t *r
 	}
 	*ret = hits;
 	return 0;
+}
+
+bool vtrace_count_is_global(const struct vtrace *t)
+{
+	return t->no_hist;
+}
+
+const char *vtrace_count_method(const struct vtrace *t)
+{
+	return t->no_hist ? "kprobe_profile hit counts (no hist triggers in this kernel: every process counts)"
+			  : "hist trigger keyed by pid";
 }
 
 int vtrace_capture_start(struct vtrace *t, const char *name, pid_t pid)

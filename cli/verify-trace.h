@@ -35,8 +35,13 @@ const char *vtrace_definition(const struct vtrace *t, const char *name);
 
 /* Counting hits of NAME by process pid: a hist trigger in the instance, keyed by pid. */
 int vtrace_count_start(struct vtrace *t, const char *name, pid_t pid);
-/* Stops counting; *ret receives the hits of that pid (0 if none). */
+/* Stops counting; *ret receives the hits of that pid (0 if none). On a kernel without hist
+ * triggers the count is the probe's hit counter (kprobe_profile): every process's hits. */
 int vtrace_count_stop(struct vtrace *t, const char *name, pid_t pid, uint64_t *ret);
+/* Whether counts include every process (no hist triggers), known after the first count_start. */
+bool vtrace_count_is_global(const struct vtrace *t);
+/* How counts are taken (for the report). */
+const char *vtrace_count_method(const struct vtrace *t);
 
 /* Records NAME's events of process pid into the instance's (cleared) buffer. The event stays
  * enabled until vtrace_delete (enabling patches kernel text: do it once). */

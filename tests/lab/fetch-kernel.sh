@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Fetches a Debian kernel for the lab without installing anything into the host.
 #
-#   fetch-kernel.sh [--refresh] 6.1|new
+#   fetch-kernel.sh [--refresh] 5.10|6.1|6.12|new
 #
-#   6.1  newest linux-image-6.1.0-NN-amd64 of the machine's own bookworm sources
-#   new  newest kernel of trixie-backports (linux-binary-VER-amd64 + linux-modules-VER-amd64)
+#   5.10  newest linux-image-5.10.0-NN-amd64 of bullseye (+ -updates, -security: Debian 11)
+#   6.1   newest linux-image-6.1.0-NN-amd64 of the machine's own bookworm sources (Debian 12)
+#   6.12  newest linux-image-6.12.*-amd64 of trixie (+ -updates, -security: Debian 13)
+#   new   newest kernel of trixie-backports (linux-binary-VER-amd64 + linux-modules-VER-amd64)
+#
+# Suites the machine does not list (bullseye, trixie, trixie-backports) are reached through the
+# URIs of its own bookworm entries: the plain entry's URI for SUITE and SUITE-updates, the
+# security entry's URI for SUITE-security.
 #
 # Packages come through a private apt configuration (own sources, lists and archive cache under
 # $LAB_CACHE/apt/<generation>); the mirror URI is read from the machine's apt sources at run time.
@@ -25,7 +31,7 @@ while [ "$#" -gt 0 ]; do
 	esac
 	shift
 done
-[ "$#" -eq 1 ] || die "usage: fetch-kernel.sh [--refresh] 6.1|new"
+[ "$#" -eq 1 ] || die "usage: fetch-kernel.sh [--refresh] 5.10|6.1|6.12|new"
 gen=$(lab_generation "$1")
 need_cmd apt-get apt-cache dpkg-deb depmod flock
 
@@ -80,11 +86,23 @@ mkdir -p "$adir/lists/partial" "$adir/cache/archives/partial"
 keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -r "$keyring" ] || die "no $keyring (package debian-archive-keyring)"
 srcs=$(machine_sources)
+# Entries of another Debian release: SUITE and SUITE-updates from the URI of the machine's plain
+# bookworm entry, SUITE-security from the URI of its bookworm-security entry (if it has one).
+other_release() { # SUITE
+	local uri suri
+	uri=$(awk '$2 == "bookworm" { print $1; exit }' <<<"$srcs")
+	suri=$(awk '$2 ~ /^bookworm-security(\/updates)?$/ { print $1; exit }' <<<"$srcs")
+	[ -n "$uri" ] || return 0
+	printf '%s %s\n%s %s-updates\n' "$uri" "$1" "$uri" "$1"
+	[ -z "$suri" ] || printf '%s %s-security\n' "$suri" "$1"
+}
 case "$gen" in
+5.10) lines=$(other_release bullseye) ;;
 6.1)
 	# The machine's own bookworm entries (bookworm, -updates, -security), each with its URI.
 	lines=$(awk '$2 ~ /^bookworm(-updates|-security)?(\/updates)?$/ { print $1, $2 }' <<<"$srcs" | sort -u)
 	;;
+6.12) lines=$(other_release trixie) ;;
 new)
 	# trixie-backports from the URI of the machine's plain bookworm entry.
 	uri=$(awk '$2 == "bookworm" { print $1; exit }' <<<"$srcs")
@@ -113,11 +131,34 @@ has_candidate() {
 	out=$(apt-cache "${apt_opts[@]}" policy "$1" 2>/dev/null) || return 1
 	grep -q '^  Candidate: [^(]' <<<"$out"
 }
+# The newest linux-image-PREFIX*-amd64 with a candidate version (pkgnames also lists names that
+# are only referenced). Plain flavour only: no cloud, rt, unsigned or dbg packages.
+newest_image() { # PREFIX REGEX
+	local cand
+	for cand in $(apt-cache "${apt_opts[@]}" pkgnames "linux-image-$1" | grep -E "$2" | sort -rV); do
+		if has_candidate "$cand"; then
+			printf '%s\n' "$cand"
+			return 0
+		fi
+	done
+}
 case "$gen" in
+5.10)
+	pkg=$(newest_image 5.10.0- '^linux-image-5\.10\.0-[0-9]+-amd64$')
+	[ -n "$pkg" ] || die "no linux-image-5.10.0-NN-amd64 package in the bullseye sources"
+	ver=${pkg#linux-image-}
+	pkgs=("$pkg")
+	;;
 6.1)
-	pkg=$(apt-cache "${apt_opts[@]}" pkgnames linux-image-6.1.0- |
-		grep -E '^linux-image-6\.1\.0-[0-9]+-amd64$' | sort -V | tail -n1 || true)
+	pkg=$(newest_image 6.1.0- '^linux-image-6\.1\.0-[0-9]+-amd64$')
 	[ -n "$pkg" ] || die "no linux-image-6.1.0-NN-amd64 package in the bookworm sources"
+	ver=${pkg#linux-image-}
+	pkgs=("$pkg")
+	;;
+6.12)
+	# trixie names its kernel linux-image-6.12.N+deb13-amd64 (vmlinuz and modules in one package).
+	pkg=$(newest_image 6.12. '^linux-image-6\.12\.[0-9]+[^-]*-amd64$')
+	[ -n "$pkg" ] || die "no linux-image-6.12.*-amd64 package in the trixie sources"
 	ver=${pkg#linux-image-}
 	pkgs=("$pkg")
 	;;

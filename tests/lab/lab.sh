@@ -16,14 +16,16 @@ Commands
   run    run one command in the guest on one namespace; exits with the command's status
            lab.sh run --kernel 6.1 --align 2M -- ./build/tests/lab/lab-devdax-smoke /dev/dax0.0
   shell  interactive shell in the guest (exit or Ctrl-D powers off; Ctrl-A x kills QEMU)
-  fetch  download and unpack the kernel(s) into the cache only (--kernel all: both)
+  fetch  download and unpack the kernel(s) into the cache only (--kernel all: every one)
   info   show the cached kernels and the last runs
   clean  remove old runs (--all: the whole cache, kernels included)
 
 Options
-  -k, --kernel 6.1|new|all  kernel generation (default: new). 6.1 = newest linux-image-6.1.0-NN
-                          of the machine's bookworm sources; new = newest of trixie-backports;
-                          all = test or run on both, one after the other
+  -k, --kernel GEN        kernel generation (default: new): 5.10 = newest linux-image-5.10.0-NN
+                          of bullseye; 6.1 = newest linux-image-6.1.0-NN of the machine's
+                          bookworm sources; 6.12 = newest linux-image-6.12.* of trixie; new =
+                          newest of trixie-backports; all = test or run on all four, one after
+                          the other; a comma list (6.12,new) = those, one after the other
   -a, --align LIST        namespaces to create, one after another: 4K,2M,1G | all | none
                           (default: all for test, 2M for run and shell)
   -s, --size SIZE         namespace size for ndctl -s (default 2G; 10G for 1G alignment)
@@ -115,7 +117,7 @@ fetch_args=()
 
 case "$cmd" in
 fetch)
-	if [ "$kernel" = all ]; then gens=(6.1 new); else gens=("$(lab_generation "$kernel")"); fi
+	if [ "$kernel" = all ]; then gens=("${LAB_GENERATIONS[@]}"); else gens=("$(lab_generation "$kernel")"); fi
 	for g in "${gens[@]}"; do
 		k=$("$lab_dir/fetch-kernel.sh" "${fetch_args[@]}" "$g")
 		"$lab_dir/mkinitramfs.sh" "$k" >/dev/null
@@ -125,7 +127,7 @@ fetch)
 	;;
 info)
 	echo "cache: $LAB_CACHE"
-	for g in 6.1 new; do
+	for g in "${LAB_GENERATIONS[@]}"; do
 		if [ -s "$LAB_CACHE/kernels/$g.current" ]; then
 			v=$(cat "$LAB_CACHE/kernels/$g.current")
 			printf '  %-4s %s (%s)\n' "$g" "$v" "$(du -sh "$LAB_CACHE/kernels/$v" | cut -f1)"
@@ -155,11 +157,13 @@ clean)
 esac
 
 # ---- test / run / shell ---------------------------------------------------------------------
-if [ "$kernel" = all ] || [ "$kernel" = both ]; then
+if [ "$kernel" = all ] || [[ "$kernel" == *,* ]]; then
 	# One after the other; the exit status is the first non-zero one.
-	[ "$cmd" != shell ] || die "shell needs one kernel: --kernel 6.1 or --kernel new"
+	[ "$cmd" != shell ] || die "shell needs one kernel: --kernel 5.10, 6.1, 6.12 or new"
+	if [ "$kernel" = all ]; then gens=("${LAB_GENERATIONS[@]}"); else IFS=, read -r -a gens <<<"$kernel"; fi
 	rc_all=0
-	for g in 6.1 new; do
+	for g in "${gens[@]}"; do
+		g=$(lab_generation "$g")
 		more=(--kernel "$g")
 		[ -n "$results" ] && more+=(--results "$results/linux-$g")
 		set +e

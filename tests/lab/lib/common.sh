@@ -33,11 +33,16 @@ now_ms() { date +%s%3N; }
 # Seconds with one decimal between two now_ms stamps.
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1000 }'; }
 
-# Normalises a kernel generation name: 6.1 | new.
+# The kernel generations of the lab, oldest first (docs/LAB.md "Kernel generations").
+# shellcheck disable=SC2034
+LAB_GENERATIONS=(5.10 6.1 6.12 new)
+# Normalises a kernel generation name: 5.10 | 6.1 | 6.12 | new.
 lab_generation() {
 	case "$1" in
+	5.10 | 5.10.* | bullseye) echo 5.10 ;;
 	6.1 | 6.1.* | bookworm | old) echo 6.1 ;;
+	6.12 | 6.12.* | trixie) echo 6.12 ;;
 	new | newest | latest | trixie-backports | backports) echo new ;;
-	*) die "unknown kernel '$1' (use 6.1 or new)" ;;
+	*) die "unknown kernel '$1' (use 5.10, 6.1, 6.12 or new)" ;;
 	esac
 }

@@ -167,6 +167,35 @@ static void test_config_file(void **state)
 	assert_int_equal(parse(&o, (const char *[]){ "--config", config_path, "--busy-poll-us", "7", NULL }), 0);
 	assert_int_equal(o.busy_poll_us, 7);
 	options_free(&o);
+
+	/* Per-uid limits: defaults, and each key of "limits" on its own. */
+	write_config("{ }");
+	assert_int_equal(parse(&o, (const char *[]){ "--config", config_path, NULL }), 0);
+	assert_int_equal(o.limits.connections, 128);
+	assert_int_equal(o.limits.unauthenticated, 16);
+	assert_int_equal(o.limits.hello_timeout_ms, 2000);
+	assert_int_equal(o.limits.handles, 4096);
+	assert_int_equal(o.limits.holders, 256);
+	assert_int_equal(o.limits.pins, 4096);
+	assert_int_equal(o.limits.inflight, 32);
+	assert_int_equal(o.limits.reserved_admin, 16);
+	assert_int_equal(o.limits.turn_requests, 1);
+	options_free(&o);
+	write_config("{ \"limits\": { \"connections_per_uid\": 3, \"unauthenticated_per_uid\": 0,"
+		     " \"hello_timeout_ms\": 50, \"handles_per_uid\": 5, \"holders_per_uid\": 6,"
+		     " \"pins_per_uid\": 7, \"inflight_per_uid\": 8, \"reserved_admin_connections\": 9,"
+		     " \"requests_per_turn\": 10 } }");
+	assert_int_equal(parse(&o, (const char *[]){ "--config", config_path, NULL }), 0);
+	assert_int_equal(o.limits.connections, 3);
+	assert_int_equal(o.limits.unauthenticated, 0);
+	assert_int_equal(o.limits.hello_timeout_ms, 50);
+	assert_int_equal(o.limits.handles, 5);
+	assert_int_equal(o.limits.holders, 6);
+	assert_int_equal(o.limits.pins, 7);
+	assert_int_equal(o.limits.inflight, 8);
+	assert_int_equal(o.limits.reserved_admin, 9);
+	assert_int_equal(o.limits.turn_requests, 10);
+	options_free(&o);
 }
 
 static void test_bad_config_files(void **state)
@@ -186,6 +215,13 @@ static void test_bad_config_files(void **state)
 		"{ \"busy_poll_us\": -1 }",
 		"{ \"busy_poll_us\": 100001 }",
 		"{ \"busy_poll_us\": \"fast\" }",
+		"{ \"limits\": 5 }",
+		"{ \"limits\": { \"connections\": 5 } }",
+		"{ \"limits\": { \"connections_per_uid\": -1 } }",
+		"{ \"limits\": { \"connections_per_uid\": \"many\" } }",
+		"{ \"limits\": { \"hello_timeout_ms\": 10 } }",
+		"{ \"limits\": { \"requests_per_turn\": 0 } }",
+		"{ \"limits\": { \"reserved_admin_connections\": 65536 } }",
 		"{ \"backend\": 1 }",
 		"{ \"backend\": { } }",
 		"{ \"backend\": { \"type\": \"nvme\" } }",

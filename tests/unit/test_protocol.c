@@ -221,6 +221,29 @@ static void test_encoded_sizes(void **state)
 	assert_int_equal(dxp_stat_reply_encode(&st, a), DXP_STAT_REPLY_SIZE);
 	assert_int_equal(dxp_stat_reply_encode(&st, b), DXP_STAT_REPLY_SIZE);
 	assert_memory_equal(a, b, DXP_STAT_REPLY_SIZE);
+	/* With the per-uid limits block appended: every byte written, and it decodes back; a
+	 * reply without it (an older daemon) decodes with has_limits false. */
+	struct dxp_stat_reply back;
+
+	st.isolation = DXP_ISOLATION_SLICE;
+	st.has_limits = true;
+	st.limits.max_clients = 1024;
+	st.limits.requests_per_turn = 1;
+	st.limits.busiest_uid = 65534;
+	st.limits.throttled_total = 1ull << 40;
+	assert_int_equal(dxp_stat_reply_encode(&st, a), DXP_STAT_REPLY_SIZE + DXP_STAT_LIMITS_SIZE);
+	assert_int_equal(dxp_stat_reply_encode(&st, b), DXP_STAT_REPLY_SIZE + DXP_STAT_LIMITS_SIZE);
+	assert_memory_equal(a, b, DXP_STAT_REPLY_SIZE + DXP_STAT_LIMITS_SIZE);
+	assert_int_equal(dxp_stat_reply_decode(a, DXP_STAT_REPLY_SIZE + DXP_STAT_LIMITS_SIZE, &back), 0);
+	assert_true(back.has_limits);
+	assert_int_equal(back.limits.max_clients, 1024);
+	assert_int_equal(back.limits.requests_per_turn, 1);
+	assert_int_equal(back.limits.busiest_uid, 65534);
+	assert_int_equal(back.limits.throttled_total, 1ull << 40);
+	assert_int_equal(dxp_stat_reply_decode(a, DXP_STAT_REPLY_SIZE, &back), 0);
+	assert_false(back.has_limits);
+	assert_int_equal(back.limits.max_clients, 0);
+	st.has_limits = false;
 	assert_int_equal(dxp_slice_encode(&sl, a), DXP_SLICE_FIXED + 3);
 	assert_int_equal(dxp_slice_encode(&sl, b), DXP_SLICE_FIXED + 3);
 	assert_memory_equal(a, b, DXP_SLICE_FIXED + 3);

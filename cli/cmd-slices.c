@@ -481,7 +481,7 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 		       "%u connections held back\n", "held by clients:", st.handles, st.declared_pins,
 		       st.holders, st.parked_replies, st.throttled_connections);
 		printf("%-22s connections %u (%u before HELLO, %u ms to send it), handles %u, holders %u, "
-		       "pins %u, parked replies %u, %u requests a turn (0 = unlimited)\n", "limits per uid:",
+		       "pins %u, parked replies %u (0 = unlimited); %u requests a turn\n", "limits per uid:",
 		       st.connections_per_uid, st.unauthenticated_per_uid, st.hello_timeout_ms, st.handles_per_uid,
 		       st.holders_per_uid, st.pins_per_uid, st.inflight_per_uid, st.requests_per_turn);
 		printf("%-22s %" PRIu64 " connections, %" PRIu64 " requests at a bound; %" PRIu64

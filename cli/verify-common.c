@@ -18,8 +18,6 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
 
-/* get_user_pages' pin of a small folio is counted in its refcount with this bias (mm.h). */
-#define GUP_PIN_COUNTING_BIAS 1024
 
 int verify_slice_new(struct verify *v, struct daxpool_slice **ret, void **ret_addr)
 {

@@ -61,6 +61,9 @@ struct verify {
 	struct json_object *readings; /* raw trace lines of refcount readings (report observations) */
 };
 
+/* get_user_pages' pin of a small folio is counted in its refcount with this bias (mm.h). */
+#define GUP_PIN_COUNTING_BIAS 1024
+
 /* A folio's counters as read through the probe, without the reading's own pin. */
 struct vref {
 	int64_t ref, pin;

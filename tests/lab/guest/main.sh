@@ -95,7 +95,13 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro,cache=loose labmods
 t0=$(us)
 modprobe -C /dev/null -d "$LAB_MODROOT" -a nfit nd_pmem dax_pmem device_dax ||
 	abort "modprobe nfit nd_pmem dax_pmem device_dax failed"
-[ -d /sys/bus/nd/devices/region0 ] || abort "no NVDIMM region0 after loading nfit"
+# The NVDIMM's region: region0, unless soft-reserved memory (--append memmap=...%...) took id 0
+# for its dax region first (6.1 numbers memory regions of both kinds from one counter).
+NDREGION=""
+for r in /sys/bus/nd/devices/region*; do
+	[ -d "$r" ] && NDREGION=${r##*/} && break
+done
+[ -n "$NDREGION" ] || abort "no NVDIMM region after loading nfit"
 # Labels persist in the image: start from clean labels and no namespaces.
 ndctl disable-region all >/dev/null 2>&1
 ndctl init-labels -f all >/dev/null 2>&1 || abort "ndctl init-labels failed"
@@ -117,14 +123,14 @@ make_namespace() { # INDEX ALIGN SIZE
 	# a lab run without a build tree (lab.sh shell).
 	if [ -x "${LAB_BUILD:-/nonexistent}/cli/daxpoolctl" ]; then
 		NS_TOOL=daxpoolctl
-		if ! out=$("$LAB_BUILD/cli/daxpoolctl" --json create --region region0 --size "$s" --align "$a" 2>&1); then
-			err="daxpoolctl create --region region0 --size $s --align $a failed: $out"
+		if ! out=$("$LAB_BUILD/cli/daxpoolctl" --json create --region "$NDREGION" --size "$s" --align "$a" 2>&1); then
+			err="daxpoolctl create --region $NDREGION --size $s --align $a failed: $out"
 		fi
 		[[ "$out" =~ \"name\":\ ?\"(dax[0-9]+\.[0-9]+)\" ]] && name=${BASH_REMATCH[1]}
 		[[ "$out" =~ \"namespace\":\ ?\"(namespace[0-9]+\.[0-9]+)\" ]] && ns=${BASH_REMATCH[1]}
 	else
 		NS_TOOL=ndctl
-		if ! out=$(ndctl create-namespace -f -m devdax -a "$a" -s "$s" -r region0 2>&1); then
+		if ! out=$(ndctl create-namespace -f -m devdax -a "$a" -s "$s" -r "$NDREGION" 2>&1); then
 			err="ndctl create-namespace -m devdax -a $a -s $s failed: $out"
 		fi
 		[[ "$out" =~ \"chardev\":\"(dax[0-9]+\.[0-9]+)\" ]] && name=${BASH_REMATCH[1]}

@@ -163,6 +163,21 @@ int tenant_init(struct daxpoold *d)
 	return 0;
 }
 
+/* Slices of several owners were found at start: only administrators are served until the
+ * slices of everyone but the tenant are freed (then the flag clears by itself). Without a
+ * tenant, usage_others_hold() alone keeps a uid from being bound beside another's slices. */
+static bool conflict(struct daxpoold *d)
+{
+	if (!d->tenant_conflict)
+		return false;
+	if (d->has_tenant && usage_others_hold(d, d->tenant))
+		return true;
+	d->tenant_conflict = false;
+	log_notice("isolation \"owner\": the slices of other owners are gone; the device serves %s",
+		   d->has_tenant ? "its tenant again" : "the next user granted a slice");
+	return false;
+}
+
 static int refuse(uid_t uid, char *why, size_t whylen)
 {
 	snprintf(why, whylen, "this pool's device serves a single user and is not available to uid %u "
@@ -190,7 +205,7 @@ int tenant_admit_owner(struct daxpoold *d, uid_t owner, bool owner_is_admin, cha
 {
 	if (!owner_mode(d))
 		return 0;
-	if (d->tenant_conflict)
+	if (conflict(d))
 		return refuse(owner, why, whylen);
 	if (d->has_tenant)
 		return d->tenant == owner ? 0 : refuse(owner, why, whylen);
@@ -203,7 +218,7 @@ int tenant_admit(struct daxpoold *d, uid_t uid, bool admin, char *why, size_t wh
 {
 	if (!owner_mode(d) || admin)
 		return 0;
-	if (d->tenant_conflict)
+	if (conflict(d))
 		return refuse(uid, why, whylen);
 	if (d->has_tenant)
 		return d->tenant == uid ? 0 : refuse(uid, why, whylen);

@@ -449,6 +449,52 @@ static void run_owner_try(struct victim *v, uid_t uid, struct owner_report *rep)
  * tenant; any other uid gets no descriptor at all, not even of a slice its mode bits would let
  * it read; an administrator cannot put its own slices beside the tenant's (the tenant could read
  * them); a restart keeps the binding. */
+/* A device keeps the named slices of whatever ran on it before (the lab runs other payloads
+ * first); an owner binding is only made on a device that holds nobody else's slices, so an
+ * administrator frees them first, on a daemon in "shared" isolation. */
+struct named_list {
+	char names[64][256];
+	unsigned n;
+};
+
+static int collect_named(const struct daxpool_slice_info *info, void *userdata)
+{
+	struct named_list *l = userdata;
+
+	if (!info->anonymous && l->n < 64)
+		snprintf(l->names[l->n++], sizeof(l->names[0]), "%s", info->name);
+	return 0;
+}
+
+static void device_clear(void)
+{
+	struct test_daemon d;
+	struct daxpool *dp = NULL;
+	struct daxpool_slice *s;
+	struct named_list *l = calloc(1, sizeof(*l));
+	const char *args[16];
+	char pool[128];
+
+	assert_non_null(l);
+	daemon_args(args, pool, sizeof(pool), "shared");
+	assert_int_equal(test_daemon_start(&d, args), 0);
+	assert_int_equal(daxpool_connect(d.socket, &dp), 0);
+	do { /* 64 a round */
+		l->n = 0;
+		assert_int_equal(daxpool_list(dp, collect_named, l), 0);
+		for (unsigned i = 0; i < l->n; i++) {
+			s = NULL;
+			assert_int_equal(daxpool_open(dp, l->names[i], DAXPOOL_OPEN_RDWR, &s), 0);
+			assert_int_equal(daxpool_free(dp, &s), 0);
+		}
+		print_message("device: freed %u named slices left by earlier runs\n", l->n);
+	} while (l->n == 64);
+	daxpool_disconnect(&dp);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+	free(l);
+}
+
 static void owner_start(struct test_daemon *d, const char *socket_override)
 {
 	char pool[128];
@@ -458,6 +504,8 @@ static void owner_start(struct test_daemon *d, const char *socket_override)
 	daemon_args(args, pool, sizeof(pool), test_device() ? "auto" : "owner");
 	if (!socket_override && !test_device())
 		unlink(pool);
+	if (!socket_override && test_device())
+		device_clear();
 	if (!socket_override) {
 		assert_int_equal(test_daemon_start(d, args), 0);
 		assert_int_equal(chmod(d->dir, 0755), 0);

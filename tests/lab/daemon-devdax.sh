@@ -195,7 +195,7 @@ if start_daemon "$OUT/daemon-1.log" --format-if-empty; then
 	fi
 	run_step faults faults.out "$CHECK" --socket "$SOCK" --json faults.json faults
 	cat faults.out
-	# The examples of libdaxpool (issue 4) on real device-dax: hello stores a greeting, plog
+	# The examples of libdaxpool on real device-dax: hello stores a greeting, plog
 	# appends 200 acknowledged records; both are checked after the restart below.
 	run_step hello-1 hello-1.txt "$HELLO" --socket "$SOCK" && cat hello-1.txt
 	run_step plog plog.txt "$PLOG" --socket "$SOCK" --count 200 && tail -n 1 plog.txt

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Lab run (regions, no namespace: lab.sh run --align none): daxpoold provisions its own device-dax
-# namespace from the config's device section (issue 10), on real NVDIMM regions.
+# namespace from the config's device section, on real NVDIMM regions.
 #
 #   lab.sh run --kernel new --align none -- tests/lab/provision.sh [DAXPOOLD DAXPOOLCTL SLICE-CHECK]
 #   (defaults: $DAXPOOL_LAB_BUILD/daemon/daxpoold, .../cli/daxpoolctl, .../tests/lab/lab-slice-check)

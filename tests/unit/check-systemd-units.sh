@@ -14,7 +14,7 @@ out=$(cd "$dir" && SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "$di
 if grep -E 'daxpoold\.(service|socket)' <<<"$out"; then
 	echo "systemd-analyze verify reported the lines above"; exit 1
 fi
-# Hardening budget (issue 9): exposure at most 2.0 of 10.
+# Hardening budget: exposure at most 2.0 of 10.
 sec=$(cd "$dir" && systemd-analyze security --offline=true --no-pager --threshold=20 "$dir/daxpoold.service" 2>&1) || {
 	echo "systemd-analyze security: exposure above 2.0:"; echo "$sec" | tail -3; exit 1; }
 echo "systemd-analyze verify: daxpoold.service and daxpoold.socket clean; $(grep -o 'Overall exposure level.*' <<<"$sec")"

@@ -241,7 +241,7 @@ static void test_bad_config_files(void **state)
 	}
 }
 
-/* The device section (issue 10): parsed into opts->device, devdax implied. */
+/* The device section: parsed into opts->device, devdax implied. */
 static void test_device_section(void **state)
 {
 	static const uint8_t uuid[16] = { 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,

@@ -163,18 +163,36 @@ int tenant_init(struct daxpoold *d)
 	return 0;
 }
 
-/* Slices of several owners were found at start: only administrators are served until the
- * slices of everyone but the tenant are freed (then the flag clears by itself). Without a
- * tenant, usage_others_hold() alone keeps a uid from being bound beside another's slices. */
+/* Does the table hold a record of a uid other than uid: a live slice, or a quarantined extent
+ * whose former holders may still map the device? (Once zeroed and released it is nobody's.) */
+static int other_record(const struct pool_record_info *rec, void *userdata)
+{
+	const uid_t *uid = userdata;
+
+	return !backend_name_is_reserved(rec->name) && rec->uid != *uid;
+}
+
+static bool others_on_device(struct daxpoold *d, uid_t uid)
+{
+	return pool_iterate(d->pool, 0, other_record, &uid) != 0;
+}
+
+/* Records of several owners were found at start: only administrators are served until those of
+ * everyone but the tenant are freed and released (then the flag clears by itself). Without a
+ * tenant, the same check is made before a uid is bound. */
 static bool conflict(struct daxpoold *d)
 {
 	if (!d->tenant_conflict)
 		return false;
-	if (d->has_tenant && usage_others_hold(d, d->tenant))
+	if (!d->has_tenant) { /* others_on_device() decides before anyone is bound */
+		d->tenant_conflict = false;
+		return false;
+	}
+	if (others_on_device(d, d->tenant))
 		return true;
 	d->tenant_conflict = false;
-	log_notice("isolation \"owner\": the slices of other owners are gone; the device serves %s",
-		   d->has_tenant ? "its tenant again" : "the next user granted a slice");
+	log_notice("isolation \"owner\": the slices of other owners are gone; the device serves its "
+		   "tenant again");
 	return false;
 }
 
@@ -209,7 +227,7 @@ int tenant_admit_owner(struct daxpoold *d, uid_t owner, bool owner_is_admin, cha
 		return refuse(owner, why, whylen);
 	if (d->has_tenant)
 		return d->tenant == owner ? 0 : refuse(owner, why, whylen);
-	if (usage_others_hold(d, owner))
+	if (others_on_device(d, owner))
 		return refuse(owner, why, whylen);
 	return owner_is_admin ? 0 : bind(d, owner, why, whylen);
 }
@@ -222,7 +240,7 @@ int tenant_admit(struct daxpoold *d, uid_t uid, bool admin, char *why, size_t wh
 		return refuse(uid, why, whylen);
 	if (d->has_tenant)
 		return d->tenant == uid ? 0 : refuse(uid, why, whylen);
-	if (usage_others_hold(d, uid))
+	if (others_on_device(d, uid))
 		return refuse(uid, why, whylen);
 	return bind(d, uid, why, whylen);
 }

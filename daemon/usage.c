@@ -95,13 +95,3 @@ void usage_sub(struct daxpoold *d, uid_t uid, uint64_t bytes)
 	if (u->slices)
 		u->slices--;
 }
-
-bool usage_others_hold(struct daxpoold *d, uid_t uid)
-{
-	struct usage *u, *tmp;
-
-	HASH_ITER(hh, d->usage, u, tmp)
-		if (u->uid != uid && u->slices > 0)
-			return true;
-	return false;
-}

@@ -1,7 +1,6 @@
 /* Per-uid usage (bytes and slices held), the base of quota checks. */
 #pragma once
 
-#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -14,5 +13,3 @@ void usage_done(struct daxpoold *d);
 int usage_check(struct daxpoold *d, uid_t uid, uint64_t bytes, char *why, size_t why_size);
 int usage_add(struct daxpoold *d, uid_t uid, uint64_t bytes);
 void usage_sub(struct daxpoold *d, uid_t uid, uint64_t bytes);
-/* Whether a uid other than uid holds live slices (owner isolation, tenant.c). */
-bool usage_others_hold(struct daxpoold *d, uid_t uid);

@@ -450,8 +450,9 @@ static void run_owner_try(struct victim *v, uid_t uid, struct owner_report *rep)
  * it read; an administrator cannot put its own slices beside the tenant's (the tenant could read
  * them); a restart keeps the binding. */
 /* A device keeps the named slices of whatever ran on it before (the lab runs other payloads
- * first); an owner binding is only made on a device that holds nobody else's slices, so an
- * administrator frees them first, on a daemon in "shared" isolation. */
+ * first); an owner binding is only made on a device that holds nobody else's slices, live or
+ * still quarantined, so an administrator frees them first, on a daemon in "shared" isolation,
+ * and lets the daemon zero them. */
 struct named_list {
 	char names[64][256];
 	unsigned n;
@@ -489,6 +490,17 @@ static void device_clear(void)
 		}
 		print_message("device: freed %u named slices left by earlier runs\n", l->n);
 	} while (l->n == 64);
+	/* ... and waits until what they freed (and what earlier runs left anonymous) is zeroed and
+	 * released: until then it is still theirs. */
+	for (int i = 0; i < 1800; i++) {
+		struct daxpool_stats st;
+
+		assert_int_equal(daxpool_stat(dp, &st, sizeof(st)), 0);
+		if (st.quarantined == 0 && st.zeroing_pending_bytes == 0 && st.anonymous_slices == 0)
+			break;
+		assert_true(i < 1799);
+		usleep(100000);
+	}
 	daxpool_disconnect(&dp);
 	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
 	test_daemon_cleanup(&d);
@@ -699,12 +711,73 @@ static void test_mode_change_keeps_data(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Slices of two owners made under isolation "shared", then "owner": no non-administrator is
+ * given the device while both are there; once an administrator has freed one owner's slices
+ * and the daemon has zeroed them, the other owner is served (and becomes the tenant). */
+static void test_owner_conflict_clears(void **state)
+{
+	struct test_daemon d;
+	struct daxpool *dp = NULL;
+	struct daxpool_slice *s = NULL;
+	struct daxpool_stats st;
+	struct owner_report rep;
+	struct victim v;
+	char pool[128], cmd[400];
+
+	(void)state;
+	if (test_device()) {
+		print_message("switching isolation on one pool is tested on the emulated backend\n");
+		skip();
+	}
+	snprintf(pool, sizeof(pool), "/tmp/daxpool-iso-%d-conflict", (int)getpid());
+	unlink(pool);
+	start_on(&d, pool, "shared");
+	assert_int_equal(daxpool_connect(d.socket, &dp), 0);
+	assert_int_equal(daxpool_alloc_owned(dp, "of-1000", 4096, DAXPOOL_ALIGN_4K, 0600, 1000, 1000, &s), 0);
+	daxpool_close(dp, &s);
+	assert_int_equal(daxpool_alloc_owned(dp, "of-1001", 4096, DAXPOOL_ALIGN_4K, 0600, 1001, 1001, &s), 0);
+	daxpool_close(dp, &s);
+	daxpool_disconnect(&dp);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+
+	start_on(&d, pool, "owner");
+	assert_int_equal(chmod(d.dir, 0755), 0);
+	assert_int_equal(chmod(d.socket, 0666), 0);
+	memset(&v, 0, sizeof(v));
+	v.d = d;
+	run_owner_try(&v, 1000, &rep);
+	assert_int_equal(rep.alloc_r, -EACCES);
+	run_owner_try(&v, 1001, &rep);
+	assert_int_equal(rep.alloc_r, -EACCES);
+	assert_int_equal(daxpool_connect(d.socket, &dp), 0);
+	assert_int_equal(daxpool_open(dp, "of-1001", DAXPOOL_OPEN_RDWR, &s), 0);
+	assert_int_equal(daxpool_free(dp, &s), 0);
+	for (int i = 0; i < 600; i++) {
+		assert_int_equal(daxpool_stat(dp, &st, sizeof(st)), 0);
+		if (st.quarantined == 0 && st.zeroing_pending_bytes == 0)
+			break;
+		usleep(10000);
+	}
+	run_owner_try(&v, 1000, &rep);
+	assert_int_equal(rep.alloc_r, 0);
+	assert_int_equal(rep.isolation, DAXPOOL_ISOLATION_OWNER);
+	run_owner_try(&v, 1001, &rep); /* 1000 is the tenant now */
+	assert_int_equal(rep.alloc_r, -EACCES);
+	daxpool_disconnect(&dp);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s.slices", pool, pool);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_slice_isolation_holds),
 		cmocka_unit_test(test_shared_control_leaks),
 		cmocka_unit_test(test_owner_isolation),
+		cmocka_unit_test(test_owner_conflict_clears),
 		cmocka_unit_test(test_regrant_is_zero),
 		cmocka_unit_test(test_mode_change_keeps_data),
 	};

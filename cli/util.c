@@ -342,6 +342,15 @@ int ctl_path_users(const char *path, pid_t *pids, size_t max)
 	return (int)MIN(n, (size_t)INT32_MAX);
 }
 
+int ctl_self_uses(const char *path)
+{
+	struct stat target;
+
+	if (stat(path, &target) < 0)
+		return negative_errno();
+	return pid_uses("self", &target);
+}
+
 int ctl_refuse_if_in_use(const char *path, const char *what)
 {
 	pid_t pids[8];

@@ -229,11 +229,16 @@ static void teardown_destroy(struct verify *v, struct daxpool_slice *s, void *a)
 	if (vpin_take(&pin, a, (size_t)verify_pin_len(v), false, err, sizeof(err)) < 0)
 		pin.kind = VPIN_NONE;
 	(void)daxpool_pin_declare(v->dp, s, 0, verify_pin_len(v), &id);
+	/* Who holds the device: this process (it maps the slice, pinned), and daxpoold where the
+	 * slice is part of the device it serves (a carved sub-device is this slice's alone). A
+	 * destroy command, another process, must see at least one. */
 	users = ctl_path_users(dev, pids, ARRAY_SIZE(pids));
+	if (users >= 0 && ctl_self_uses(dev) == 1)
+		users++;
 	vreport_add(v->rep, S, "device-in-use", users >= 1 ? VCHECK_PASSED : VCHECK_FAILED,
 		    json_object_new_int(users), json_object_new_string(">=1"),
-		    "other processes holding %s (daxpoold) while this one maps it with a %s pin", dev,
-		    vpin_kind_name(pin.kind));
+		    "processes holding %s (this one, mapping it with a %s pin; daxpoold where it "
+		    "serves the whole device)", dev, vpin_kind_name(pin.kind));
 	/* Without a holder the refusal would rest on the pool check alone: do not even try. */
 	if (users >= 1) {
 		rc = run_destroy(v, dev);

@@ -9,7 +9,6 @@
  * hands one extent to two owners or loses one.
  */
 #include <errno.h>
-#include <libpmem2.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -104,17 +103,13 @@ int pool_check_range(void *addr, uint64_t size, const struct pool_persist_ops *o
 
 int pool_check_fd(int fd, bool repair)
 {
-	struct pmem2_map *map = NULL;
-	struct pool_persist_ops ops;
-	uint64_t align;
+	struct pool_mapping m;
 	int r;
 
-	r = pool_map_fd(fd, &map, &align);
+	r = pool_mapping_open(fd, &m);
 	if (r < 0)
 		return r;
-	r = pool_ops_for_fd(fd, map, &ops);
-	if (r == 0)
-		r = pool_check_range(pmem2_map_get_address(map), pmem2_map_get_size(map), &ops, repair);
-	pmem2_map_delete(&map);
+	r = pool_check_range(m.addr, m.size, &m.ops, repair);
+	pool_mapping_close(&m);
 	return r;
 }

@@ -10,6 +10,21 @@
 
 struct pmem2_map;
 
+/* mapping.c: a pool target mapped whole, through libpmem2 or (device-dax over RAM) mmap. */
+struct pool_mapping {
+	struct pmem2_map *map; /* libpmem2's, or NULL */
+	void *addr;
+	uint64_t size;       /* the pool's: beyond accessible only for a carved region's pool */
+	uint64_t accessible; /* bytes from addr that are mapped */
+	uint64_t align; /* the target's own: the device's, the file system's page */
+	struct pool_persist_ops ops;
+	bool unmap; /* mapped with mmap: munmap on close */
+};
+/* Maps the whole target read-write. 0 or -errno with pool_errormsg(). */
+int pool_mapping_open(int fd, struct pool_mapping *ret);
+/* Unmaps and clears; a cleared mapping is left alone. */
+void pool_mapping_close(struct pool_mapping *m);
+
 /* One record update of a logged operation. image is the full new record (all zero = free). */
 struct log_update {
 	uint64_t slot;
@@ -20,7 +35,7 @@ struct pool {
 	uint8_t *base;
 	uint64_t size;
 	struct pool_persist_ops ops;
-	struct pmem2_map *map; /* set when pool_open_fd mapped it: unmapped by pool_delete */
+	struct pool_mapping mapping; /* set when pool_open_fd mapped it: unmapped by pool_delete */
 	struct pool_geometry geo;
 	uint64_t next_gen;
 	/* The last log_commit's cleared commit mark was flushed, not yet drained. */
@@ -70,11 +85,6 @@ void log_replay(uint8_t *base, const struct pool_geometry *g, const struct pool_
 uint64_t log_generation(const uint8_t *base, const struct pool_geometry *g);
 
 /* pool.c, used by fsck.c */
-/* Maps fd through libpmem2 (page granularity accepted); returns the source's alignment too. */
-int pool_map_fd(int fd, struct pmem2_map **ret_map, uint64_t *ret_align);
-/* The persist/flush/drain functions for map of fd: libpmem2's, except on a file system without
- * a backing store (tmpfs, hugetlbfs), where flushes are compiler barriers. -errno if fstatfs fails. */
-int pool_ops_for_fd(int fd, struct pmem2_map *map, struct pool_persist_ops *ops);
 int pool_open_internal(void *addr, uint64_t size, const struct pool_persist_ops *ops,
 		       bool readonly, struct pool **ret_pool);
 int pool_superblocks(uint8_t *base, uint64_t size, struct pool_geometry *ret_geo, int *ret_bad,

@@ -1,87 +1,13 @@
 /* The pool API: format, open with recovery, alloc/free/quarantine, lookup, iterate, stats. */
 #include <errno.h>
-#include <libpmem2.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include "alloc.h"
 #include "error.h"
-#include "fs-util.h"
 #include "macro.h"
 #include "pool-internal.h"
-
-/* ---- libpmem2 mapping -------------------------------------------------------------------- */
-
-/* libpmem2 returns -errno or its own PMEM2_E_* codes (far below -4095): keep errnos, fold the rest. */
-static int pmem2_to_errno(int r)
-{
-	return r >= -4095 ? r : -EINVAL;
-}
-
-int pool_map_fd(int fd, struct pmem2_map **ret_map, uint64_t *ret_align)
-{
-	struct pmem2_config *cfg = NULL;
-	struct pmem2_source *src = NULL;
-	struct pmem2_map *map = NULL;
-	size_t align = 0;
-	int r;
-
-	r = pmem2_config_new(&cfg);
-	if (r)
-		return pool_err(pmem2_to_errno(r), "pmem2_config_new: %s", pmem2_errormsg());
-	r = pmem2_source_from_fd(&src, fd);
-	if (r) {
-		r = pool_err(pmem2_to_errno(r), "pmem2_source_from_fd: %s", pmem2_errormsg());
-		goto out;
-	}
-	r = pmem2_source_alignment(src, &align);
-	if (r) {
-		r = pool_err(pmem2_to_errno(r), "pmem2_source_alignment: %s", pmem2_errormsg());
-		goto out;
-	}
-	/* Page granularity accepts every mapping; libpmem2 then gives msync-based persist for
-	 * page-cache files and cache flushes for DAX, so the same code is correct on both. */
-	r = pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE);
-	if (r) {
-		r = pool_err(pmem2_to_errno(r), "pmem2 granularity: %s", pmem2_errormsg());
-		goto out;
-	}
-	r = pmem2_map_new(&map, cfg, src);
-	if (r) {
-		r = pool_err(pmem2_to_errno(r), "pmem2_map_new: %s", pmem2_errormsg());
-		goto out;
-	}
-	*ret_map = map;
-	*ret_align = align;
-out:
-	pmem2_source_delete(&src);
-	pmem2_config_delete(&cfg);
-	return r;
-}
-
-/* A file with no backing store (fs-util.h): each store is durable once made, so flushing is
- * nothing. What remains is the order of the stores, which the commit protocol relies on: the
- * compiler must not move one across a flush or drain. A crash of this process cannot reorder
- * them (its stores all reach the page cache), and after a reboot there is nothing to recover. */
-static void memory_fs_flush(const void *addr, size_t len)
-{
-	(void)addr;
-	(void)len;
-	atomic_signal_fence(memory_order_seq_cst);
-}
-
-static void memory_fs_drain(void)
-{
-	atomic_signal_fence(memory_order_seq_cst);
-}
-
-const struct pool_persist_ops pool_memory_fs_ops = {
-	.persist = memory_fs_flush,
-	.flush = memory_fs_flush,
-	.drain = memory_fs_drain,
-};
 
 int pool_metadata_size(uint64_t size, const struct pool_format_params *params, uint64_t *ret)
 {
@@ -95,36 +21,6 @@ int pool_metadata_size(uint64_t size, const struct pool_format_params *params, u
 	if (r < 0)
 		return pool_err(r, "a pool of %llu bytes cannot be laid out", (unsigned long long)size);
 	*ret = g.data_off;
-	return 0;
-}
-
-int pool_map_needs_no_flush(int fd, struct pmem2_map *map)
-{
-	int m = fd_on_memory_fs(fd);
-
-	if (m < 0)
-		return pool_err(m, "fstatfs: %s", strerror(-m));
-	/* libpmem2 gives page granularity, i.e. msync, for every non-DAX file: on tmpfs and
-	 * hugetlbfs that is a system call per flush (4-5 per pool operation) with nothing to write
-	 * back. */
-	return m && pmem2_map_get_store_granularity(map) == PMEM2_GRANULARITY_PAGE;
-}
-
-int pool_ops_for_fd(int fd, struct pmem2_map *map, struct pool_persist_ops *ops)
-{
-	int r = pool_map_needs_no_flush(fd, map);
-
-	if (r < 0)
-		return r;
-	if (r) {
-		ops->persist = memory_fs_flush;
-		ops->flush = memory_fs_flush;
-		ops->drain = memory_fs_drain;
-		return 0;
-	}
-	ops->persist = pmem2_get_persist_fn(map);
-	ops->flush = pmem2_get_flush_fn(map);
-	ops->drain = pmem2_get_drain_fn(map);
 	return 0;
 }
 
@@ -185,19 +81,17 @@ int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *
 
 int pool_format_fd(int fd, const struct pool_format_params *params)
 {
-	struct pmem2_map *map = NULL;
-	struct pool_persist_ops ops;
+	struct pool_mapping m;
 	struct pool_format_params prm = params ? *params : (struct pool_format_params){0};
-	uint64_t align;
 	int r;
 
-	r = pool_map_fd(fd, &map, &align);
+	r = pool_mapping_open(fd, &m);
 	if (r < 0)
 		return r;
 	/* A caller may raise the alignment above the source's: libpmem2 reports the base page size
 	 * for a hugetlbfs file, which can only be mapped at huge-page offsets. */
 	uint64_t want = prm.device_align;
-	r = align_class(align, &prm.device_align);
+	r = align_class(m.align, &prm.device_align);
 	if (r == 0 && want != 0) {
 		if (want != POOL_ALIGN_4K && want != POOL_ALIGN_2M && want != POOL_ALIGN_1G)
 			r = pool_err(-EINVAL, "pool_format: device_align %llu is not 4K, 2M or 1G",
@@ -205,12 +99,19 @@ int pool_format_fd(int fd, const struct pool_format_params *params)
 		else
 			prm.device_align = MAX(prm.device_align, want);
 	}
-	if (r == 0)
-		r = pool_ops_for_fd(fd, map, &ops);
-	if (r == 0) {
-		r = pool_format_range(pmem2_map_get_address(map), pmem2_map_get_size(map), &ops, &prm);
+	if (r == 0 && m.size > m.accessible) {
+		/* A carved region's pool device: the new pool spans the region as the old one did. */
+		uint64_t meta;
+
+		r = pool_metadata_size(m.size, &prm, &meta);
+		if (r == 0 && meta > m.accessible)
+			r = pool_err(-ENOSPC, "the device (%llu bytes) cannot hold the metadata of its "
+					      "region's pool (%llu bytes)",
+				     (unsigned long long)m.accessible, (unsigned long long)meta);
 	}
-	pmem2_map_delete(&map);
+	if (r == 0)
+		r = pool_format_range(m.addr, m.size, &m.ops, &prm);
+	pool_mapping_close(&m);
 	return r;
 }
 
@@ -424,33 +325,27 @@ int pool_open_range(void *addr, uint64_t size, const struct pool_persist_ops *op
 
 int pool_open_fd(int fd, struct pool **ret_pool)
 {
-	struct pmem2_map *map = NULL;
-	struct pool_persist_ops ops;
+	struct pool_mapping m;
 	struct pool *p = NULL;
-	uint64_t align;
 	int r;
 
-	r = pool_map_fd(fd, &map, &align);
+	r = pool_mapping_open(fd, &m);
 	if (r < 0)
 		return r;
-	r = pool_ops_for_fd(fd, map, &ops);
+	r = pool_open_internal(m.addr, m.size, &m.ops, false, &p);
 	if (r < 0) {
-		pmem2_map_delete(&map);
+		pool_mapping_close(&m);
 		return r;
 	}
-	r = pool_open_internal(pmem2_map_get_address(map), pmem2_map_get_size(map), &ops, false, &p);
-	if (r < 0) {
-		pmem2_map_delete(&map);
-		return r;
-	}
-	if (align > p->geo.device_align) {
+	if (m.align > p->geo.device_align) {
 		uint64_t formatted = p->geo.device_align;
 		pool_delete(&p);
-		pmem2_map_delete(&map);
-		return pool_err(-EINVAL, "device alignment is now %llu, pool was formatted for %llu",
-				(unsigned long long)align, (unsigned long long)formatted);
+		r = pool_err(-EINVAL, "device alignment is now %llu, pool was formatted for %llu",
+			     (unsigned long long)m.align, (unsigned long long)formatted);
+		pool_mapping_close(&m);
+		return r;
 	}
-	p->map = map;
+	p->mapping = m;
 	*ret_pool = p;
 	return r;
 }
@@ -466,8 +361,7 @@ void pool_delete(struct pool **pool)
 	index_destroy(&p->idx);
 	fext_cache_clear(&p->spare);
 	pool_mem_free(p->free_slots);
-	if (p->map)
-		pmem2_map_delete(&p->map);
+	pool_mapping_close(&p->mapping);
 	pool_mem_free(p);
 	*pool = NULL;
 }

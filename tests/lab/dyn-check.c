@@ -20,6 +20,15 @@
  *                                                     then undeclared and closed
  *   lab-dyn-check SOCKET latency NAME N               N x (open + close) of the carved slice
  *                                                     and N PINGs: p50/p90 in microseconds
+ *   lab-dyn-check SOCKET attack NAME UID OFFSET POOLDEV OBJECT
+ *                                                     as UID (started as root): NAME (another
+ *                                                     owner's slice at pool OFFSET, on
+ *                                                     sub-device OBJECT) cannot be opened; an
+ *                                                     own 2M slice is zero and its fd reaches
+ *                                                     nothing else: past its end, at OFFSET,
+ *                                                     grown by mremap, reopened through /proc,
+ *                                                     and the pool and victim devices opened by
+ *                                                     path all fail (refused or SIGBUS)
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -27,6 +36,8 @@
 #include "daxpool.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -108,6 +119,101 @@ static int touch_in_child(volatile char *addr)
 	return WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status) ? 100 : 0;
 }
 
+/* 0 if the path opens with flags (a breach), else the negative errno. */
+static int try_open(const char *path, int flags)
+{
+	int fd = open(path, flags | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
+/* A 4 KiB mapping of fd at off: "refused", or the signal (0: reachable) of touching it. */
+static int map_touch(int fd, uint64_t off, char *what, size_t len)
+{
+	char *q = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+	int sig;
+
+	if (q == MAP_FAILED) {
+		snprintf(what, len, "refused");
+		return -1;
+	}
+	sig = touch_in_child(q);
+	munmap(q, 4096);
+	snprintf(what, len, "%d", sig);
+	return sig;
+}
+
+static int attack(const char *sock, const char *victim, uid_t uid, uint64_t victim_off,
+		  const char *pooldev, const char *victim_obj)
+{
+	struct daxpool *dp = NULL;
+	struct daxpool_slice *s = NULL, *v = NULL;
+	char extra[1024], path[64], at_victim[16];
+	int r, victim_open, past_sig, victim_sig, grown_sig = -1, reopen_rw, reopen_ro, pool_open,
+	    vdev_open, fd;
+	uint64_t len, off, not_zero;
+	void *addr;
+	char *p, *g;
+
+	if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
+		return fail("attack", "dropping to the attacker's uid", -errno), 2;
+	r = daxpool_connect(sock, &dp);
+	if (r < 0)
+		return fail("attack", "connect", r), 2;
+	victim_open = daxpool_open(dp, victim, 0, &v);
+	if (victim_open == 0)
+		daxpool_close(dp, &v);
+	r = daxpool_alloc(dp, NULL, 2u << 20, DAXPOOL_ALIGN_2M, 0600, DAXPOOL_ANONYMOUS, &s);
+	if (r < 0)
+		return fail("attack", "alloc", r), 2;
+	r = daxpool_map(s, 0, &addr);
+	if (r < 0)
+		return fail("attack", "map", r), 2;
+	len = daxpool_slice_get_length(s);
+	not_zero = mismatches(addr, len, 0, true);
+	fd = daxpool_slice_get_fd(s);
+	off = daxpool_slice_get_offset(s);
+	p = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return fail("attack", "mmap of twice the slice", -errno), 2;
+	past_sig = touch_in_child(p + len);
+	munmap(p, 2 * len);
+	/* The victim's offset in the pool, as if the fd were the pool's device. */
+	victim_sig = map_touch(fd, victim_off, at_victim, sizeof(at_victim));
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return fail("attack", "mmap", -errno), 2;
+	g = mremap(p, len, 2 * len, MREMAP_MAYMOVE);
+	if (g != MAP_FAILED) {
+		grown_sig = touch_in_child(g + len);
+		munmap(g, 2 * len);
+	} else {
+		munmap(p, len);
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	reopen_rw = try_open(path, O_RDWR);
+	reopen_ro = try_open(path, O_RDONLY);
+	snprintf(path, sizeof(path), "/dev/%s", pooldev);
+	pool_open = try_open(path, O_RDONLY);
+	snprintf(path, sizeof(path), "/dev/%s", victim_obj);
+	vdev_open = try_open(path, O_RDONLY);
+	snprintf(extra, sizeof(extra), ", \"uid\": %u, \"victim_open\": %d, \"not_zero_words\": %"
+		 PRIu64 ", \"touch_past_end_signal\": %d, \"map_at_victim_offset\": \"%s\", "
+		 "\"mremap_grown_signal\": %d, \"reopen_rw\": %d, \"reopen_ro\": %d, "
+		 "\"open_pool_device\": %d, \"open_victim_device\": %d", (unsigned)uid, victim_open,
+		 not_zero, past_sig, at_victim, grown_sig, reopen_rw, reopen_ro, pool_open, vdev_open);
+	print_slice("attack", s, extra);
+	daxpool_free(dp, &s);
+	daxpool_disconnect(&dp);
+	/* Every way in must have failed: a refusal or SIGBUS, never a reachable byte. */
+	return victim_open < 0 && not_zero == 0 && past_sig == SIGBUS &&
+	       (victim_sig == -1 || victim_sig == SIGBUS) && (grown_sig == -1 || grown_sig == SIGBUS) &&
+	       reopen_rw < 0 && reopen_ro < 0 && pool_open < 0 && vdev_open < 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct daxpool *dp = NULL;
@@ -124,6 +230,9 @@ int main(int argc, char **argv)
 	}
 	op = argv[2];
 	name = argv[3];
+	if (strcmp(op, "attack") == 0)
+		return argc == 8 ? attack(argv[1], name, (uid_t)strtoul(argv[4], NULL, 0),
+					  strtoull(argv[5], NULL, 0), argv[6], argv[7]) : 2;
 	r = daxpool_connect(argv[1], &dp);
 	if (r < 0)
 		return fail(op, "connect", r), 2;

@@ -12,7 +12,8 @@
 #     region start + pool offset with its alignment, zero when granted, filled with a pattern;
 #     all patterns intact afterwards (a 1G device beside smaller ones corrupts nothing)
 #  4. the fd mapped twice a slice's length: mapping works, touching past the end is SIGBUS
-#  5. grant latency from a carved device (open+close) next to PING
+#  5. grant latency from a carved device (open+close) next to PING; then uid 65534 attacks
+#     root's 1G slice through its own slice's fd (lab-dyn-check attack): every way refused
 #  6. a holder keeps a freed slice: its sub-device stays while held, the pattern intact;
 #     removed after the holder lets go (time measured); the same with a declared pin; a new
 #     slice there is zero
@@ -20,7 +21,9 @@
 #  8. kill -9, then by hand: an orphan sub-device (carved, never recorded), a half-carved seed,
 #     a live slice's sub-device removed; restart: the orphan removed, the seed emptied, the slice
 #     given a new zeroed sub-device, the other data intact
-#  9. everything freed: only the pool device is left in the region
+#  9. everything freed: only the pool device is left in the region; daxpoolctl fsck of the pool
+#     device finds it clean, format without --force refuses it
+# 10. daxpoolctl verify (tests/lab/verify.sh) on the pool device: its slices are sub-devices
 set -uo pipefail
 
 BUILD=${DAXPOOL_LAB_BUILD:?no DAXPOOL_LAB_BUILD}
@@ -195,6 +198,15 @@ j=$(check latency latency s2m 200) && {
 	T[ping_p50_us]=$(jq .ping_p50_us <<<"$j")
 }
 
+# ---- 5b. an attacker with another uid -----------------------------------------------------------
+# uid 65534 may use the socket; its own slice's fd must reach nothing of root's 1G slice.
+chmod 0755 "$RUNDIR"
+chmod 0666 "$SOCK"
+victim_off=$(jq -r 'select(.label == "alloc-1g") | .pool_offset' "$steps")
+victim_obj=$(jq -r 'select(.label == "alloc-1g") | .object' "$steps")
+check attack attack s1g 65534 "$victim_off" "$POOLDEV" "$victim_obj" >/dev/null
+check attack-after verify s1g 33 >/dev/null
+
 # ---- 6. a holder keeps a freed slice ---------------------------------------------------------
 obj6=$(jq -r 'select(.label == "alloc-6m") | .object' "$steps")
 "$CHECK" "$SOCK" hold s6m 22 15 >"$OUT/hold.out" 2>>"$OUT/check.err" &
@@ -304,3 +316,24 @@ done
 [ -z "$left" ] || err "sub-devices left after every slice was freed: $left"
 daxctl list -DRu >"$OUT/region-after.json" 2>&1
 stop_daemon
+
+# ---- 9b. offline pool commands on the region's pool device --------------------------------------
+# libpmem2 knows only NVDIMM namespaces' devices; on this one the pool library maps it itself.
+"$CTL" fsck "/dev/$POOLDEV" >"$OUT/fsck.out" 2>&1
+rc=$?
+[ "$rc" = 0 ] || err "daxpoolctl fsck /dev/$POOLDEV: exit $rc: $(tail -n 2 "$OUT/fsck.out")"
+"$CTL" format "/dev/$POOLDEV" >"$OUT/format-refused.out" 2>&1
+rc=$?
+{ [ "$rc" = 1 ] && grep -q "already holds a daxpool pool" "$OUT/format-refused.out"; } ||
+	err "daxpoolctl format without --force over the pool: exit $rc: $(tail -n 2 "$OUT/format-refused.out")"
+
+# ---- 10. daxpoolctl verify on carved sub-devices ---------------------------------------------------
+# The same payload as on static namespaces (verify.sh: fresh pool, daemon, every fault-path and
+# pin scenario), here with each slice it is granted a sub-device of the region.
+t0=$(us)
+mkdir -p "$OUT/verify"
+DAXPOOL_LAB_DEVICE=/dev/$POOLDEV DAXPOOL_LAB_RESULTS=$OUT/verify DAXPOOL_LAB_ALIGN=$RALIGN \
+	DAXPOOL_LAB_DAEMON_ARGS="--isolation auto" \
+	"$BUILD/tests/lab/verify.sh" "$DAXPOOLD" "$CTL" >"$OUT/verify.log" 2>&1 ||
+	err "daxpoolctl verify on carved sub-devices: $(grep -E 'failed|not-run|SET-UP' "$OUT/verify.log" | head -n 8 | tr '\n' ';')"
+T[verify_ms]=$(ms_since "$t0")

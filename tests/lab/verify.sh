@@ -4,7 +4,8 @@
 #
 #   verify.sh [DAXPOOLD DAXPOOLCTL]
 #
-# In the environment of a lab payload (DAXPOOL_LAB_DEVICE, _BUILD, _RESULTS, _MODROOT). Set-up,
+# In the environment of a lab payload (DAXPOOL_LAB_DEVICE, _BUILD, _RESULTS, _MODROOT), and
+# DAXPOOL_LAB_DAEMON_ARGS: more daxpoold options (e.g. --isolation auto). Set-up,
 # all inside the throw-away guest:
 #  - tracefs on /sys/kernel/tracing (kprobe/fprobe events)
 #  - soft-RoCE: modules dummy, rdma_rxe, ib_uverbs (6.1: crc32 first — modules cannot autoload
@@ -91,7 +92,8 @@ fi
 "$CTL" format --force "$DEV" >"$OUT/format.log" 2>&1 || setup_failed "daxpoolctl format --force $DEV: $(tail -n 2 "$OUT/format.log")"
 
 t0=${EPOCHREALTIME/./}
-"$DAXPOOLD" --foreground --device "$DEV" --socket "$SOCK" --format-if-empty >"$OUT/daemon.log" 2>&1 &
+# shellcheck disable=SC2086 # options, split on purpose
+"$DAXPOOLD" --foreground --device "$DEV" --socket "$SOCK" --format-if-empty ${DAXPOOL_LAB_DAEMON_ARGS:-} >"$OUT/daemon.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq $((START_TIMEOUT_S * 10))); do
 	kill -0 "$daemon_pid" 2>/dev/null || { daemon_pid=""; setup_failed "daxpoold exited: $(tail -n 3 "$OUT/daemon.log")"; }

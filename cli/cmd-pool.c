@@ -58,6 +58,17 @@ static int open_target(const char *cmd, const char *path, int *ret_fd)
 	return CTL_EXIT_OK;
 }
 
+/* The pool lock for a command that writes the pool: a daemon that serves it holds the lock, and
+ * holding it here keeps a daemon from starting on the pool until the command is done. */
+static int lock_target(const char *cmd, const char *path, int fd, int *ret_lock_fd)
+{
+	if (pool_lock(fd, ret_lock_fd) < 0) {
+		log_error("%s: %s: %s", cmd, path, pool_errormsg());
+		return CTL_EXIT_FAILURE;
+	}
+	return CTL_EXIT_OK;
+}
+
 /*
  * Progress of format and fsck on a terminal. The pool library works on its own mapping of the
  * target and reports nothing while it does, so progress is read from outside: the resident
@@ -208,7 +219,7 @@ static int format_option(int c, const char *arg, void *userdata)
 int cmd_format(struct ctl *ctl, int argc, char **argv)
 {
 	static const struct option options[] = { { "force", no_argument, NULL, 'f' }, {} };
-	_cleanup_(closep) int fd = -1;
+	_cleanup_(closep) int fd = -1, lock_fd = -1;
 	struct progress progress;
 	bool force = false;
 	const char *path;
@@ -223,6 +234,8 @@ int cmd_format(struct ctl *ctl, int argc, char **argv)
 	if ((r = open_target("format", path, &fd)) != CTL_EXIT_OK)
 		return r;
 	/* Even --force does not override this: clients map the pool and daxpoold indexes it. */
+	if ((r = lock_target("format", path, fd, &lock_fd)) != CTL_EXIT_OK)
+		return r;
 	r = ctl_refuse_if_in_use(path, "stop daxpoold and its clients before formatting");
 	if (r != CTL_EXIT_OK)
 		return r;
@@ -257,7 +270,7 @@ int cmd_fsck(struct ctl *ctl, int argc, char **argv)
 	static const char *const names[] = { "clean", "repaired", "repairable", "damaged" };
 	static const int codes[] = { CTL_EXIT_OK, CTL_EXIT_FSCK_REPAIRED, CTL_EXIT_FSCK_REPAIRABLE,
 				     CTL_EXIT_FSCK_DAMAGED };
-	_cleanup_(closep) int fd = -1;
+	_cleanup_(closep) int fd = -1, lock_fd = -1;
 	struct progress progress;
 	bool repair = false;
 	const char *path, *msg;
@@ -271,11 +284,24 @@ int cmd_fsck(struct ctl *ctl, int argc, char **argv)
 	path = argv[first];
 	if ((r = open_target("fsck", path, &fd)) != CTL_EXIT_OK)
 		return r;
-	/* A running daemon changes the metadata under the checker: findings would be noise, and a
-	 * repair would race the daemon's own writes. */
-	r = ctl_refuse_if_in_use(path, "stop daxpoold before checking its pool");
-	if (r != CTL_EXIT_OK)
-		return r;
+	/* A repair would race a running daemon's own writes: refused while anyone has the pool
+	 * open. A check only reads; under a running daemon it reads a pool that changes as it
+	 * reads, which it says. */
+	if (repair) {
+		if ((r = lock_target("fsck --repair", path, fd, &lock_fd)) != CTL_EXIT_OK)
+			return r;
+		r = ctl_refuse_if_in_use(path, "stop daxpoold before repairing its pool");
+		if (r != CTL_EXIT_OK)
+			return r;
+	} else {
+		pid_t pid;
+		char comm[32];
+
+		if (pool_lock_holder(fd, &pid, comm, sizeof(comm)) == 1)
+			log_warning("fsck: %s is in use by pid %d (%s); what is found is a snapshot of "
+				    "a pool that may change while it is read",
+				    path, (int)pid, comm);
+	}
 	progress_start(&progress, ctl, repair ? "fsck --repair" : "fsck", path, fd);
 	r = pool_check_fd(fd, repair);
 	progress_stop(&progress);

@@ -6,6 +6,7 @@
 #include <ev.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/queue.h>
 #include <time.h>
 
@@ -48,6 +49,7 @@ struct daxpoold {
 	int deep_flush_fd;   /* devdax: the region's deep_flush, opened while privileged, until the
 			      * backend takes it (backend_devdax_deep_flush_open), or -1 */
 	uint64_t pool_size;
+	char pool_uuid[37];  /* the pool's UUID: names its runtime state (runtime_state_path) */
 	struct zeroer *zeroer;
 	struct lease_table *leases;
 	struct usage *usage; /* per-uid bytes and slices, for quotas (uthash) */
@@ -81,3 +83,20 @@ void daemon_reload(struct daxpoold *d);
 
 /* Monotonic nanoseconds since the daemon started. */
 uint64_t daemon_uptime_ns(const struct daxpoold *d);
+
+/*
+ * The path of a file of the pool's runtime state (the holder journal, the tenant binding):
+ * RUNTIME_DIR/pool-UUID.WHAT. Keyed by the pool, not by the socket's directory, so that daemons
+ * of different pools never share one, wherever their sockets are. legacy: the name earlier
+ * versions used (RUNTIME_DIR/WHAT), read only when the pool's own file does not exist yet.
+ */
+static inline void runtime_state_path(const struct daxpoold *d, const char *what, bool legacy,
+				      char *buf, size_t len)
+{
+	const char *dir = d->opts.runtime_dir ? d->opts.runtime_dir : "/run/daxpool";
+
+	if (legacy)
+		snprintf(buf, len, "%s/%s", dir, what);
+	else
+		snprintf(buf, len, "%s/pool-%s.%s", dir, d->pool_uuid, what);
+}

@@ -685,8 +685,17 @@ static int journal_load(struct daxpoold *d)
 	int pid, r;
 	FILE *f;
 
-	snprintf(t->journal_path, sizeof(t->journal_path), "%s/holders.journal", d->opts.runtime_dir);
+	runtime_state_path(d, "holders.journal", false, t->journal_path, sizeof(t->journal_path));
 	f = fopen(t->journal_path, "re");
+	if (!f && errno == ENOENT) {
+		/* An earlier version's journal, shared by every daemon whose socket was in this
+		 * directory: its holders keep extents quarantined at worst longer than needed (a
+		 * holder of another pool's record id, while that process lives), never shorter. */
+		char legacy[PATH_MAX];
+
+		runtime_state_path(d, "holders.journal", true, legacy, sizeof(legacy));
+		f = fopen(legacy, "re");
+	}
 	if (f) {
 		while (fscanf(f, " %c %llu %d %llu", &op, &rec, &pid, &start) == 4 && (op == '+' || op == '-')) {
 			struct journal_entry key = {};

@@ -141,6 +141,7 @@ static int pool_start(struct daxpoold *d)
 	if (info.degraded)
 		log_warning("pool opened from one superblock copy: %s; run daxpoolctl fsck --repair", backend_errormsg());
 	format_uuid(info.uuid, uuid);
+	snprintf(d->pool_uuid, sizeof(d->pool_uuid), "%s", uuid);
 	d->pool_fd = backend_fd(d->backend);
 	d->pool_size = backend_size(d->backend);
 	/* Readers get an fd that cannot map for writing: reopen the same file read-only. */

@@ -41,7 +41,7 @@ static int parse_user(const char *s, uid_t *ret)
 
 static void binding_path(const struct daxpoold *d, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/tenant", d->opts.runtime_dir ? d->opts.runtime_dir : "/run/daxpool");
+	runtime_state_path(d, "tenant", false, buf, len);
 }
 
 /* The binding lives in the runtime directory (tmpfs): a reboot, which closes every descriptor
@@ -82,6 +82,12 @@ static int binding_load(const struct daxpoold *d, uid_t *ret)
 
 	binding_path(d, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT) {
+		/* Written by an earlier version: the binding of whichever daemon used this directory.
+		 * Binding to it can only refuse a uid that another binding would have allowed. */
+		runtime_state_path(d, "tenant", true, path, sizeof(path));
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
 	if (fd < 0)
 		return -errno;
 	n = read(fd, line, sizeof(line) - 1);

@@ -52,6 +52,7 @@ struct backend {
 
 	enum backend_isolation isolation;
 	bool huge; /* emulated: the file is on hugetlbfs */
+	int lock_fd; /* the pool lock (pool_lock): held while the backend is open, or -1 */
 	int ro_fd; /* a read-only reopen of fd for read-only grants of the whole device, or -1 */
 	/* SLICE mode: the kind's object operations and private state; NULL otherwise. */
 	const struct backend_slice_ops *slice_ops;
@@ -111,6 +112,9 @@ int slice_subdev_setup(struct backend *b, bool required);
 
 /* hugetlb.c: free huge pages of a size (free_hugepages - resv_hugepages), -errno if unknown. */
 int hugetlb_available(uint64_t page_size, uint64_t *ret_free, uint64_t *ret_total);
+
+/* Takes the pool lock on b->fd: one daemon per pool. */
+int backend_lock_pool(struct backend *b);
 
 /* badblock.c */
 /* Appends ranges to b->badblocks, then sorts and merges the list. */

@@ -24,6 +24,8 @@ static void backend_free(struct backend *b)
 		close(b->fd);
 	if (b->ro_fd >= 0)
 		close(b->ro_fd);
+	if (b->lock_fd >= 0)
+		close(b->lock_fd);
 	if (b->deep_flush_fd >= 0)
 		close(b->deep_flush_fd);
 	free(b->badblocks);
@@ -48,6 +50,7 @@ int backend_open(const struct backend_config *cfg, struct backend **ret)
 		return backend_err(-ENOMEM, "backend_open: out of memory");
 	b->fd = -1;
 	b->ro_fd = -1;
+	b->lock_fd = -1;
 	b->deep_flush_fd = -1;
 	b->numa_node = -1;
 	b->kind = cfg->kind;
@@ -137,6 +140,15 @@ static void uuid_format(const uint8_t u[BACKEND_UUID_SIZE], char out[37])
 		*o++ = hex[u[i] & 15];
 	}
 	*o = '\0';
+}
+
+int backend_lock_pool(struct backend *b)
+{
+	int r = pool_lock(b->fd, &b->lock_fd);
+
+	if (r < 0)
+		return backend_err(r, "%s: %s", b->path, pool_errormsg());
+	return 0;
 }
 
 /* pool_delete already takes the pointer's address and accepts NULL. */

@@ -303,6 +303,10 @@ int devdax_open(struct backend *b, const char *path)
 	r = check_identity(b, path, &st, &dax_size, &dax_align);
 	if (r < 0)
 		return r;
+	/* Before anything is formatted or carved: another daemon may be serving it. */
+	r = backend_lock_pool(b);
+	if (r < 0)
+		return r;
 
 	if (!dev_is_nvdimm(b->devname))
 		return devdax_open_ram(b, dax_size, dax_align);

@@ -133,6 +133,10 @@ static int emulated_setup(struct backend *b, const struct backend_config *cfg, b
 	if (!S_ISREG(st.st_mode))
 		return backend_err(-EINVAL, "%s is not a regular file (a device-dax device is the "
 					    "devdax backend's)", path);
+	/* Before anything is sized, formatted or carved: another daemon may be serving it. */
+	r = backend_lock_pool(b);
+	if (r < 0)
+		return r;
 	r = check_fs(path, b->fd, ps, &volatile_fs);
 	if (r < 0)
 		return r;

@@ -118,6 +118,17 @@ struct pool_stats {
 	uint64_t dram_index_bytes;    /* DRAM held by the index (nodes, names, slot list) */
 };
 
+/*
+ * One writer per pool. pool_lock() takes an exclusive lock of the pool file or device node that
+ * fd is open on, on a descriptor of its own (*ret_lock_fd: keep it open while writing, close it
+ * to let go; never hand it to anyone). The lock dies with the process that holds it. Errors:
+ * -EBUSY if another process holds it (the message names its pid and command), -errno otherwise.
+ * pool_lock_holder(): 1 and the holder's pid and command if another process holds the lock, 0
+ * if none does, -errno. Both are safe to call from any thread.
+ */
+int pool_lock(int fd, int *ret_lock_fd);
+int pool_lock_holder(int fd, pid_t *ret_pid, char *comm, size_t comm_len);
+
 /* Thread-local message describing the last failure of a pool_* call in this thread. */
 const char *pool_errormsg(void);
 

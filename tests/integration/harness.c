@@ -141,6 +141,21 @@ int test_daemon_spawn(struct test_daemon *d, const char *const *extra_args, cons
 	return 0;
 }
 
+int test_daemon_start_at(struct test_daemon *d, const char *const *extra_args,
+			 const char *socket_path)
+{
+	int r = test_daemon_spawn(d, extra_args, socket_path);
+
+	if (r < 0)
+		return r;
+	read_notify(d, ready_timeout_ms(), true);
+	if (!d->saw_ready) {
+		fprintf(stderr, "harness: daxpoold did not report READY=1 (status: %s)\n", d->status);
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
 int test_daemon_start(struct test_daemon *d, const char *const *extra_args)
 {
 	int r = test_daemon_spawn(d, extra_args, NULL);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -166,6 +167,145 @@ static void test_refuses_to_clobber(void **state)
 	assert_int_equal(access(path, F_OK), 0);
 	unlink(path);
 	rmdir(dir);
+}
+
+/* One daemon per pool: a second daemon on a served pool file is refused, naming the first,
+ * before it creates a socket or touches the pool (a daemon that is not refused would serve until
+ * the timeout kills it); the first keeps serving; once the first is
+ * killed (no clean shutdown), the next daemon starts on the pool with nothing stale in its way. */
+static void test_one_daemon_per_pool(void **state)
+{
+	struct test_pool_daemon a;
+	struct test_daemon c;
+	char out[4096], sock2[160], cmd[1024], want[64];
+	struct stat before, after;
+
+	(void)state;
+	assert_int_equal(test_pool_daemon_start(&a, "onepool", "64M"), 0);
+	assert_int_equal(stat(a.pool, &before), 0);
+	snprintf(sock2, sizeof(sock2), "%s/second.sock", a.dir);
+	snprintf(cmd, sizeof(cmd),
+		 "exec timeout 20 '%s' --foreground --emulate '%s' --size 64M --page 4K --format-if-empty "
+		 "--socket '%s' 2>&1",
+		 DAXPOOLD_PATH, a.pool, sock2);
+	const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+	assert_int_equal(run_capture(argv, out, sizeof(out)), 1);
+	snprintf(want, sizeof(want), "in use by pid %d (daxpoold)", (int)a.d.pid);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, a.pool));
+	assert_int_equal(access(sock2, F_OK), -1);
+	assert_int_equal(stat(a.pool, &after), 0);
+	assert_int_equal(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+	assert_int_equal(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+	assert_serves(a.d.socket);
+
+	/* The first dies without cleaning up: its lock goes with it. */
+	assert_int_equal(kill(a.d.pid, SIGKILL), 0);
+	assert_int_equal(test_daemon_wait(&a.d, 10000), 128 + SIGKILL);
+	const char *args[] = { "--emulate", a.pool, "--size", "64M", "--page", "4K", NULL };
+	assert_int_equal(test_daemon_start(&c, args), 0);
+	assert_serves(c.socket);
+	assert_int_equal(test_daemon_stop(&c, SIGTERM), 0);
+	test_daemon_cleanup(&c);
+	test_daemon_cleanup(&a.d);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", a.dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void stats_of(const char *sock, struct daxpool_stats *st)
+{
+	struct daxpool *dp = NULL;
+
+	assert_int_equal(daxpool_connect(sock, &dp), 0);
+	assert_int_equal(daxpool_stat(dp, st, sizeof(*st)), 0);
+	daxpool_disconnect(&dp);
+}
+
+/* Runtime state belongs to the pool: two daemons of two pools with their sockets in one
+ * directory (so one default runtime_dir) keep their own holder journals. A holds a freed slice
+ * for a live process; B starts beside it; A is killed and restarted: the slice must still wait
+ * for its holder, not be zeroed and handed out under the live process's mapping. */
+static void test_runtime_state_per_pool(void **state)
+{
+	char dir[] = "/tmp/daxpool-state-XXXXXX", a_sock[96], b_sock[96], a_pool[96], b_pool[96];
+	char cmd[160], ok = 0;
+	struct test_daemon a, b;
+	struct daxpool *dp = NULL;
+	struct daxpool_slice *s = NULL;
+	struct daxpool_stats st;
+	int pipefd[2], status;
+	pid_t holder;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(a_sock, sizeof(a_sock), "%s/a.sock", dir);
+	snprintf(b_sock, sizeof(b_sock), "%s/b.sock", dir);
+	snprintf(a_pool, sizeof(a_pool), "%s/a.pool", dir);
+	snprintf(b_pool, sizeof(b_pool), "%s/b.pool", dir);
+	const char *a_args[] = { "--emulate", a_pool, "--size", "64M", "--page", "4K",
+				 "--format-if-empty", NULL };
+	const char *b_args[] = { "--emulate", b_pool, "--size", "64M", "--page", "4K",
+				 "--format-if-empty", NULL };
+	assert_int_equal(test_daemon_start_at(&a, a_args, a_sock), 0);
+
+	/* A process that holds slice "held" of A until it is killed. */
+	assert_int_equal(pipe(pipefd), 0);
+	holder = fork();
+	assert_true(holder >= 0);
+	if (holder == 0) {
+		struct daxpool *hdp = NULL;
+		struct daxpool_slice *hs = NULL;
+		char r = 'y';
+
+		close(pipefd[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (daxpool_connect(a_sock, &hdp) < 0 ||
+		    daxpool_alloc(hdp, "held", 1 << 20, DAXPOOL_ALIGN_4K, 0644, 0, &hs) < 0)
+			r = 'n';
+		(void)!write(pipefd[1], &r, 1);
+		pause();
+		_exit(0);
+	}
+	close(pipefd[1]);
+	assert_int_equal(read(pipefd[0], &ok, 1), 1);
+	assert_int_equal(ok, 'y');
+	assert_int_equal(daxpool_connect(a_sock, &dp), 0);
+	assert_int_equal(daxpool_open(dp, "held", DAXPOOL_OPEN_RDWR, &s), 0);
+	assert_int_equal(daxpool_free(dp, &s), 0);
+	daxpool_disconnect(&dp);
+	stats_of(a_sock, &st);
+	assert_int_equal(st.quarantined, 1);
+
+	/* B, in the same directory, on its own pool. */
+	assert_int_equal(test_daemon_start_at(&b, b_args, b_sock), 0);
+
+	/* A dies without a word and comes back. */
+	assert_int_equal(test_daemon_stop(&a, SIGKILL), 128 + SIGKILL);
+	test_daemon_cleanup(&a);
+	unlink(a_sock);
+	assert_int_equal(test_daemon_start_at(&a, a_args, a_sock), 0);
+	stats_of(a_sock, &st);
+	assert_int_equal(st.quarantined, 1);	 /* still waiting for the live holder */
+	assert_int_equal(st.leases_waiting, 1);
+
+	/* The holder goes: the slice is reclaimed. */
+	kill(holder, SIGKILL);
+	waitpid(holder, &status, 0);
+	close(pipefd[0]);
+	for (int i = 0; i < 1000; i++) {
+		stats_of(a_sock, &st);
+		if (st.quarantined == 0)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.quarantined, 0);
+
+	assert_int_equal(test_daemon_stop(&a, SIGTERM), 0);
+	test_daemon_cleanup(&a);
+	assert_int_equal(test_daemon_stop(&b, SIGTERM), 0);
+	test_daemon_cleanup(&b);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 static void test_usage_errors(void **state)
@@ -530,6 +670,8 @@ int main(void)
 		cmocka_unit_test(test_idle_and_stuck_clients_time_out),
 		cmocka_unit_test(test_emfile_does_not_spin),
 		cmocka_unit_test(test_busy_poll_is_bounded),
+		cmocka_unit_test(test_one_daemon_per_pool),
+		cmocka_unit_test(test_runtime_state_per_pool),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

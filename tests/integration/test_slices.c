@@ -11,6 +11,7 @@
 #include "protocol.h"
 
 #include <errno.h>
+#include <glob.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -432,7 +433,14 @@ static void test_holder_survives_daemon_crash(void **state)
 		char journal[160];
 		struct stat jst;
 
-		snprintf(journal, sizeof(journal), "%s/holders.journal", pool_dir);
+		/* The journal of this pool: RUNTIME_DIR/pool-UUID.holders.journal. */
+		glob_t g;
+
+		snprintf(journal, sizeof(journal), "%s/pool-*.holders.journal", pool_dir);
+		assert_int_equal(glob(journal, 0, NULL, &g), 0);
+		assert_int_equal(g.gl_pathc, 1);
+		snprintf(journal, sizeof(journal), "%s", g.gl_pathv[0]);
+		globfree(&g);
 		for (int i = 0; i < 45000; i++) {
 			assert_int_equal(daxpool_open(dp, "journaled", 0, &s), 0);
 			assert_int_equal(daxpool_close(dp, &s), 0);

@@ -98,7 +98,8 @@ for a in "${!dev[@]}"; do
 done
 "$CTL" devices >&2
 
-# A device daxpoold serves: destroy refuses even with --force; format and fsck refuse too.
+# A device daxpoold serves: destroy refuses even with --force; format, fsck --repair and a
+# second daemon refuse too, naming the daemon; fsck only reads, and says the pool is in use.
 victim=${dev[2M]:-${dev[4K]:-${dev[1G]:-}}}
 if [ -n "$victim" ] && [ -x "$DAXPOOLD" ]; then
 	"$DAXPOOLD" --foreground --device "$victim" --socket "$WORK/s.sock" --format-if-empty >"$OUT/daxpoold.log" 2>&1 &
@@ -111,7 +112,10 @@ if [ -n "$victim" ] && [ -x "$DAXPOOLD" ]; then
 	expect alloc-on-device 0 '' -- "$CTL" --socket "$WORK/s.sock" alloc lab-slice --size 4M --align 2M
 	expect destroy-in-use 1 'in use by pid' -- "$CTL" destroy --force "$victim"
 	expect format-in-use 1 'in use by pid' -- "$CTL" format --force "$victim"
-	expect fsck-in-use 1 'in use by pid' -- "$CTL" fsck "$victim"
+	expect fsck-repair-in-use 1 'in use by pid' -- "$CTL" fsck --repair "$victim"
+	expect fsck-in-use 0 "in use by pid $dpid" -- "$CTL" fsck "$victim"
+	expect second-daemon 1 "in use by pid $dpid \\(daxpoold\\)" -- \
+		"$DAXPOOLD" --foreground --device "$victim" --socket "$WORK/s2.sock" --format-if-empty
 	kill -TERM "$dpid"
 	wait "$dpid"
 	expect fsck-device 0 'clean' -- "$CTL" fsck "$victim"

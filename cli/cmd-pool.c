@@ -74,7 +74,8 @@ static int lock_target(const char *cmd, const char *path, int fd, int *ret_lock_
  * target and reports nothing while it does, so progress is read from outside: the resident
  * part of this process's mappings of the target (/proc/self/smaps, matched by device and inode)
  * against the pool's metadata size (pool_metadata_size), which is what format writes and fsck
- * reads. A line "format PATH: 42% of 83 MiB metadata, 210 MiB/s, ETA 0:01" is redrawn on stderr
+ * reads (format on a device: against the device's size, as it also overwrites the data area
+ * where that is not zero). A line "format PATH: 42% of 83 MiB metadata, 210 MiB/s, ETA 0:01" is redrawn on stderr
  * every 200 ms once the work has taken DAXPOOL_PROGRESS_DELAY_MS (500 ms); where no size or
  * mapping can be found it shows the time spent. Never with --json, never when stderr is not a
  * terminal, and the line is erased when the work ends.
@@ -83,7 +84,8 @@ struct progress {
 	const char *what, *path;
 	dev_t dev;
 	ino_t ino;
-	uint64_t total; /* metadata bytes, 0 if unknown */
+	uint64_t total; /* metadata bytes (whole device for format on one), 0 if unknown */
+	const char *unit; /* what total counts: "metadata" or "device" */
 	unsigned delay_ms;
 	atomic_bool done;
 	bool shown;
@@ -141,8 +143,8 @@ static void progress_draw(struct progress *p, uint64_t elapsed_ms)
 		ctl_format_bytes(got, done_s, sizeof(done_s));
 		ctl_format_bytes(p->total, total_s, sizeof(total_s));
 		ctl_format_bytes(rate, rate_s, sizeof(rate_s));
-		fprintf(stderr, "\r\033[K%s %s: %" PRIu64 "%% (%s of %s metadata), %s/s, ETA %" PRIu64 ":%02" PRIu64,
-			p->what, p->path, pct, done_s, total_s, rate_s, eta / 60, eta % 60);
+		fprintf(stderr, "\r\033[K%s %s: %" PRIu64 "%% (%s of %s %s), %s/s, ETA %" PRIu64 ":%02" PRIu64,
+			p->what, p->path, pct, done_s, total_s, p->unit, rate_s, eta / 60, eta % 60);
 	}
 	fflush(stderr);
 	p->shown = true;
@@ -171,7 +173,7 @@ static void progress_start(struct progress *p, const struct ctl *ctl, const char
 	struct stat st;
 	uint64_t size = 0;
 
-	*p = (struct progress){ .what = what, .path = path, .delay_ms = 500 };
+	*p = (struct progress){ .what = what, .path = path, .delay_ms = 500, .unit = "metadata" };
 	if (ctl->json || !isatty(STDERR_FILENO) || fstat(fd, &st) < 0)
 		return;
 	if (env && *env)
@@ -191,6 +193,11 @@ static void progress_start(struct progress *p, const struct ctl *ctl, const char
 	}
 	if (size && pool_metadata_size(size, NULL, &p->total) < 0)
 		p->total = 0;
+	/* format overwrites a device's data area where it is not zero (a file's it deallocates). */
+	if (size && S_ISCHR(st.st_mode) && strcmp(what, "format") == 0) {
+		p->total = size;
+		p->unit = "device";
+	}
 	p->running = pthread_create(&p->thread, NULL, progress_thread, p) == 0;
 }
 

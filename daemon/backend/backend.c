@@ -204,7 +204,11 @@ int backend_open_pool(struct backend *b, bool format_if_empty, struct pool **ret
 		if (!format_if_empty)
 			return backend_err(-ENODATA, "%s holds no daxpool pool (format it first)",
 					   b->path);
-		struct pool_format_params params = {.device_align = b->alignment};
+		/* With a file or sub-device per slice, slices never live in the pool's data area
+		 * (only address space, on a carved region not even accessible), and each is zeroed
+		 * when it is made: nothing there to scrub. */
+		struct pool_format_params params = {.device_align = b->alignment,
+						     .data_clean = b->slice_ops != NULL};
 		r = b->pool_map ? pool_format_range(b->pool_map, b->pool_map_len, &pool_memory_fs_ops,
 						     &params)
 				: pool_format_fd(b->fd, &params);

@@ -1,5 +1,7 @@
 /* The pool API: format, open with recovery, alloc/free/quarantine, lookup, iterate, stats. */
 #include <errno.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -39,6 +41,29 @@ static int align_class(uint64_t a, uint64_t *ret)
 
 /* ---- format ------------------------------------------------------------------------------ */
 
+#define SCRUB_CHUNK (UINT64_C(2) << 20)
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+}
+
+/* The data area reads as zeroes afterwards. Reading is cheaper than writing on persistent memory
+ * (and spares its endurance): a chunk that is zero already is left alone. */
+static void scrub(uint8_t *base, const struct pool_geometry *g, const struct pool_persist_ops *ops)
+{
+	for (uint64_t off = 0; off < g->data_size; off += SCRUB_CHUNK) {
+		uint8_t *p = base + g->data_off + off;
+		size_t len = (size_t)MIN(SCRUB_CHUNK, g->data_size - off);
+
+		if (all_zero(p, len))
+			continue;
+		memset(p, 0, len);
+		ops->flush(p, len);
+	}
+	ops->drain();
+}
+
 int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *ops,
 		      const struct pool_format_params *params)
 {
@@ -66,6 +91,9 @@ int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *
 	ops->flush(base + POOL_SB_A_OFF, POOL_SB_BYTES);
 	ops->flush(base + POOL_SB_B_OFF, POOL_SB_BYTES);
 	ops->drain();
+	/* No byte that was here may ever be granted (pool_format_fd may have deallocated it). */
+	if (!(params && params->data_clean))
+		scrub(base, &g, ops);
 	memset(base + g.log_off, 0, g.log_size);
 	memset(base + g.table_off, 0, g.table_capacity * POOL_RECORD_SIZE);
 	ops->flush(base + g.log_off, g.log_size);
@@ -76,6 +104,49 @@ int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *
 	ops->persist(base + POOL_SB_B_OFF, sizeof(sb));
 	memcpy(base + POOL_SB_A_OFF, sb, sizeof(sb));
 	ops->persist(base + POOL_SB_A_OFF, sizeof(sb));
+	return 0;
+}
+
+/* A regular file's data area: its blocks are deallocated, so they read as zeroes, which costs
+ * next to nothing where writing zeroes would write (and on tmpfs or hugetlbfs, allocate) the
+ * whole file; a file that was fully allocated (a daemon reserves its pool's memory) is allocated
+ * again. The superblocks are made invalid first: a crash in between leaves no pool, not an old
+ * pool without its data. Where the file system cannot, or fd is a device, pool_format_range
+ * overwrites what is not zero. */
+static int deallocate_data(int fd, struct pool_mapping *m, struct pool_format_params *prm)
+{
+	struct pool_geometry g;
+	struct stat st;
+	uint8_t *base = m->addr;
+	bool allocated;
+
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	if (geometry_compute(m->size, prm, &g) < 0 || g.data_size == 0)
+		return 0; /* pool_format_range says why */
+	allocated = (uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size;
+	memset(base + POOL_SB_A_OFF, 0, POOL_SB_BYTES);
+	memset(base + POOL_SB_B_OFF, 0, POOL_SB_BYTES);
+	m->ops.persist(base + POOL_SB_A_OFF, POOL_SB_BYTES);
+	m->ops.persist(base + POOL_SB_B_OFF, POOL_SB_BYTES);
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)g.data_off,
+		      (off_t)g.data_size) < 0)
+		return 0;
+	/* A file system may deallocate only whole blocks (hugetlbfs before Linux 6.3: whole huge
+	 * pages) and leave the partial ones at either end as they were. */
+	uint64_t blk = st.st_blksize > 0 ? (uint64_t)st.st_blksize : 4096;
+	uint64_t end = g.data_off + g.data_size;
+	uint64_t head = MIN(end, (g.data_off + blk - 1) / blk * blk);
+	uint64_t tail = MAX(head, end / blk * blk);
+
+	memset(base + g.data_off, 0, head - g.data_off);
+	m->ops.persist(base + g.data_off, head - g.data_off);
+	memset(base + tail, 0, end - tail);
+	m->ops.persist(base + tail, end - tail);
+	prm->data_clean = true;
+	if (allocated && fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)g.data_off, (off_t)g.data_size) < 0)
+		return pool_err(-errno, "cannot allocate the pool's data area again: %s",
+				strerror(errno));
 	return 0;
 }
 
@@ -109,6 +180,8 @@ int pool_format_fd(int fd, const struct pool_format_params *params)
 					      "region's pool (%llu bytes)",
 				     (unsigned long long)m.accessible, (unsigned long long)meta);
 	}
+	if (r == 0 && m.size == m.accessible)
+		r = deallocate_data(fd, &m, &prm);
 	if (r == 0)
 		r = pool_format_range(m.addr, m.size, &m.ops, &prm);
 	pool_mapping_close(&m);

@@ -72,6 +72,10 @@ struct pool_format_params {
 	uint64_t device_align;   /* range mode: alignment of the range's base, default 4K; fd mode:
 				  * a minimum above the source's own alignment (0 = the source's),
 				  * e.g. the huge page size of a hugetlbfs file */
+	bool data_clean;         /* range mode: the caller vouches that nothing in the range's
+				  * data area can reach a client (slices live elsewhere and are
+				  * zeroed when made; the area may be inaccessible): format does
+				  * not touch it */
 };
 
 /* An allocated extent. */
@@ -134,8 +138,11 @@ const char *pool_errormsg(void);
 
 /*
  * Writes a new, empty pool on the file or device-dax fd (mapped through libpmem2 for the call).
- * Whatever was there is lost. size is the whole file/device. Errors: -EINVAL (too small, bad
- * params), -ENOMEM, errors from libpmem2 mapping.
+ * Whatever was there is lost, and none of it can ever be granted: the data area reads as zeroes
+ * before the new superblocks are written (a file's blocks are deallocated where the file system
+ * can, everything else is overwritten; a crash before the end leaves no pool at all). size is
+ * the whole file/device. Errors: -EINVAL (too small, bad params), -ENOMEM, errors from libpmem2
+ * mapping.
  */
 int pool_format_fd(int fd, const struct pool_format_params *params);
 
@@ -150,8 +157,9 @@ int pool_format_fd(int fd, const struct pool_format_params *params);
  */
 int pool_open_fd(int fd, struct pool **ret_pool);
 
-/* Like pool_format_fd on a caller-provided range [addr, addr+size) with its own persistence.
- * addr must be 8-byte aligned (-EINVAL otherwise). */
+/* Like pool_format_fd on a caller-provided range [addr, addr+size) with its own persistence:
+ * the data area is overwritten with zeroes where it is not zero already, unless
+ * params->data_clean. addr must be 8-byte aligned (-EINVAL otherwise). */
 int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *ops,
 		      const struct pool_format_params *params);
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -304,6 +305,79 @@ static void test_runtime_state_per_pool(void **state)
 	test_daemon_cleanup(&a);
 	assert_int_equal(test_daemon_stop(&b, SIGTERM), 0);
 	test_daemon_cleanup(&b);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* Allocates 4 MiB slices from sock until the pool is full; each must read as zeroes; each is
+ * then filled with fill. Returns how many there were. */
+static int alloc_all_zero(const char *sock, uint8_t fill)
+{
+	struct daxpool *dp = NULL;
+	struct daxpool_slice *s = NULL;
+	char name[32];
+	int n = 0;
+
+	assert_int_equal(daxpool_connect(sock, &dp), 0);
+	for (;; n++) {
+		snprintf(name, sizeof(name), "scrub-%d", n);
+		int r = daxpool_alloc(dp, name, 4 << 20, DAXPOOL_ALIGN_4K, 0600, 0, &s);
+		if (r == -ENOSPC)
+			break;
+		assert_int_equal(r, 0);
+		size_t len = daxpool_slice_get_length(s);
+		uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED,
+				  daxpool_slice_get_fd(s), (off_t)daxpool_slice_get_offset(s));
+		assert_true(p != MAP_FAILED);
+		for (size_t i = 0; i < len; i++)
+			if (p[i])
+				fail_msg("slice %s (pool offset %llu) byte %zu is %#x: not zeroed", name,
+					 (unsigned long long)daxpool_slice_get_offset(s), i, p[i]);
+		memset(p, fill, len);
+		munmap(p, len);
+		assert_int_equal(daxpool_close(dp, &s), 0);
+	}
+	daxpool_disconnect(&dp);
+	return n;
+}
+
+/* No previous byte is ever granted: a pool formatted over a file full of a pattern (the daemon's
+ * --format-if-empty), then `daxpoolctl format --force` over that pool, its slices full of
+ * another pattern. Isolation "owner": slices are extents of the pool file itself. */
+static void test_format_scrubs_old_bytes(void **state)
+{
+	char dir[] = "/tmp/daxpool-scrub-XXXXXX", pool[96], sock[96], cmd[256];
+	const char *args[] = { "--emulate", pool, "--size", "64M", "--page", "4K",
+			       "--isolation", "owner", "--format-if-empty", NULL };
+	struct test_daemon d;
+	int fd, n;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(pool, sizeof(pool), "%s/pool", dir);
+	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
+	fd = open(pool, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	uint8_t *pat = malloc(1 << 20);
+	assert_non_null(pat);
+	memset(pat, 0xcd, 1 << 20);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(write(fd, pat, 1 << 20), 1 << 20);
+	free(pat);
+	close(fd);
+
+	assert_int_equal(test_daemon_start_at(&d, args, sock), 0);
+	n = alloc_all_zero(sock, 0xee);
+	assert_true(n >= 14); /* 64 MiB less the metadata, in 4 MiB slices */
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+
+	snprintf(cmd, sizeof(cmd), "'%s' format --force '%s' >/dev/null", DAXPOOLCTL_PATH, pool);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(test_daemon_start_at(&d, args, sock), 0);
+	assert_int_equal(alloc_all_zero(sock, 0x11), n);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	assert_int_equal(system(cmd), 0);
 }
@@ -672,6 +746,7 @@ int main(void)
 		cmocka_unit_test(test_busy_poll_is_bounded),
 		cmocka_unit_test(test_one_daemon_per_pool),
 		cmocka_unit_test(test_runtime_state_per_pool),
+		cmocka_unit_test(test_format_scrubs_old_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

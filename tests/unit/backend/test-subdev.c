@@ -152,7 +152,8 @@ static void test_offset_of(void **state)
 static void test_pool_over_reservation(void **state)
 {
 	const uint64_t span = 2 * GiB;
-	struct pool_format_params prm = { .device_align = 2 * MiB };
+	/* The data area is inaccessible: slices are sub-devices, zeroed when carved. */
+	struct pool_format_params prm = { .device_align = 2 * MiB, .data_clean = true };
 	struct pool_alloc_req req = { .size = 4096, .align = POOL_ALIGN_4K, .name = "a", .mode = 0600 };
 	struct pool_extent e4k, e2m, e1g;
 	struct pool_stats st;

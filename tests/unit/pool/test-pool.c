@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -93,6 +94,64 @@ static const char *tmpdir(void)
 {
 	const char *t = getenv("TMPDIR");
 	return t && *t ? t : "/tmp";
+}
+
+/* No byte of what was there before a format can be granted: a file's data area (fully
+ * allocated, as a daemon reserves it, or sparse) and a caller's range read as zeroes after, the
+ * allocated file stays allocated, a range the caller vouches for is not touched. */
+static void test_format_scrubs(void **state)
+{
+	char path[4096];
+	struct pool *p = NULL;
+	struct pool_stats st;
+	struct stat sb;
+	uint8_t *m;
+	(void)state;
+
+	for (int sparse = 0; sparse < 2; sparse++) {
+		snprintf(path, sizeof(path), "%s/daxpool-test-XXXXXX", tmpdir());
+		int fd = mkstemp(path);
+		assert_true(fd >= 0);
+		unlink(path);
+		assert_int_equal(ftruncate(fd, 32 * MiB), 0);
+		m = mmap(NULL, 32 * MiB, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		assert_true(m != MAP_FAILED);
+		if (sparse)
+			memset(m + 20 * MiB, 0xab, 3 * MiB + 5); /* the rest is a hole */
+		else
+			memset(m, 0xab, 32 * MiB);
+		assert_int_equal(msync(m, 32 * MiB, MS_SYNC), 0);
+		assert_int_equal(pool_format_fd(fd, NULL), 0);
+		assert_int_equal(pool_open_fd(fd, &p), 0);
+		pool_get_stats(p, &st);
+		pool_delete(&p);
+		for (uint64_t i = st.data_offset; i < 32 * MiB; i++)
+			if (m[i])
+				fail_msg("byte %llu of the data area is %#x after format",
+					 (unsigned long long)i, m[i]);
+		assert_int_equal(fstat(fd, &sb), 0);
+		if (!sparse)
+			assert_true((uint64_t)sb.st_blocks * 512 >= 32 * MiB);
+		munmap(m, 32 * MiB);
+		close(fd);
+	}
+
+	/* A caller's range: overwritten where it is not zero; untouched with data_clean. */
+	struct pool_format_params clean = { .data_clean = true };
+	m = mmap(NULL, 16 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(m != MAP_FAILED);
+	memset(m, 0x5a, 16 * MiB);
+	assert_int_equal(pool_format_range(m, 16 * MiB, &pool_memory_fs_ops, &clean), 0);
+	assert_int_equal(m[16 * MiB - 1], 0x5a);
+	assert_int_equal(pool_format_range(m, 16 * MiB, &pool_memory_fs_ops, NULL), 0);
+	assert_int_equal(pool_open_range(m, 16 * MiB, &pool_memory_fs_ops, &p), 0);
+	pool_get_stats(p, &st);
+	pool_delete(&p);
+	for (uint64_t i = st.data_offset; i < 16 * MiB; i++)
+		if (m[i])
+			fail_msg("byte %llu of the range's data area is %#x after format",
+				 (unsigned long long)i, m[i]);
+	munmap(m, 16 * MiB);
 }
 
 static void test_file_persistence_pmem2(void **state)
@@ -845,6 +904,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_open_roundtrip),
 		cmocka_unit_test(test_file_persistence_pmem2),
+		cmocka_unit_test(test_format_scrubs),
 		cmocka_unit_test(test_memory_fs_no_msync),
 		cmocka_unit_test(test_alignment),
 		cmocka_unit_test(test_names),

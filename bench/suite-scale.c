@@ -13,6 +13,8 @@
  *    daemon's memory from outside (/proc/PID/status RssAnon = its heap and stacks, smaps_rollup
  *    Pss which also counts the pool's mapped table pages) minus the same after start-up, per
  *    live allocation. Target: <= 256 bytes of anonymous memory per live allocation.
+ *  - restart: at the largest count the daemon is killed and started again on the pool, three
+ *    times; fork to first answer. Target: < 1 s (open and recovery of every record).
  *   daxpool-bench scale [--dir DIR] [--counts N,N,...] [--duration S] [--quick]
  */
 #include <errno.h>
@@ -28,6 +30,7 @@
 
 #include "bench.h"
 #include "daxpool.h"
+#include "macro.h"
 #include "pool.h"
 
 #define SUITE "scale"
@@ -36,6 +39,7 @@
 #define MAX_CLIENTS 256
 #define FILLERS 4
 #define TARGET_BYTES_PER_LIVE 256.0
+#define TARGET_RESTART_MS 1000.0
 
 struct scale {
 	char dir[PATH_MAX], sock[PATH_MAX + 8], pool[PATH_MAX + 8];
@@ -266,6 +270,30 @@ int suite_scale(const struct bench_opts *o)
 			report_point(&s, c, &pt);
 	}
 	daxpool_disconnect(&ctl);
+	/* Open and recovery at the largest live count: the daemon is killed (no clean shutdown) and
+	 * started again on the same pool; the time is from fork to its first answer (process start,
+	 * pool mapping, recovery scan of every record, the DRAM index rebuilt, slice objects
+	 * reconciled), three times. */
+	double restart_ms[3] = {0};
+	for (unsigned i = 0; r == 0 && s.pid > 0 && i < 3; i++) {
+		uint64_t t0;
+
+		kill(s.pid, SIGKILL);
+		(void)bench_daemon_stop(&s.pid);
+		unlink(s.sock);
+		t0 = bench_now_ns();
+		r = bench_daemon_start(o, s.sock, args, &s.pid);
+		restart_ms[i] = (double)(bench_now_ns() - t0) / 1e6;
+		if (r == 0) {
+			json_object *p = params_new(&s, 0, s.live);
+
+			json_object_object_del(p, "clients");
+			json_object_object_del(p, "duration_s");
+			json_object_object_add(p, "test", json_object_new_string("restart after SIGKILL"));
+			json_object_object_add(p, "run", json_object_new_int((int)i));
+			bench_row(SUITE, "daxpoold", "restart_after_kill_ms", restart_ms[i], "ms", p);
+		}
+	}
 	int st = s.pid > 0 ? bench_daemon_stop(&s.pid) : 0;
 	bench_rmdir(s.dir);
 	if (r < 0)
@@ -279,6 +307,11 @@ int suite_scale(const struct bench_opts *o)
 		 (unsigned long long)max_live);
 	bench_target_row(SUITE, "target_daemon_bytes_per_live", what, anon_per_live,
 			 TARGET_BYTES_PER_LIVE, "bytes", anon_per_live <= TARGET_BYTES_PER_LIVE);
+	double worst = MAX(restart_ms[0], MAX(restart_ms[1], restart_ms[2]));
+	snprintf(what, sizeof(what), "restart after SIGKILL (open + recovery) < 1000 ms at %llu live",
+		 (unsigned long long)max_live);
+	bench_target_row(SUITE, "target_restart_ms", what, worst, TARGET_RESTART_MS, "ms",
+			 worst < TARGET_RESTART_MS);
 	json_object *m = json_object_new_object();
 	json_object_object_add(m, "pool_dir", json_object_new_string(s.dir));
 	bench_machine_row(SUITE, load0, m);

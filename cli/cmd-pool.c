@@ -214,10 +214,30 @@ static void progress_stop(struct progress *p)
 	}
 }
 
+struct format_args {
+	bool force;
+	uint64_t records;
+};
+
 static int format_option(int c, const char *arg, void *userdata)
 {
-	if (c == 'f' || c == 'r') { /* format --force, fsck --repair */
+	/* format --force (the first member of struct format_args), fsck --repair */
+	if (c == 'f' || c == 'r') {
 		*(bool *)userdata = true;
+		return CTL_EXIT_OK;
+	}
+	if (c == 'R') { /* format --records N */
+		struct format_args *a = userdata;
+		char *end;
+		unsigned long long n;
+
+		errno = 0;
+		n = strtoull(arg, &end, 10);
+		if (errno || end == arg || *end || arg[0] == '-' || n < 64 || n > (1ull << 26)) {
+			log_error("format: --records must be 64..%llu, not \"%s\"", 1ull << 26, arg);
+			return CTL_EXIT_USAGE;
+		}
+		a->records = n;
 		return CTL_EXIT_OK;
 	}
 	return CTL_EXIT_USAGE;
@@ -225,14 +245,15 @@ static int format_option(int c, const char *arg, void *userdata)
 
 int cmd_format(struct ctl *ctl, int argc, char **argv)
 {
-	static const struct option options[] = { { "force", no_argument, NULL, 'f' }, {} };
+	static const struct option options[] = { { "force", no_argument, NULL, 'f' },
+						 { "records", required_argument, NULL, 'R' }, {} };
+	struct format_args args = {0};
 	_cleanup_(closep) int fd = -1, lock_fd = -1;
 	struct progress progress;
-	bool force = false;
 	const char *path;
 	int r, first;
 
-	r = ctl_parse_options(ctl, argc, argv, "f", options, format_option, &force, &first);
+	r = ctl_parse_options(ctl, argc, argv, "fR:", options, format_option, &args, &first);
 	if (r != CTL_EXIT_OK)
 		return r < 0 ? CTL_EXIT_OK : r;
 	if ((r = ctl_check_operands("format", argc - first, 1, 1)) != CTL_EXIT_OK)
@@ -248,13 +269,17 @@ int cmd_format(struct ctl *ctl, int argc, char **argv)
 		return r;
 	/* pool_check finds a pool, even a damaged one; only -ENODATA means there is none. */
 	r = pool_check_fd(fd, false);
-	if (r != -ENODATA && r != -EINVAL && !force) {
+	if (r != -ENODATA && r != -EINVAL && !args.force) {
 		log_error("format: %s already holds a daxpool pool%s; --force overwrites it (every slice is lost)",
 			  path, r == -EPROTONOSUPPORT ? " of another format version" : "");
 		return CTL_EXIT_FAILURE;
 	}
 	progress_start(&progress, ctl, "format", path, fd);
-	r = pool_format_fd(fd, NULL);
+	{
+		struct pool_format_params prm = { .table_capacity = args.records };
+
+		r = pool_format_fd(fd, &prm);
+	}
 	progress_stop(&progress);
 	if (r < 0) {
 		log_error("format %s: %s", path, pool_errormsg());

@@ -37,10 +37,11 @@ static const struct ctl_command commands[] = {
 	  "  fragmentation, slices, quarantined slices, bad blocks, zeroing backlog and pins.\n"
 	  "  --prometheus: the same in the Prometheus text format (node_exporter textfile).\n" },
 	{ "format", cmd_format, "write a new, empty pool on a device or file (offline)",
-	  "daxpoolctl [--json] format [--force] DEVICE|FILE\n"
+	  "daxpoolctl [--json] format [--force] [--records N] DEVICE|FILE\n"
 	  "  Writes an empty daxpool pool on a device-dax device or a regular file. Refuses a target\n"
 	  "  another process holds open or mapped (daxpoold, its clients), and one that already holds\n"
-	  "  a daxpool pool unless --force is given (every slice in it is lost).\n" },
+	  "  a daxpool pool unless --force is given (every slice in it is lost). --records N: room\n"
+	  "  for N slices (64..67108864; default one per 64 KiB of pool; 320 bytes each).\n" },
 	{ "fsck", cmd_fsck, "check (and repair) a pool's metadata (offline)",
 	  "daxpoolctl [--json] fsck [--repair] DEVICE|FILE\n"
 	  "  Checks both superblock copies, the log, every record, overlaps and names. --repair fixes\n"

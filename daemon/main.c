@@ -107,6 +107,7 @@ static int pool_start(struct daxpoold *d)
 		.device_path = device_path(d),
 		.file_path = d->opts.emulate_path,
 		.expected_uuid = d->opts.has_expected_uuid ? d->opts.expected_uuid : NULL,
+		.records = d->opts.records,
 	};
 	struct backend_pool_info info = {};
 	struct backend_badblock_stats bb;

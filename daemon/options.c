@@ -1,5 +1,9 @@
 /* daxpoold's command line and JSON config file; see options.h and docs/CONFIG.md. */
 #include "options.h"
+
+/* The pool's record capacity bounds (docs/FORMAT.md: 64 .. 2^26). */
+#define RECORDS_MIN 64u
+#define RECORDS_MAX (1u << 26)
 #include "build-config.h"
 #include "log.h"
 #include "macro.h"
@@ -79,6 +83,8 @@ void options_print_help(const char *argv0)
 	       "                         (default for --emulate; never over an existing pool)\n"
 	       "      --no-format        refuse to start on a backend without a pool\n"
 	       "      --busy-poll-us N   after a request, poll without sleeping for N µs (default 50, 0 = off)\n"
+	       "      --records N        when formatting: room for N slices (64..67108864; default\n"
+	       "                         one per 64 KiB of pool)\n"
 	       "      --isolation MODE   auto|slice|owner|shared: how a client is confined to its\n"
 	       "                         slices (default auto: slice where the backend can)\n"
 	       "      --metrics-file PATH\n"
@@ -479,6 +485,11 @@ int options_load_config(struct daxpoold_options *opts, const char *path)
 			r = config_get_uint(v, "metrics_interval_s", 3600, &opts->metrics_interval_s);
 			if (r == 0 && opts->metrics_interval_s == 0)
 				r = log_error_errno(-EINVAL, "config: \"metrics_interval_s\" must be at least 1");
+		} else if (strcmp(key, "records") == 0) {
+			r = config_get_uint(v, "records", RECORDS_MAX, &opts->records);
+			if (r == 0 && opts->records && opts->records < RECORDS_MIN)
+				r = log_error_errno(-EINVAL, "config: \"records\" must be %u..%u (or 0 for the default)",
+						    RECORDS_MIN, RECORDS_MAX);
 		} else if (strcmp(key, "busy_poll_us") == 0) {
 			r = config_get_uint(v, "busy_poll_us", 100000, &opts->busy_poll_us);
 		} else if (strcmp(key, "isolation") == 0) {
@@ -570,6 +581,7 @@ enum {
 	OPT_BUSY_POLL,
 	OPT_ISOLATION,
 	OPT_METRICS_FILE,
+	OPT_RECORDS,
 };
 
 bool isolation_name_valid(const char *name)
@@ -597,6 +609,7 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 		{ "busy-poll-us", required_argument, NULL, OPT_BUSY_POLL },
 		{ "isolation", required_argument, NULL, OPT_ISOLATION },
 		{ "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
+		{ "records", required_argument, NULL, OPT_RECORDS },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -606,7 +619,7 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 	const char *socket = NULL, *device = NULL, *emulate = NULL, *config = NULL;
 	uint64_t size = 0, page = 0;
 	int level = -1, format = -1, c, r;
-	long busy_poll = -1;
+	long busy_poll = -1, records = -1;
 	const char *isolation = NULL, *metrics_file = NULL;
 	bool foreground = false, page_given = false;
 
@@ -665,6 +678,16 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 				return log_error_errno(-EINVAL, "--busy-poll-us: must be 0..100000, not \"%s\"", optarg);
 			break;
 		}
+		case OPT_RECORDS: {
+			char *end;
+
+			errno = 0;
+			records = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || records < RECORDS_MIN || records > RECORDS_MAX)
+				return log_error_errno(-EINVAL, "--records: must be %u..%u, not \"%s\"",
+						       RECORDS_MIN, RECORDS_MAX, optarg);
+			break;
+		}
 		case OPT_METRICS_FILE:
 			if (optarg[0] != '/')
 				return log_error_errno(-EINVAL, "--metrics-file: must be an absolute path, not \"%s\"", optarg);
@@ -713,6 +736,8 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 	opts->foreground = foreground;
 	if (busy_poll >= 0)
 		opts->busy_poll_us = (unsigned)busy_poll;
+	if (records >= 0)
+		opts->records = (unsigned)records;
 	if (metrics_file && set_string(&opts->metrics_file, metrics_file) < 0)
 		return log_error_errno(-ENOMEM, "out of memory");
 	if (isolation) {

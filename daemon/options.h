@@ -71,6 +71,7 @@ struct daxpoold_options {
 	unsigned send_timeout_s;  /* a client that does not take a reply for this long is dropped */
 	unsigned idle_timeout_s;  /* connections holding no slice are closed after this; 0 = never */
 	unsigned busy_poll_us;	  /* the loop polls without sleeping this long after a request */
+	unsigned records;	  /* record capacity of a pool this daemon formats; 0 = the default */
 	char *admin_group;	  /* members (and root) may administer */
 	char *isolation;	  /* "auto" (NULL), "slice", "owner" or "shared" (docs/SECURITY.md) */
 	char *tenant;		  /* owner isolation: the one user (name or uid) served; NULL = the

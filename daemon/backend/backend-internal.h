@@ -52,6 +52,7 @@ struct backend {
 
 	enum backend_isolation isolation;
 	bool huge; /* emulated: the file is on hugetlbfs */
+	uint64_t records; /* backend_config.records */
 	int lock_fd; /* the pool lock (pool_lock): held while the backend is open, or -1 */
 	int ro_fd; /* a read-only reopen of fd for read-only grants of the whole device, or -1 */
 	/* SLICE mode: the kind's object operations and private state; NULL otherwise. */

@@ -60,6 +60,7 @@ int backend_open(const struct backend_config *cfg, struct backend **ret)
 	}
 
 	b->isolation = cfg->isolation;
+	b->records = cfg->records;
 	switch (cfg->kind) {
 	case BACKEND_DEVDAX:
 		if (!cfg->device_path || !*cfg->device_path)
@@ -208,6 +209,7 @@ int backend_open_pool(struct backend *b, bool format_if_empty, struct pool **ret
 		 * (only address space, on a carved region not even accessible), and each is zeroed
 		 * when it is made: nothing there to scrub. */
 		struct pool_format_params params = {.device_align = b->alignment,
+						     .table_capacity = b->records,
 						     .data_clean = b->slice_ops != NULL};
 		r = b->pool_map ? pool_format_range(b->pool_map, b->pool_map_len, &pool_memory_fs_ops,
 						     &params)

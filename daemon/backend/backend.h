@@ -90,6 +90,7 @@ struct backend_config {
 				  * file's size (then the file must exist) */
 	uint64_t page_size;	 /* emulated: 4096, 2 MiB or 1 GiB */
 	bool create;		 /* emulated: create and size the file when it does not exist */
+	uint64_t records;	 /* record capacity when backend_open_pool formats; 0 = default */
 	/* NULL, or the 16-byte UUID the pool must have: backend_open_pool refuses another pool
 	 * (and refuses to format) with -ESTALE, so a renumbered /dev/daxX.Y is never trusted. */
 	const uint8_t *expected_uuid;

@@ -163,7 +163,7 @@ static int emulated_setup(struct backend *b, const struct backend_config *cfg, b
 	if (cfg->isolation == BACKEND_ISOLATION_SLICE) {
 		/* Slices live in files of their own: the pool file holds only metadata, and its
 		 * data area is address space (never touched, so it costs no memory). */
-		struct pool_format_params prm = {.device_align = ps};
+		struct pool_format_params prm = {.device_align = ps, .table_capacity = cfg->records};
 		r = pool_metadata_size(size, &prm, &reserve);
 		if (r < 0)
 			return backend_err(r, "%s: %s", path, pool_errormsg());

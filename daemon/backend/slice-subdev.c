@@ -762,7 +762,7 @@ int slice_subdev_setup(struct backend *b, bool required)
 	if (r == 0)
 		r = subdev_geometry_check(&g, &span);
 	if (r == 0) {
-		struct pool_format_params prm = { .device_align = align };
+		struct pool_format_params prm = { .device_align = align, .table_capacity = b->records };
 
 		r = pool_metadata_size(span, &prm, &meta);
 		if (r < 0)

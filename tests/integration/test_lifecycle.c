@@ -382,6 +382,69 @@ static void test_format_scrubs_old_bytes(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* The record capacity is chosen at format: the daemon's --records (a 64 MiB pool's default is
+ * 1024, one per 64 KiB; with --records 8192 it holds 3000 live 4 KiB slices), and daxpoolctl
+ * format --records; out-of-range values are usage errors. */
+static void test_records_setting(void **state)
+{
+	char dir[] = "/tmp/daxpool-records-XXXXXX", pool[96], sock[96], cmd[256], out[4096];
+	const char *args[] = { "--emulate", pool, "--size", "64M", "--page", "4K",
+			       "--isolation", "owner", "--format-if-empty", "--records", "8192", NULL };
+	const char *plain[] = { "--emulate", pool, "--size", "64M", "--page", "4K",
+				"--isolation", "owner", NULL };
+	struct test_daemon d;
+	struct daxpool_stats st;
+	struct daxpool *dp = NULL;
+	struct daxpool_slice *s = NULL;
+	char name[32];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(pool, sizeof(pool), "%s/pool", dir);
+	snprintf(sock, sizeof(sock), "%s/s.sock", dir);
+	assert_int_equal(test_daemon_start_at(&d, args, sock), 0);
+	stats_of(sock, &st);
+	assert_int_equal(st.table_capacity, 8192);
+	assert_int_equal(daxpool_connect(sock, &dp), 0);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "r-%d", i);
+		assert_int_equal(daxpool_alloc(dp, name, 4096, DAXPOOL_ALIGN_4K, 0600, 0, &s), 0);
+		assert_int_equal(daxpool_close(dp, &s), 0);
+	}
+	daxpool_disconnect(&dp);
+	stats_of(sock, &st);
+	assert_int_equal(st.slices, 3000);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+
+	/* daxpoolctl format --records; the default; bad values */
+	snprintf(cmd, sizeof(cmd), "'%s' format --force --records 5000 '%s' >/dev/null", DAXPOOLCTL_PATH, pool);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(test_daemon_start_at(&d, plain, sock), 0);
+	stats_of(sock, &st);
+	assert_int_equal(st.table_capacity, 5000);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+	snprintf(cmd, sizeof(cmd), "'%s' format --force '%s' >/dev/null", DAXPOOLCTL_PATH, pool);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(test_daemon_start_at(&d, plain, sock), 0);
+	stats_of(sock, &st);
+	assert_int_equal(st.table_capacity, 1024);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+	const char *ctl_bad[] = { DAXPOOLCTL_PATH, "format", "--force", "--records", "63", pool, NULL };
+	assert_int_equal(run_capture(ctl_bad, out, sizeof(out)), 2);
+	const char *d_bad[] = { DAXPOOLD_PATH, "--records", "67108865", "--emulate", pool, NULL };
+	assert_int_equal(run_capture(d_bad, out, sizeof(out)), 2);
+	/* A capacity whose table does not fit the pool is refused, the old pool left alone. */
+	snprintf(cmd, sizeof(cmd), "'%s' format --force --records 1000000 '%s' 2>/dev/null", DAXPOOLCTL_PATH, pool);
+	assert_int_equal(system(cmd) != 0, 1);
+	snprintf(cmd, sizeof(cmd), "'%s' fsck '%s' >/dev/null", DAXPOOLCTL_PATH, pool);
+	assert_int_equal(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void test_usage_errors(void **state)
 {
 	char out[4096];
@@ -747,6 +810,7 @@ int main(void)
 		cmocka_unit_test(test_one_daemon_per_pool),
 		cmocka_unit_test(test_runtime_state_per_pool),
 		cmocka_unit_test(test_format_scrubs_old_bytes),
+		cmocka_unit_test(test_records_setting),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

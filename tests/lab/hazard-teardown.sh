@@ -1,0 +1,126 @@
+#!/bin/bash
+# Kernel hazard 1 (docs/VERIFICATION.md "Kernel hazards"): a device-dax device is disabled and
+# destroyed while a long-term pin (io_uring registration, else RDMA MR) holds its pages; the later
+# unpin (and I/O through the pin) touches memory the kernel no longer considers the device's.
+# Run in a throw-away lab guest — it is expected to oops:
+#
+#   lab.sh run --kernel K --align 2M -- BUILD/tests/lab/hazard-teardown.sh namespace
+#   lab.sh run --kernel K --align none --memory 6G --append "memmap=2G%4G+0xefffffff" \
+#       -- BUILD/tests/lab/hazard-teardown.sh subdevice
+#
+# namespace: the lab's NVDIMM namespace ($DAXPOOL_LAB_DEVICE), torn down with `daxctl
+# disable-device` and `ndctl disable-namespace` + `destroy-namespace`. subdevice: a 64 MiB
+# sub-device carved on the soft-reserved dynamic region, torn down with `daxctl disable-device` +
+# `destroy-device`, and the same range carved again while still pinned. Every step prints its
+# exit status and time; the pinning process is lab-pin-hold. Exit 0 when the sequence ran to the
+# end (the verdict is the kernel's: the lab run fails on the oops it logs).
+#
+# The daxpool side of the same sequence: `daxpoolctl verify`'s teardown checks (destroy refused
+# while a slice is pinned; a freed extent with a declared pin is never handed out again).
+set -uo pipefail
+KIND=${1:?usage: hazard-teardown.sh namespace|subdevice [io_uring|rdma|auto]}
+MODE=${2:-auto}
+BUILD=${DAXPOOL_LAB_BUILD:?no DAXPOOL_LAB_BUILD}
+MODROOT=${DAXPOOL_LAB_MODROOT:-}
+HOLD=$BUILD/tests/lab/lab-pin-hold
+LEN=$((4 << 20))
+t0=${EPOCHREALTIME/./}
+say() { printf 'hazard[%6d ms]: %s\n' $(((${EPOCHREALTIME/./} - t0) / 1000)) "$*"; }
+modload() { modprobe -C /dev/null -d "$MODROOT" -a "$@"; }
+step() { # DESCRIPTION CMD...: runs, prints exit status and milliseconds
+	local d=$1 s e rc out
+	shift
+	s=${EPOCHREALTIME/./}
+	out=$("$@" 2>&1)
+	rc=$?
+	e=${EPOCHREALTIME/./}
+	say "$d: exit $rc in $(((e - s) / 1000)) ms${out:+ — $(tr '\n' ' ' <<<"$out" | cut -c1-200)}"
+	return $rc
+}
+[ -x "$HOLD" ] || { say "no $HOLD (cmake --build BUILD)"; exit 2; }
+say "kernel $(uname -r), $KIND, pin $MODE"
+
+# RDMA for the kernels whose io_uring refuses device-dax (soft-RoCE on a dummy netdev, as
+# tests/lab/verify.sh does; nothing leaves the guest).
+modload crc32_generic >/dev/null 2>&1
+modload crc32_pclmul >/dev/null 2>&1
+if modload dummy rdma_rxe ib_uverbs 2>/dev/null; then
+	ip link add dummy0 type dummy 2>/dev/null
+	ip addr add 10.254.77.1/24 dev dummy0 2>/dev/null
+	ip link set dummy0 up
+	rdma link add rxe0 type rxe netdev dummy0 2>/dev/null
+fi
+
+case "$KIND" in
+namespace)
+	DEV=${DAXPOOL_LAB_DEVICE:?run with a namespace: --align 2M}
+	name=${DEV#/dev/}
+	ns=$(ndctl list -N 2>/dev/null | sed -n 's/.*"dev":"\(namespace[0-9.]*\)".*/\1/p' | head -n1)
+	;;
+subdevice)
+	modload device_dax dax_hmem || { say "modprobe device_dax dax_hmem failed"; exit 2; }
+	seed=""
+	for d in /sys/bus/dax/devices/dax*.0; do
+		[ -e "$d" ] && seed=${d##*/} && break
+	done
+	[ -n "$seed" ] || { say "no dynamic dax region (boot with --append memmap=2G%4G+0xefffffff)"; exit 2; }
+	region=$(readlink -f "/sys/bus/dax/devices/$seed/../dax_region" 2>/dev/null)
+	rid=${seed#dax}
+	rid=${rid%.0}
+	say "region $rid ($region): seed $seed, size $(cat "/sys/bus/dax/devices/$seed/size")"
+	# Empty the seed (it spans the region; device 0 of a region cannot be deleted, only shrunk).
+	daxctl disable-device "$seed" >/dev/null 2>&1
+	daxctl destroy-device "$seed" >/dev/null 2>&1
+	out=$(daxctl create-device -r "$rid" -s 64M -a 2M 2>&1)
+	name=$(sed -n 's/.*"chardev":"\(dax[0-9.]*\)".*/\1/p' <<<"$out" | head -n1)
+	[ -n "$name" ] || { say "daxctl create-device failed: $out"; exit 2; }
+	DEV=/dev/$name
+	for _ in $(seq 50); do [ -c "$DEV" ] && break; sleep 0.1; done
+	say "carved $name: $(cat "/sys/bus/dax/devices/$name/mapping0/start" 2>/dev/null)-$(cat "/sys/bus/dax/devices/$name/mapping0/end" 2>/dev/null)"
+	;;
+*)
+	say "unknown kind $KIND"
+	exit 2
+	;;
+esac
+
+# The pinning process, its stdin a fifo: one line tells it to read through the pin and unpin.
+fifo=/run/hazard-pin.$$
+mkfifo "$fifo"
+"$HOLD" "$DEV" "$LEN" "$MODE" <"$fifo" >/run/hazard-pin.out 2>&1 &
+hold=$!
+exec 7>"$fifo"
+for _ in $(seq 300); do
+	grep -q '^pinned\|^error' /run/hazard-pin.out 2>/dev/null && break
+	sleep 0.1
+done
+say "lab-pin-hold: $(tr '\n' ' ' </run/hazard-pin.out)"
+grep -q '^pinned' /run/hazard-pin.out || { say "no pin: nothing to reproduce"; exit 2; }
+
+case "$KIND" in
+namespace)
+	step "daxctl disable-device $name (pinned)" daxctl disable-device "$name"
+	[ -n "$ns" ] && step "ndctl disable-namespace $ns (pinned)" ndctl disable-namespace "$ns"
+	[ -n "$ns" ] && step "ndctl destroy-namespace -f $ns (pinned)" ndctl destroy-namespace -f "$ns"
+	;;
+subdevice)
+	step "daxctl disable-device $name (pinned)" daxctl disable-device "$name"
+	step "daxctl destroy-device $name (pinned)" daxctl destroy-device "$name"
+	out=$(daxctl create-device -r "$rid" -s 64M -a 2M 2>&1)
+	again=$(sed -n 's/.*"chardev":"\(dax[0-9.]*\)".*/\1/p' <<<"$out" | head -n1)
+	say "carved again while pinned: ${again:-failed: $out} $(cat "/sys/bus/dax/devices/$again/mapping0/start" 2>/dev/null)"
+	;;
+esac
+say "telling lab-pin-hold to read through the pin and unpin"
+echo go >&7
+exec 7>&-
+for _ in $(seq 100); do
+	kill -0 "$hold" 2>/dev/null || break
+	sleep 0.1
+done
+wait "$hold" 2>/dev/null
+say "lab-pin-hold exited $? ($(tr '\n' ' ' </run/hazard-pin.out))"
+sleep 2
+say "kernel log since the pin:"
+dmesg | grep -E 'BUG|Oops|RIP|Call Trace|^\[[ 0-9.]+\]  [a-z_]' | head -n 40
+exit 0

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs the kernel hazards' reproducers, each in its own throw-away lab guest, on the given kernel
+# generations, and keeps their console output (docs/VERIFICATION.md "Kernel hazards").
+#
+#   hazards.sh --build BUILD [--kernel all|5.10,6.1,...] [--only NAME,...] [--results DIR]
+#
+# NAME: teardown-namespace (hazard-teardown.sh namespace on a 2M namespace), teardown-subdevice
+# and placement (hazard-teardown.sh subdevice, hazard-placement.sh, on a soft-reserved dynamic
+# region). A reproducer's guest is expected to oops: the lab run's own verdict is recorded, not
+# obeyed. For every run DIR/GEN-NAME.txt holds the reproducer's lines and the first kernel oops
+# (from its "BUG:"/"Oops" line to the end of its trace); DIR/summary.txt one line per run.
+# Never run by ctest: an oops is what these are for.
+set -euo pipefail
+# shellcheck source=lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+build="" kernels=all only="teardown-namespace,teardown-subdevice,placement" results=""
+while [ "$#" -gt 0 ]; do
+	case "$1" in
+	-b | --build) build=$2; shift ;;
+	-k | --kernel) kernels=$2; shift ;;
+	--only) only=$2; shift ;;
+	-o | --results) results=$2; shift ;;
+	*) die "hazards.sh: unknown option $1" ;;
+	esac
+	shift
+done
+[ -n "$build" ] || die "hazards.sh needs --build BUILD"
+build=$(cd "$build" && pwd)
+[ -x "$build/tests/lab/lab-pin-hold" ] || die "$build/tests/lab/lab-pin-hold is not built"
+if [ "$kernels" = all ]; then gens=("${LAB_GENERATIONS[@]}"); else IFS=, read -r -a gens <<<"$kernels"; fi
+IFS=, read -r -a names <<<"$only"
+results=${results:-$LAB_CACHE/hazards-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$results"
+results=$(cd "$results" && pwd)
+dyn=(--align none --memory 6G --append "memmap=2G%4G+0xefffffff")
+: >"$results/summary.txt"
+for g in "${gens[@]}"; do
+	g=$(lab_generation "$g")
+	for n in "${names[@]}"; do
+		case "$n" in
+		teardown-namespace) args=(--align 2M -- "$build/tests/lab/hazard-teardown.sh" namespace) ;;
+		teardown-subdevice) args=("${dyn[@]}" -- "$build/tests/lab/hazard-teardown.sh" subdevice) ;;
+		placement) args=("${dyn[@]}" -- "$build/tests/lab/hazard-placement.sh") ;;
+		*) die "unknown reproducer $n" ;;
+		esac
+		run=$results/$g-$n
+		set +e
+		"$lab_dir/lab.sh" run --kernel "$g" --quiet --timeout 600 --build "$build" --results "$run" "${args[@]}" \
+			>"$run.lab.log" 2>&1
+		rc=$?
+		set -e
+		{
+			echo "# $n on $(jq -r .kernel "$run/lab.json" 2>/dev/null) — lab verdict: $(jq -r '.error // "ok"' "$run/lab.json" 2>/dev/null | cut -c1-160)"
+			tr -d '\r' <"$run/console.log" | grep -a '^hazard' || true
+			echo "# first oops"
+			tr -d '\r' <"$run/console.log" | sed -E 's/^.*(\[ *[0-9]+\.[0-9]+\] )/\1/' |
+				awk '/\] (BUG: |Oops|general protection fault|kernel BUG at)/ { on = 1 }
+				     on { print; if (/---\[ end trace/ || ++n >= 45) exit }' || true
+		} >"$run.txt"
+		oops=$(grep -a -m1 -E '\] (BUG: |Oops|general protection fault|kernel BUG at)' "$run.txt" | sed -E 's/^\[ *[0-9.]+\] //' || true)
+		result=$(grep -a -m1 'RESULT:' "$run.txt" | sed 's/^hazard: RESULT: //' || true)
+		printf '%-5s %-19s lab exit %d; %s%s\n' "$g" "$n" "$rc" "${oops:-no oops}" "${result:+; $result}" |
+			tee -a "$results/summary.txt"
+	done
+done
+log "results in $results"

@@ -253,7 +253,11 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 		if (req.owner_gid != DXP_OWNER_CALLER)
 			preq.gid = req.owner_gid;
 	}
-	if (!c->admin && usage_check(d, preq.uid, req.size, why, sizeof(why)) < 0)
+	/* The quota is checked against what the slice will be charged: its size rounded up to its
+	 * alignment (and the device's), not the size asked for. */
+	uint64_t charged = 0;
+	if (!c->admin && pool_alloc_length(d->pool, req.size, req.align, &charged) == 0 &&
+	    usage_check(d, preq.uid, charged, why, sizeof(why)) < 0)
 		return conn_send_error(c, h->type, h->request_id, -EDQUOT, "%s", why);
 	/* Owner isolation: the new slice's owner must be the device's tenant (or become it), and
 	 * the caller, who receives the device, too unless it is an administrator. */

@@ -67,7 +67,7 @@ int usage_check(struct daxpoold *d, uid_t uid, uint64_t bytes, char *why, size_t
 		return -EDQUOT;
 	}
 	if (q.bytes && (bytes > q.bytes || used > q.bytes - bytes)) {
-		snprintf(why, why_size, "quota of uid %u: %" PRIu64 " bytes held + %" PRIu64 " requested > limit %" PRIu64,
+		snprintf(why, why_size, "quota of uid %u: %" PRIu64 " bytes held + %" PRIu64 " for this slice (its size rounded up to its alignment) > limit %" PRIu64,
 			 (unsigned)uid, used, bytes, q.bytes);
 		return -EDQUOT;
 	}

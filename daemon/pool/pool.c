@@ -560,6 +560,15 @@ static int alloc_common(struct pool *p, const struct pool_alloc_req *req, bool f
 	return 0;
 }
 
+int pool_alloc_length(struct pool *p, uint64_t size, uint64_t align, uint64_t *ret_length)
+{
+	if (size > p->geo.data_size)
+		return pool_err(-ENOSPC, "%llu bytes is more than the pool holds",
+				(unsigned long long)size);
+	*ret_length = align_up(size, MAX(align, p->geo.device_align));
+	return 0;
+}
+
 int pool_alloc(struct pool *p, const struct pool_alloc_req *req, struct pool_extent *ret_extent)
 {
 	return alloc_common(p, req, false, 0, ret_extent);

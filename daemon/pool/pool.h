@@ -186,6 +186,10 @@ void pool_delete(struct pool **pool);
  * aligned space, or the record table is full), -ENOMEM.
  */
 int pool_alloc(struct pool *pool, const struct pool_alloc_req *req, struct pool_extent *ret_extent);
+/* The length pool_alloc gives a request of size bytes at align: size rounded up to the larger of
+ * align and the pool's device alignment (what a quota must be checked against, as that is what
+ * is charged). -ENOSPC if size is more than the pool holds. */
+int pool_alloc_length(struct pool *pool, uint64_t size, uint64_t align, uint64_t *ret_length);
 
 /*
  * Like pool_alloc, but at exactly offset (aligned to the effective alignment), for reserving a

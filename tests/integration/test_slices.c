@@ -80,7 +80,7 @@ static int setup(void **state)
 	chmod(pool_dir, 0755);
 	snprintf(pool_path, sizeof(pool_path), "%s/pool", pool_dir);
 	snprintf(config_path, sizeof(config_path), "%s/daxpool.json", pool_dir);
-	write_config("\"quotas\": { \"65534\": { \"slices\": 3 } },");
+	write_config("\"quotas\": { \"65534\": { \"slices\": 3 }, \"65533\": { \"bytes\": \"1M\" } },");
 	if (test_daemon_start(&daemon_, daemon_args()) < 0)
 		return -1;
 	chmod(daemon_.dir, 0755); /* the unprivileged clients below must reach the socket */
@@ -544,19 +544,61 @@ static void test_pin_outlives_connection(void **state)
 	daxpool_disconnect(&dp);
 }
 
-/* Runs fn as uid/gid nobody in a child; returns its exit status. */
-static int as_nobody(int (*fn)(void))
+/* Runs fn as uid/gid id in a child; returns its exit status. */
+static int as_uid(uid_t id, int (*fn)(void))
 {
 	int status;
 	pid_t pid = fork();
 
 	if (pid == 0) {
-		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+		if (setgroups(0, NULL) < 0 || setgid(id) < 0 || setuid(id) < 0)
 			_exit(99);
 		_exit(fn());
 	}
 	waitpid(pid, &status, 0);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
+}
+
+static int as_nobody(int (*fn)(void))
+{
+	return as_uid(NOBODY, fn);
+}
+
+/* uid 65533 has a byte quota of 1 MiB (setup): a quota holds what is charged, the size rounded
+ * up to the alignment, not the size asked for. */
+static uint64_t quota_device_align;
+
+static int quota_user(void)
+{
+	struct daxpool *dp = NULL;
+	struct daxpool_slice *s = NULL, *t = NULL;
+
+	if (daxpool_connect(daemon_.socket, &dp) < 0)
+		return 1;
+	/* 4 KiB at 2M alignment is charged 2 MiB: over the quota (it was granted before) */
+	if (daxpool_alloc(dp, NULL, 4096, DAXPOOL_ALIGN_2M, 0, DAXPOOL_ANONYMOUS, &s) != -EDQUOT)
+		return 2;
+	if (!strstr(daxpool_errormsg(), "2097152"))
+		return 3;
+	if (daxpool_alloc(dp, NULL, 4096, DAXPOOL_ALIGN_1G, 0, DAXPOOL_ANONYMOUS, &s) != -EDQUOT)
+		return 4;
+	if (quota_device_align <= 4096) {
+		/* 1 MiB at 4K is exactly the quota; then 4 KiB more is over it */
+		if (daxpool_alloc(dp, NULL, 1 << 20, DAXPOOL_ALIGN_4K, 0, DAXPOOL_ANONYMOUS, &s) != 0)
+			return 5;
+		if (daxpool_alloc(dp, NULL, 4096, DAXPOOL_ALIGN_4K, 0, DAXPOOL_ANONYMOUS, &t) != -EDQUOT)
+			return 6;
+		if (daxpool_free(dp, &s) != 0)
+			return 7;
+	}
+	daxpool_disconnect(&dp);
+	return 0;
+}
+
+static void test_quota_charges_aligned_size(void **state)
+{
+	quota_device_align = device_align();
+	assert_int_equal(as_uid(65533, quota_user), 0);
 }
 
 static int nobody_permissions(void)
@@ -790,6 +832,7 @@ int main(void)
 		cmocka_unit_test(test_pins),
 		cmocka_unit_test(test_pin_outlives_connection),
 		cmocka_unit_test(test_permissions_and_quota),
+		cmocka_unit_test(test_quota_charges_aligned_size),
 		cmocka_unit_test(test_alloc_waits_for_zeroing),
 		cmocka_unit_test(test_list_and_stat),
 		cmocka_unit_test(test_unexpected_fds_closed),

@@ -345,11 +345,13 @@ static int handle_open(struct conn *c, const struct dxp_header *h, const uint8_t
 	write = req.flags & DXP_OPEN_WRITE;
 	if (backend_name_is_reserved(req.name) || pool_lookup(d->pool, req.name, &rec) < 0)
 		return conn_send_error(c, h->type, h->request_id, -ENOENT, "no slice named \"%s\"", req.name);
-	if (!may_access(c, &rec, write ? ACCESS_READ | ACCESS_WRITE : ACCESS_READ))
+	/* A slice the caller may not read is not there for it: the same answer as for a name that
+	 * does not exist, so that nothing about it (owner, mode, existence) leaks. */
+	if (!may_access(c, &rec, ACCESS_READ))
+		return conn_send_error(c, h->type, h->request_id, -ENOENT, "no slice named \"%s\"", req.name);
+	if (write && !may_access(c, &rec, ACCESS_READ | ACCESS_WRITE))
 		return conn_send_error(c, h->type, h->request_id, -EACCES,
-				       "slice \"%s\" (owner %u:%u, mode %03o) is not %s for uid %u", req.name,
-				       (unsigned)rec.uid, (unsigned)rec.gid, rec.mode,
-				       write ? "writable" : "readable", (unsigned)c->uid);
+				       "slice \"%s\" is not writable for uid %u", req.name, (unsigned)c->uid);
 	char why[160];
 	r = tenant_admit(d, c->uid, c->admin, why, sizeof(why));
 	if (r < 0)

@@ -175,7 +175,9 @@ DAXPOOL_EXPORT int daxpool_alloc_owned(struct daxpool *dp, const char *name, uin
 /*
  * daxpool_open - open an existing named slice. The owner, group and mode of the slice decide
  * (read permission; write permission too with DAXPOOL_OPEN_RDWR).
- * Errors: -ENOENT (no such slice), -EACCES (permission), -EINVAL, connection errors.
+ * Errors: -ENOENT (no such slice, or one the caller may not read: the same answer, so nothing
+ * about another user's slice leaks), -EACCES (readable but not writable, for a write open),
+ * -EINVAL, connection errors.
  */
 DAXPOOL_EXPORT int daxpool_open(struct daxpool *dp, const char *name, unsigned flags,
 				struct daxpool_slice **ret);

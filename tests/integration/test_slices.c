@@ -608,8 +608,20 @@ static int nobody_permissions(void)
 
 	if (daxpool_connect(daemon_.socket, &dp) < 0)
 		return 1;
-	if (daxpool_open(dp, "private", 0, &s) != -EACCES)
+	/* a slice nobody may not read is not there for nobody: the answer to a name that does not
+	 * exist, word for word */
+	char missing[256];
+	if (daxpool_open(dp, "no-such-slice", 0, &s) != -ENOENT)
 		return 2;
+	snprintf(missing, sizeof(missing), "%s", daxpool_errormsg());
+	if (daxpool_open(dp, "private", 0, &s) != -ENOENT)
+		return 2;
+	char *m = strstr(missing, "\"no-such-slice\""), *p = strstr(daxpool_errormsg(), "\"private\"");
+	if (!m || !p || strncmp(missing, daxpool_errormsg(), (size_t)(m - missing)) != 0 ||
+	    (size_t)(m - missing) != (size_t)(p - daxpool_errormsg()) ||
+	    strcmp(m + strlen("\"no-such-slice\""), p + strlen("\"private\"")) != 0 ||
+	    strstr(daxpool_errormsg(), "owner") || strstr(daxpool_errormsg(), "mode"))
+		return 20;
 	if (daxpool_open(dp, "public-ro", DAXPOOL_OPEN_RDWR, &s) != -EACCES)
 		return 3;
 	if (daxpool_open(dp, "public-ro", 0, &s) != 0)

@@ -655,9 +655,12 @@ int leases_init(struct daxpoold *d)
 		return -ENOMEM;
 	t->journal_fd = -1;
 	d->leases = t;
+	uint64_t ram_len = 0;
+	void *ram = backend_ram_mapping(d->backend, &ram_len);
+
 	r = zeroer_new(d->loop,
 		       backend_isolation(d->backend) == BACKEND_ISOLATION_SLICE ? d->backend : NULL,
-		       d->pool_fd, d->pool_size, zero_done, d, &d->zeroer);
+		       ram, ram_len, d->pool_fd, d->pool_size, zero_done, d, &d->zeroer);
 	if (r < 0)
 		return log_error_errno(r, "cannot start the zeroing worker: %s", pmem2_errormsg());
 	return 0;

@@ -132,7 +132,15 @@ static void zero_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 	}
 }
 
-int zeroer_new(struct ev_loop *loop, struct backend *slices, int fd, uint64_t size,
+/* RAM: stores are all there is (nothing is written back, no cache to bypass for durability). */
+static void *ram_memset(void *dest, int c, size_t len, unsigned flags)
+{
+	(void)flags;
+	return memset(dest, c, len);
+}
+
+int zeroer_new(struct ev_loop *loop, struct backend *slices, void *ram, uint64_t ram_len, int fd,
+	       uint64_t size,
 	       zero_done_fn done, void *userdata, struct zeroer **ret)
 {
 	struct zeroer *z = calloc(1, sizeof(*z));
@@ -151,6 +159,13 @@ int zeroer_new(struct ev_loop *loop, struct backend *slices, int fd, uint64_t si
 	z->slices = slices;
 	if (slices)
 		goto start;
+	if (ram) {
+		/* libpmem2 cannot map device-dax over RAM (it asks libndctl for a namespace). */
+		z->base = ram;
+		z->size = MIN(size, ram_len);
+		z->memset_fn = ram_memset;
+		goto start;
+	}
 
 	r = pmem2_config_new(&z->cfg);
 	if (r == 0)

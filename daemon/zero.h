@@ -18,9 +18,11 @@ typedef void (*zero_done_fn)(void *userdata, uint64_t cookie, int status);
 struct backend;
 /* Starts the worker. With slices (a backend in BACKEND_ISOLATION_SLICE mode) each extent's
  * object is scrubbed and destroyed through the backend (backend_slice_scrub/destroy); with
- * NULL, fd (size bytes) is mapped through libpmem2 and extents are zeroed in place. done is
- * called on the loop thread. */
-int zeroer_new(struct ev_loop *loop, struct backend *slices, int fd, uint64_t size,
+ * NULL, extents are zeroed in place: through ram (ram_len bytes, the backend's mapping of
+ * device-dax over RAM, plain stores) when not NULL, else through a libpmem2 mapping of fd
+ * (size bytes). done is called on the loop thread. */
+int zeroer_new(struct ev_loop *loop, struct backend *slices, void *ram, uint64_t ram_len, int fd,
+	       uint64_t size,
 	       zero_done_fn done, void *userdata, struct zeroer **ret);
 /* Stops the worker after the extents already queued (their completions are dropped) and unmaps. */
 void zeroer_delete(struct zeroer **z);

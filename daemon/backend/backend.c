@@ -143,6 +143,14 @@ static void uuid_format(const uint8_t u[BACKEND_UUID_SIZE], char out[37])
 	*o = '\0';
 }
 
+void *backend_ram_mapping(const struct backend *b, uint64_t *ret_len)
+{
+	if (!b || b->kind != BACKEND_DEVDAX || !b->pool_map || b->slice_ops)
+		return NULL;
+	*ret_len = b->pool_map_len;
+	return b->pool_map;
+}
+
 int backend_lock_pool(struct backend *b)
 {
 	int r = pool_lock(b->fd, &b->lock_fd);

@@ -194,6 +194,12 @@ int backend_numa_node(const struct backend *b);
 /* Whether clients may (and should) map with MAP_SHARED_VALIDATE|MAP_SYNC: devdax yes, emulated
  * never (hugetlbfs and tmpfs refuse MAP_SYNC with EOPNOTSUPP). */
 bool backend_supports_map_sync(const struct backend *b);
+/* The backend's own read-write mapping of the whole pool where it made one because libpmem2
+ * cannot describe the pool (device-dax over RAM: soft-reserved memory, dynamic regions, CXL RAM)
+ * and slices are extents of it: its address and *ret_len bytes; NULL otherwise. Plain stores
+ * are all it needs (nothing there is written back). Valid until backend_close. */
+void *backend_ram_mapping(const struct backend *b, uint64_t *ret_len);
+
 /* What a client must do to make stores durable (see enum backend_persistence). */
 enum backend_persistence backend_persistence(const struct backend *b);
 const char *backend_persistence_name(enum backend_persistence p);

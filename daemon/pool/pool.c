@@ -179,6 +179,9 @@ int pool_format_fd(int fd, const struct pool_format_params *params)
 			r = pool_err(-ENOSPC, "the device (%llu bytes) cannot hold the metadata of its "
 					      "region's pool (%llu bytes)",
 				     (unsigned long long)m.accessible, (unsigned long long)meta);
+		/* Its data area is the rest of the region, not mapped here: slices there are
+		 * sub-devices, each zeroed when daxpoold carves it. */
+		prm.data_clean = true;
 	}
 	if (r == 0 && m.size == m.accessible)
 		r = deallocate_data(fd, &m, &prm);

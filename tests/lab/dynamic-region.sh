@@ -24,6 +24,8 @@
 #  9. everything freed: only the pool device is left in the region; daxpoolctl fsck of the pool
 #     device finds it clean, format without --force refuses it
 # 10. daxpoolctl verify (tests/lab/verify.sh) on the pool device: its slices are sub-devices
+# 11. isolation "owner" on a 64 MiB device of the region: a freed 48 MiB slice is zeroed in place
+#     and reads as zeroes when allocated again
 set -uo pipefail
 
 BUILD=${DAXPOOL_LAB_BUILD:?no DAXPOOL_LAB_BUILD}
@@ -337,3 +339,32 @@ DAXPOOL_LAB_DEVICE=/dev/$POOLDEV DAXPOOL_LAB_RESULTS=$OUT/verify DAXPOOL_LAB_ALI
 	"$BUILD/tests/lab/verify.sh" "$DAXPOOLD" "$CTL" >"$OUT/verify.log" 2>&1 ||
 	err "daxpoolctl verify on carved sub-devices: $(grep -E 'failed|not-run|SET-UP' "$OUT/verify.log" | head -n 8 | tr '\n' ';')"
 T[verify_ms]=$(ms_since "$t0")
+
+# ---- 11. "owner" isolation on a device of the region ---------------------------------------------
+# The whole device is the pool and one uid's: freed extents are zeroed in place, through the
+# daemon's own mapping (libpmem2 cannot map device-dax over RAM). A 48 MiB slice is written,
+# freed, zeroed, and allocated again over the same memory: it must read as zeroes.
+if daxctl create-device -r "$REGION" -s 64M -a 2M >"$OUT/ownerdev.json" 2>>"$OUT/setup.log"; then
+	ownerdev=$(jq -r '.[0].chardev' "$OUT/ownerdev.json")
+	region_pooldev=$POOLDEV
+	POOLDEV=$ownerdev
+	if start_daemon daemon-owner.log --format-if-empty --isolation owner; then
+		check owner-alloc alloc o1 $((48 << 20)) $((2 << 20)) 91 >/dev/null
+		check owner-free free o1 >/dev/null
+		for ((i = 0; i < 300; i++)); do
+			q=$("$CTL" --socket "$SOCK" --json stats 2>/dev/null | jq '.quarantined + .zeroing_pending_bytes')
+			[ "$q" = 0 ] && break
+			sleep 0.1
+		done
+		[ "$q" = 0 ] || err "owner: the freed slice was not zeroed (quarantined + pending: $q)"
+		check owner-alloc-zeroed alloc o2 $((48 << 20)) $((2 << 20)) 92 >/dev/null
+		check owner-free-2 free o2 >/dev/null
+		kill -0 "$daemon_pid" 2>/dev/null || err "owner: daxpoold died ($(tail -n 3 "$OUT/daemon-owner.log" | tr '\n' ' '))"
+		stop_daemon
+	fi
+	POOLDEV=$region_pooldev
+	daxctl disable-device "$ownerdev" >>"$OUT/setup.log" 2>&1
+	daxctl destroy-device "$ownerdev" >>"$OUT/setup.log" 2>&1 || err "destroying $ownerdev"
+else
+	err "carving a 64 MiB device for owner isolation"
+fi

@@ -47,7 +47,7 @@ int backend_open(const struct backend_config *cfg, struct backend **ret)
 
 	b = backend_mem_calloc(1, sizeof(*b));
 	if (!b)
-		return backend_err(-ENOMEM, "backend_open: out of memory");
+		return backend_err(-ENOMEM, "out of memory");
 	b->fd = -1;
 	b->ro_fd = -1;
 	b->lock_fd = -1;

@@ -79,10 +79,10 @@ int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *
 		return pool_err(-EINVAL, "pool_format: range not 8-byte aligned");
 	r = geometry_compute(size, params, &g);
 	if (r < 0)
-		return pool_err(r, "pool_format: %llu bytes too small for the table, or bad parameters",
+		return pool_err(r, "%llu bytes too small for the table, or bad parameters",
 				(unsigned long long)size);
 	if (getrandom(g.uuid, sizeof(g.uuid), 0) != sizeof(g.uuid))
-		return pool_err(negative_errno(), "pool_format: getrandom: %m");
+		return pool_err(negative_errno(), "getrandom: %m");
 
 	/* Superblocks first become invalid, so a crash in the middle leaves "no pool", never a
 	 * superblock describing a half-zeroed table. The new ones are written last, B then A. */
@@ -165,7 +165,7 @@ int pool_format_fd(int fd, const struct pool_format_params *params)
 	r = align_class(m.align, &prm.device_align);
 	if (r == 0 && want != 0) {
 		if (want != POOL_ALIGN_4K && want != POOL_ALIGN_2M && want != POOL_ALIGN_1G)
-			r = pool_err(-EINVAL, "pool_format: device_align %llu is not 4K, 2M or 1G",
+			r = pool_err(-EINVAL, "device_align %llu is not 4K, 2M or 1G",
 				     (unsigned long long)want);
 		else
 			prm.device_align = MAX(prm.device_align, want);
@@ -259,7 +259,7 @@ static int pool_scan(struct pool *p)
 	refs = pool_mem_calloc(g->table_capacity, sizeof(*refs));
 	p->free_slots = pool_mem_calloc(g->table_capacity, sizeof(*p->free_slots));
 	if (!refs || !p->free_slots)
-		return pool_err(-ENOMEM, "pool_open: out of memory for %llu records",
+		return pool_err(-ENOMEM, "out of memory for %llu records",
 				(unsigned long long)g->table_capacity);
 
 	for (uint64_t s = g->table_capacity; s-- > 0;) {
@@ -287,7 +287,7 @@ static int pool_scan(struct pool *p)
 		if (rec.name_len) {
 			struct name_node *n = name_node_new(rec.name, s);
 			if (!n)
-				return pool_err(-ENOMEM, "pool_open: out of memory for names");
+				return pool_err(-ENOMEM, "out of memory for names");
 			if (!index_name_insert(&p->idx, n)) {
 				uint64_t other = index_name_find(&p->idx, rec.name)->slot;
 				pool_mem_free(n);
@@ -315,7 +315,7 @@ static int pool_scan(struct pool *p)
 					(unsigned long long)refs[i].slot);
 		if (next > cursor) {
 			if (fext_cache_ready(&p->spare) < 0)
-				return pool_err(-ENOMEM, "pool_open: out of memory for the free index");
+				return pool_err(-ENOMEM, "out of memory for the free index");
 			index_give(&p->idx, cursor, next - cursor, &p->spare);
 		}
 		if (i < nrefs)
@@ -343,7 +343,7 @@ int pool_open_internal(void *addr, uint64_t size, const struct pool_persist_ops 
 
 	p = pool_mem_calloc(1, sizeof(*p));
 	if (!p)
-		return pool_err(-ENOMEM, "pool_open: out of memory");
+		return pool_err(-ENOMEM, "out of memory");
 	p->base = addr;
 	p->size = size;
 	p->ops = *ops;
@@ -487,36 +487,36 @@ static int alloc_common(struct pool *p, const struct pool_alloc_req *req, bool f
 	if (!p || !req)
 		return pool_err(-EINVAL, "pool_alloc: NULL argument");
 	if (req->size == 0)
-		return pool_err(-EINVAL, "pool_alloc: size 0");
+		return pool_err(-EINVAL, "size 0");
 	if (req->align != POOL_ALIGN_4K && req->align != POOL_ALIGN_2M && req->align != POOL_ALIGN_1G)
-		return pool_err(-EINVAL, "pool_alloc: alignment %llu is not 4K, 2M or 1G",
+		return pool_err(-EINVAL, "alignment %llu is not 4K, 2M or 1G",
 				(unsigned long long)req->align);
 	if (req->flags & ~POOL_ALLOC_ANONYMOUS)
-		return pool_err(-EINVAL, "pool_alloc: unknown flags 0x%x", req->flags);
+		return pool_err(-EINVAL, "unknown flags 0x%x", req->flags);
 	if (req->name) {
 		if (req->flags & POOL_ALLOC_ANONYMOUS)
-			return pool_err(-EINVAL, "pool_alloc: an anonymous allocation has no name");
+			return pool_err(-EINVAL, "an anonymous allocation has no name");
 		name_len = strnlen(req->name, POOL_NAME_MAX + 1);
 		if (name_len == 0 || name_len > POOL_NAME_MAX)
-			return pool_err(-EINVAL, "pool_alloc: name must be 1..%d bytes", POOL_NAME_MAX);
+			return pool_err(-EINVAL, "name must be 1..%d bytes", POOL_NAME_MAX);
 		if (index_name_find(&p->idx, req->name))
-			return pool_err(-EEXIST, "pool_alloc: name '%s' is in use", req->name);
+			return pool_err(-EEXIST, "name '%s' is in use", req->name);
 	}
 	uint64_t align = MAX(req->align, p->geo.device_align);
 	if (req->size > p->geo.data_size)
-		return pool_err(-ENOSPC, "pool_alloc: %llu bytes is more than the pool holds",
+		return pool_err(-ENOSPC, "%llu bytes is more than the pool holds",
 				(unsigned long long)req->size);
 	uint64_t len = align_up(req->size, align);
 	if (p->nfree_slots == 0)
-		return pool_err(-ENOSPC, "pool_alloc: record table full (%llu records)",
+		return pool_err(-ENOSPC, "record table full (%llu records)",
 				(unsigned long long)p->geo.table_capacity);
 	if (fixed) {
 		if (fixed_off % align)
-			return pool_err(-EINVAL, "pool_alloc_at: offset %llu is not aligned to %llu",
+			return pool_err(-EINVAL, "offset %llu is not aligned to %llu",
 					(unsigned long long)fixed_off, (unsigned long long)align);
 		r = index_find_at(&p->idx, fixed_off, len, &pl);
 		if (r < 0)
-			return pool_err(-EBUSY, "pool_alloc_at: [%llu, +%llu) is not wholly free",
+			return pool_err(-EBUSY, "[%llu, +%llu) is not wholly free",
 					(unsigned long long)fixed_off, (unsigned long long)len);
 	} else {
 		r = index_find(&p->idx, len, align, &pl);
@@ -528,13 +528,13 @@ static int alloc_common(struct pool *p, const struct pool_alloc_req *req, bool f
 
 	/* Every DRAM allocation happens before the persistent change, so ENOMEM changes nothing. */
 	if (fext_cache_ready(&p->spare) < 0)
-		return pool_err(-ENOMEM, "pool_alloc: out of memory");
+		return pool_err(-ENOMEM, "out of memory");
 	uint64_t slot = p->free_slots[p->nfree_slots - 1];
 	_cleanup_(freep) struct name_node *nn = NULL;
 	if (req->name) {
 		nn = name_node_new(req->name, slot);
 		if (!nn)
-			return pool_err(-ENOMEM, "pool_alloc: out of memory");
+			return pool_err(-ENOMEM, "out of memory");
 	}
 
 	rec.offset = pl.offset;
@@ -597,7 +597,7 @@ static int do_free(struct pool *p, uint64_t id, const struct pool_record *rec)
 	struct log_update u = {.slot = id};
 
 	if (fext_cache_ready(&p->spare) < 0)
-		return pool_err(-ENOMEM, "pool_free: out of memory");
+		return pool_err(-ENOMEM, "out of memory");
 	log_commit(p, &u, 1); /* an all-zero image empties the slot */
 
 	index_give(&p->idx, rec->offset, rec->length, &p->spare);
@@ -676,7 +676,7 @@ int pool_lookup(struct pool *p, const char *name, struct pool_record_info *ret_i
 	int r;
 
 	if (!name || !*name || strnlen(name, POOL_NAME_MAX + 1) > POOL_NAME_MAX)
-		return pool_err(-EINVAL, "pool_lookup: bad name");
+		return pool_err(-EINVAL, "bad name");
 	struct name_node *n = index_name_find(&p->idx, name);
 	if (!n)
 		return pool_err(-ENOENT, "no record named '%s'", name);

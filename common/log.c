@@ -1,4 +1,5 @@
 /* Priority logging for daxpoold and daxpoolctl; see log.h. */
+#include <stdbool.h>
 #include "log.h"
 #include "parse-util.h"
 
@@ -13,13 +14,19 @@ static struct {
 	const char *ident;
 	int max_level;
 	enum log_target target;
-} log_state = { "daxpool", LOG_INFO, LOG_TARGET_CONSOLE };
+	bool echo_stderr; /* syslog target: warnings and errors also on stderr */
+} log_state = { "daxpool", LOG_INFO, LOG_TARGET_CONSOLE, false };
 
 void log_setup(const char *ident, int max_level)
 {
 	log_state.ident = ident;
 	log_state.max_level = max_level;
 	log_state.target = getenv("JOURNAL_STREAM") ? LOG_TARGET_JOURNAL : LOG_TARGET_CONSOLE;
+}
+
+void log_set_echo_stderr(bool echo)
+{
+	log_state.echo_stderr = echo;
 }
 
 void log_set_target(enum log_target target)
@@ -61,6 +68,8 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 		break;
 	case LOG_TARGET_SYSLOG:
 		syslog(level, "%s", msg);
+		if (log_state.echo_stderr && level <= LOG_WARNING)
+			fprintf(stderr, "%s: %s: %s\n", log_state.ident, log_level_name(level), msg);
 		break;
 	case LOG_TARGET_CONSOLE:
 	default:

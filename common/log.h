@@ -19,6 +19,9 @@ enum log_target {
 /* Picks the target from the environment (JOURNAL_STREAM → journal) unless forced. */
 void log_setup(const char *ident, int max_level);
 void log_set_target(enum log_target target);
+/* With the syslog target, warnings and errors go to stderr too (a detached daemon's start-up,
+ * whose starter waits on the terminal). */
+void log_set_echo_stderr(bool echo);
 void log_set_max_level(int level);
 int log_get_max_level(void);
 

@@ -75,6 +75,9 @@ struct daxpoold {
 };
 
 /* Lifecycle, in the order main() calls them (shutdown in reverse). */
+/* Before anything is created or formatted: refuses (-EADDRINUSE, -EEXIST; logged) a socket
+ * path another daemon answers on, or that is not a socket. */
+int server_check_socket(struct daxpoold *d);
 int server_start(struct daxpoold *d);
 void server_stop(struct daxpoold *d);
 

@@ -55,7 +55,7 @@ static int detach(int *ret_ready_fd)
 			n = read(pipefd[0], &status, sizeof(status));
 		while (n < 0 && errno == EINTR);
 		if (n != sizeof(status) || status < 0) {
-			fprintf(stderr, "daxpoold: failed to start%s%s (see syslog)\n",
+			fprintf(stderr, "daxpoold: failed to start%s%s (the reason is above, and in syslog)\n",
 				n == sizeof(status) ? ": " : "",
 				n == sizeof(status) ? strerror(-status) : "");
 			_exit(EXIT_FAILURE);
@@ -78,11 +78,13 @@ static int detach(int *ret_ready_fd)
 	if (null >= 0) {
 		dup2(null, STDIN_FILENO);
 		dup2(null, STDOUT_FILENO);
-		dup2(null, STDERR_FILENO);
 		if (null > STDERR_FILENO)
 			close(null);
 	}
+	/* stderr stays the starter's until the daemon is ready (report_ready): a start that fails
+	 * says why where it was started, not only in a syslog the machine may not have. */
 	log_set_target(LOG_TARGET_SYSLOG);
+	log_set_echo_stderr(true);
 	*ret_ready_fd = pipefd[1];
 	return 0;
 }
@@ -223,6 +225,13 @@ static void report_ready(struct daxpoold *d, int32_t status)
 	(void)!write(d->ready_fd, &status, sizeof(status));
 	close(d->ready_fd);
 	d->ready_fd = -1;
+	/* Started (or failed, then exiting): the starter's terminal is not ours to keep. */
+	log_set_echo_stderr(false);
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, STDERR_FILENO);
+		close(null);
+	}
 }
 
 int main(int argc, char **argv)
@@ -282,7 +291,14 @@ int main(int argc, char **argv)
 	r = provision_drop_privileges();
 	if (r < 0)
 		goto out;
-	/* The pool before the socket: READY=1 promises a pool that is open and recovered. */
+	/* The pool before the socket: READY=1 promises a pool that is open and recovered. But a
+	 * socket another daemon serves is refused first: nothing may be created or formatted for a
+	 * start that cannot succeed. */
+	r = server_check_socket(&d);
+	if (r < 0) {
+		sd_notifyf(0, "STATUS=Failed to start: %s\nERRNO=%d", strerror(-r), -r);
+		goto out;
+	}
 	r = pool_start(&d);
 	if (r < 0) {
 		sd_notifyf(0, "STATUS=Failed to open the pool: %s\nERRNO=%d", strerror(-r), -r);

@@ -132,6 +132,28 @@ static int clear_stale_socket(const char *path)
 	return 0;
 }
 
+int server_check_socket(struct daxpoold *d)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	const char *path = d->opts.socket_path;
+	_cleanup_(closep) int fd = -1;
+	struct stat st;
+
+	if (sd_listen_fds(0) > 0 || !path)
+		return 0; /* systemd's socket: it is ours */
+	if (lstat(path, &st) < 0)
+		return 0; /* nothing there (or a directory to make): listen_own_socket says */
+	if (!S_ISSOCK(st.st_mode))
+		return log_error_errno(-EEXIST, "%s exists and is not a socket; refusing to replace it", path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return log_error_errno(-errno, "socket: %m");
+	strcpy(addr.sun_path, path);
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+		return log_error_errno(-EADDRINUSE, "another daxpoold is listening on %s", path);
+	return 0;
+}
+
 static int listen_socket_activated(struct daxpoold *d, int n)
 {
 	int fd = SD_LISTEN_FDS_START;

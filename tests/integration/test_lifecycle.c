@@ -151,6 +151,20 @@ static void test_refuses_to_clobber(void **state)
 	assert_false(second.saw_ready);
 	test_daemon_cleanup(&second);
 	assert_serves(first.socket);
+	/* ... before it creates or formats anything: its new pool file is never made */
+	char newpool[] = "/tmp/daxpool-clobber-pool-XXXXXX";
+	int pfd = mkstemp(newpool);
+	assert_true(pfd >= 0);
+	close(pfd);
+	unlink(newpool);
+	const char *pool_args[] = { "--emulate", newpool, "--size", "64M", "--page", "4K",
+				    "--format-if-empty", NULL };
+	assert_int_equal(test_daemon_spawn(&second, pool_args, first.socket), 0);
+	assert_int_equal(test_daemon_wait(&second, 10000), 1);
+	assert_false(second.saw_ready);
+	test_daemon_cleanup(&second);
+	assert_int_equal(access(newpool, F_OK), -1);
+	assert_serves(first.socket);
 	assert_int_equal(test_daemon_stop(&first, SIGTERM), 0);
 	test_daemon_cleanup(&first);
 
@@ -509,6 +523,18 @@ static void test_detach_reports_pid(void **state)
 	/* A detached start that fails says so through the starter's exit status. */
 	const char *failing[] = { DAXPOOLD_PATH, "--socket", "/proc/daxpool-cannot-bind.sock", NULL };
 	assert_int_equal(run_capture(failing, out, sizeof(out)), 1);
+
+	/* ... and why, with the path, on the starter's stderr (there may be no syslog) */
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+		 "exec '%s' --socket /tmp/daxpool-detach-fail.sock --emulate "
+		 "/nonexistent-daxpool-dir/pool --size 64M --page 4K 2>&1",
+		 DAXPOOLD_PATH);
+	const char *why[] = { "/bin/sh", "-c", cmd, NULL };
+	assert_int_equal(run_capture(why, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "/nonexistent-daxpool-dir/pool"));
+	assert_non_null(strstr(out, "No such file or directory"));
+	assert_non_null(strstr(out, "failed to start"));
 }
 
 static void test_socket_activation(void **state)

@@ -64,7 +64,10 @@ static void link_name(const char *path, char *buf, size_t len)
 		return;
 	target[n] = '\0';
 	slash = strrchr(target, '/');
-	snprintf(buf, len, "%s", slash ? slash + 1 : target);
+	slash = slash ? slash + 1 : target;
+	n = (ssize_t)strnlen(slash, len - 1);
+	memcpy(buf, slash, (size_t)n);
+	buf[n] = '\0';
 }
 
 /* One unsigned decimal number, the whole content of a sysfs attribute. */

@@ -123,7 +123,7 @@ static int config_get_size(json_object *v, const char *key, uint64_t *ret)
 static int config_load_backend(struct daxpoold_options *opts, json_object *backend)
 {
 	const char *type = NULL, *s = NULL;
-	int r;
+	int r = 0;
 
 	if (!json_object_is_type(backend, json_type_object))
 		return log_error_errno(-EINVAL, "config: \"backend\" must be an object");
@@ -145,7 +145,7 @@ static int config_load_backend(struct daxpoold_options *opts, json_object *backe
 			if (!json_object_is_type(v, json_type_boolean))
 				r = log_error_errno(-EINVAL, "config: \"backend.format_if_empty\" must be true or false");
 			else
-				opts->format_if_empty = json_object_get_boolean(v);
+				opts->format_if_empty = json_object_get_boolean(v), r = 0;
 		} else if (strcmp(key, "uuid") == 0) {
 			r = config_get_string(v, "backend.uuid", &s);
 			if (r == 0 && parse_uuid(s, opts->expected_uuid) < 0)
@@ -184,7 +184,7 @@ static int config_get_bool(json_object *v, const char *key, bool *ret)
 static int config_load_provision(struct device_spec *spec, json_object *prov)
 {
 	const char *s = NULL;
-	int r;
+	int r = 0;
 
 	if (!json_object_is_type(prov, json_type_object))
 		return log_error_errno(-EINVAL, "config: \"device.provision\" must be an object");
@@ -237,7 +237,7 @@ static int config_load_device(struct daxpoold_options *opts, json_object *dev)
 	struct device_spec *spec = &opts->device;
 	const char *s = NULL;
 	bool fmt = false;
-	int r;
+	int r = 0;
 
 	if (!json_object_is_type(dev, json_type_object))
 		return log_error_errno(-EINVAL, "config: \"device\" must be an object");
@@ -359,7 +359,7 @@ static int config_load_limits(struct daxpoold_options *opts, json_object *v)
 static int config_load_quotas(struct daxpoold_options *opts, json_object *v)
 {
 	size_t n = 0;
-	int r;
+	int r = 0;
 
 	if (!json_object_is_type(v, json_type_object))
 		return log_error_errno(-EINVAL, "config: \"quotas\" must be an object of user → quota");

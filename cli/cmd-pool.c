@@ -3,6 +3,7 @@
 #include "log.h"
 #include "macro.h"
 #include "pool.h"
+#include "sysfs-util.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,21 +21,6 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
 
-/* Is st a device-dax character device? Its sysfs node's subsystem says. */
-static bool is_dax_chardev(const struct stat *st)
-{
-	char link[PATH_MAX], target[PATH_MAX];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), "/sys/dev/char/%u:%u/subsystem", major(st->st_rdev),
-		 minor(st->st_rdev));
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0)
-		return false;
-	target[n] = '\0';
-	return strcmp(strrchr(target, '/') ? strrchr(target, '/') + 1 : target, "dax") == 0;
-}
-
 /* Opens a pool target read-write: a character device or a regular file, nothing else. */
 static int open_target(const char *cmd, const char *path, int *ret_fd)
 {
@@ -50,7 +36,7 @@ static int open_target(const char *cmd, const char *path, int *ret_fd)
 		log_error_errno(negative_errno(), "%s: %s: %m", cmd, path);
 		return CTL_EXIT_FAILURE;
 	}
-	if (!(S_ISCHR(st.st_mode) && is_dax_chardev(&st)) && !S_ISREG(st.st_mode)) {
+	if (!(S_ISCHR(st.st_mode) && chardev_is_devdax(st.st_rdev, NULL, 0)) && !S_ISREG(st.st_mode)) {
 		log_error("%s: %s is neither a device-dax character device nor a regular file", cmd, path);
 		return CTL_EXIT_USAGE;
 	}

@@ -6,6 +6,7 @@
  * data (backend_open_pool).
  */
 #include "backend-internal.h"
+#include "sysfs-util.h"
 
 #include <daxctl/libdaxctl.h>
 #include <errno.h>
@@ -38,24 +39,6 @@ static void pmem2_badblock_context_deletep(struct pmem2_badblock_context **c)
 {
 	if (*c)
 		pmem2_badblock_context_delete(c);
-}
-
-/* Base name of a sysfs link, e.g. the driver or subsystem of a device; "" when absent. */
-static void link_basename(const char *link, char *out, size_t outsz)
-{
-	char target[PATH_MAX];
-	ssize_t n = readlink(link, target, sizeof(target) - 1);
-
-	out[0] = '\0';
-	if (n <= 0)
-		return;
-	target[n] = '\0';
-	const char *slash = strrchr(target, '/');
-	const char *base = slash ? slash + 1 : target;
-	size_t len = strlen(base);
-	/* A name too long for out is no name this code compares against: leave it empty. */
-	if (len < outsz)
-		memcpy(out, base, len + 1);
 }
 
 /* A dax device given to the kernel as memory: bound to kmem, or with online memory blocks. */
@@ -146,17 +129,14 @@ static int check_identity(struct backend *b, const char *path, const struct stat
 			  uint64_t *ret_dax_size, uint64_t *ret_dax_align)
 {
 	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
-	char link[PATH_MAX], subsys[64];
+	char subsys[64];
 	int r;
 
 	if (!S_ISCHR(st->st_mode))
 		return backend_err(-ENODEV, "%s is not a character device, so not a device-dax "
 					    "device (a file is the emulated backend's)",
 				   path);
-	snprintf(link, sizeof(link), "/sys/dev/char/%u:%u/subsystem", major(st->st_rdev),
-		 minor(st->st_rdev));
-	link_basename(link, subsys, sizeof(subsys));
-	if (strcmp(subsys, "dax") != 0)
+	if (!chardev_is_devdax(st->st_rdev, subsys, sizeof(subsys)))
 		return backend_err(-ENODEV,
 				   "%s (character device %u:%u) is not a device-dax device: its "
 				   "subsystem is '%s'",
@@ -233,17 +213,6 @@ static int map_device(struct backend *b, struct pmem2_source *src)
 	return 0;
 }
 
-/* A device-dax device of an NVDIMM namespace: its parent is on the nd bus. Soft-reserved memory
- * (dax_hmem) and CXL RAM regions are not. */
-static bool dev_is_nvdimm(const char *devname)
-{
-	char link[PATH_MAX], subsys[64];
-
-	snprintf(link, sizeof(link), "/sys/bus/dax/devices/%s/../subsystem", devname);
-	link_basename(link, subsys, sizeof(subsys));
-	return strcmp(subsys, "nd") == 0;
-}
-
 /* Device-dax over RAM (soft-reserved memory, CXL RAM regions). libpmem2 finds a device-dax
  * device's size through libndctl, which knows only NVDIMM namespaces (it dereferences NULL on
  * other devices), so libpmem2 is not used at all: size and alignment come from libdaxctl, the
@@ -308,7 +277,7 @@ int devdax_open(struct backend *b, const char *path)
 	if (r < 0)
 		return r;
 
-	if (!dev_is_nvdimm(b->devname))
+	if (!devdax_is_nvdimm(st.st_rdev))
 		return devdax_open_ram(b, dax_size, dax_align);
 	r = pmem2_source_from_fd(&src, b->fd);
 	if (r == 0)

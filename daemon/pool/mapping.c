@@ -24,6 +24,7 @@
 #include "fs-util.h"
 #include "macro.h"
 #include "pool-internal.h"
+#include "sysfs-util.h"
 
 /* libpmem2 returns -errno or its own PMEM2_E_* codes (far below -4095): keep errnos, fold the rest. */
 static int pmem2_to_errno(int r)
@@ -51,24 +52,6 @@ const struct pool_persist_ops pool_memory_fs_ops = {
 	.flush = memory_fs_flush,
 	.drain = memory_fs_drain,
 };
-
-/* The last path component of the symlink at path, or "" if it is none. */
-static void link_name(const char *path, char *buf, size_t len)
-{
-	char target[PATH_MAX];
-	ssize_t n = readlink(path, target, sizeof(target) - 1);
-	const char *slash;
-
-	buf[0] = '\0';
-	if (n <= 0)
-		return;
-	target[n] = '\0';
-	slash = strrchr(target, '/');
-	slash = slash ? slash + 1 : target;
-	n = (ssize_t)strnlen(slash, len - 1);
-	memcpy(buf, slash, (size_t)n);
-	buf[n] = '\0';
-}
 
 /* One unsigned decimal number, the whole content of a sysfs attribute. */
 static int read_u64(const char *path, uint64_t *ret)
@@ -102,21 +85,14 @@ static int read_u64(const char *path, uint64_t *ret)
  */
 static int ram_devdax(const struct stat *st, uint64_t *ret_size, uint64_t *ret_align)
 {
-	char base[64], path[PATH_MAX], name[64];
+	char base[64], path[PATH_MAX];
 	int r;
 
-	if (!S_ISCHR(st->st_mode))
+	if (!S_ISCHR(st->st_mode) || !chardev_is_devdax(st->st_rdev, NULL, 0))
+		return 0; /* not device-dax: libpmem2 says what it is */
+	if (devdax_is_nvdimm(st->st_rdev))
 		return 0;
 	snprintf(base, sizeof(base), "/sys/dev/char/%u:%u", major(st->st_rdev), minor(st->st_rdev));
-	snprintf(path, sizeof(path), "%s/subsystem", base);
-	link_name(path, name, sizeof(name));
-	if (strcmp(name, "dax") != 0)
-		return 0; /* not device-dax: libpmem2 says what it is */
-	/* An NVDIMM namespace's device-dax sits below an nd device (drivers/dax/pmem.c). */
-	snprintf(path, sizeof(path), "%s/../subsystem", base);
-	link_name(path, name, sizeof(name));
-	if (strcmp(name, "nd") == 0)
-		return 0;
 	snprintf(path, sizeof(path), "%s/size", base);
 	r = read_u64(path, ret_size);
 	if (r < 0)

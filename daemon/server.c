@@ -107,8 +107,12 @@ static int mkdir_parent(const char *path)
 	return 0;
 }
 
-/* A socket file left by a daemon that died is removed; a live daemon's is never touched. */
-static int clear_stale_socket(const char *path)
+/*
+ * What is at the socket path: 0 nothing, 1 a socket nobody listens on (a daemon that died left
+ * it). A live daemon's socket (-EADDRINUSE) and anything that is not a socket (-EEXIST) are
+ * refused, logged.
+ */
+static int probe_socket(const char *path)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	_cleanup_(closep) int fd = -1;
@@ -126,6 +130,16 @@ static int clear_stale_socket(const char *path)
 		return log_error_errno(-EADDRINUSE, "another daxpoold is listening on %s", path);
 	if (errno != ECONNREFUSED)
 		return log_error_errno(-errno, "probing %s: %m", path);
+	return 1;
+}
+
+/* A socket file left by a daemon that died is removed; a live daemon's is never touched. */
+static int clear_stale_socket(const char *path)
+{
+	int r = probe_socket(path);
+
+	if (r <= 0)
+		return r;
 	log_notice("removing stale socket %s", path);
 	if (unlink(path) < 0 && errno != ENOENT)
 		return log_error_errno(-errno, "unlink %s: %m", path);
@@ -134,24 +148,13 @@ static int clear_stale_socket(const char *path)
 
 int server_check_socket(struct daxpoold *d)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	const char *path = d->opts.socket_path;
-	_cleanup_(closep) int fd = -1;
-	struct stat st;
+	int r;
 
-	if (sd_listen_fds(0) > 0 || !path)
+	if (sd_listen_fds(0) > 0 || !d->opts.socket_path)
 		return 0; /* systemd's socket: it is ours */
-	if (lstat(path, &st) < 0)
-		return 0; /* nothing there (or a directory to make): listen_own_socket says */
-	if (!S_ISSOCK(st.st_mode))
-		return log_error_errno(-EEXIST, "%s exists and is not a socket; refusing to replace it", path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return log_error_errno(-errno, "socket: %m");
-	strcpy(addr.sun_path, path);
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
-		return log_error_errno(-EADDRINUSE, "another daxpoold is listening on %s", path);
-	return 0;
+	/* The stale socket stays until listen_own_socket replaces it. */
+	r = probe_socket(d->opts.socket_path);
+	return r < 0 ? r : 0;
 }
 
 static int listen_socket_activated(struct daxpoold *d, int n)

@@ -158,16 +158,7 @@ int test_daemon_start_at(struct test_daemon *d, const char *const *extra_args,
 
 int test_daemon_start(struct test_daemon *d, const char *const *extra_args)
 {
-	int r = test_daemon_spawn(d, extra_args, NULL);
-
-	if (r < 0)
-		return r;
-	read_notify(d, ready_timeout_ms(), true);
-	if (!d->saw_ready) {
-		fprintf(stderr, "harness: daxpoold did not report READY=1 (status: %s)\n", d->status);
-		return -ETIMEDOUT;
-	}
-	return 0;
+	return test_daemon_start_at(d, extra_args, NULL);
 }
 
 int test_daemon_wait(struct test_daemon *d, int timeout_ms)

@@ -27,7 +27,7 @@ int test_daemon_spawn(struct test_daemon *d, const char *const *extra_args, cons
 /* Sends sig and waits for exit; returns the exit status (0..255), 128+signal if killed, or -errno. */
 int test_daemon_stop(struct test_daemon *d, int sig);
 
-/* test_daemon_start with the socket at socket_path instead of in the daemon's private dir. */
+/* test_daemon_start with the socket at socket_path instead of in the daemon's private dir (NULL: there). */
 int test_daemon_start_at(struct test_daemon *d, const char *const *extra_args,
 			 const char *socket_path);
 

@@ -64,6 +64,16 @@ static void scrub(uint8_t *base, const struct pool_geometry *g, const struct poo
 	ops->drain();
 }
 
+/* Both superblock copies zeroed and durable: the range holds no pool from here on. */
+static void invalidate_superblocks(uint8_t *base, const struct pool_persist_ops *ops)
+{
+	memset(base + POOL_SB_A_OFF, 0, POOL_SB_BYTES);
+	memset(base + POOL_SB_B_OFF, 0, POOL_SB_BYTES);
+	ops->flush(base + POOL_SB_A_OFF, POOL_SB_BYTES);
+	ops->flush(base + POOL_SB_B_OFF, POOL_SB_BYTES);
+	ops->drain();
+}
+
 int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *ops,
 		      const struct pool_format_params *params)
 {
@@ -86,11 +96,7 @@ int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *
 
 	/* Superblocks first become invalid, so a crash in the middle leaves "no pool", never a
 	 * superblock describing a half-zeroed table. The new ones are written last, B then A. */
-	memset(base + POOL_SB_A_OFF, 0, POOL_SB_BYTES);
-	memset(base + POOL_SB_B_OFF, 0, POOL_SB_BYTES);
-	ops->flush(base + POOL_SB_A_OFF, POOL_SB_BYTES);
-	ops->flush(base + POOL_SB_B_OFF, POOL_SB_BYTES);
-	ops->drain();
+	invalidate_superblocks(base, ops);
 	/* No byte that was here may ever be granted (pool_format_fd may have deallocated it). */
 	if (!(params && params->data_clean))
 		scrub(base, &g, ops);
@@ -125,10 +131,7 @@ static int deallocate_data(int fd, struct pool_mapping *m, struct pool_format_pa
 	if (geometry_compute(m->size, prm, &g) < 0 || g.data_size == 0)
 		return 0; /* pool_format_range says why */
 	allocated = (uint64_t)st.st_blocks * 512 >= (uint64_t)st.st_size;
-	memset(base + POOL_SB_A_OFF, 0, POOL_SB_BYTES);
-	memset(base + POOL_SB_B_OFF, 0, POOL_SB_BYTES);
-	m->ops.persist(base + POOL_SB_A_OFF, POOL_SB_BYTES);
-	m->ops.persist(base + POOL_SB_B_OFF, POOL_SB_BYTES);
+	invalidate_superblocks(base, &m->ops);
 	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)g.data_off,
 		      (off_t)g.data_size) < 0)
 		return 0;

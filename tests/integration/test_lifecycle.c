@@ -396,6 +396,24 @@ static void test_format_scrubs_old_bytes(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* `daxpoolctl format --force OPTIONS POOL`, then a daemon (args) on it: its record capacity. */
+static uint64_t capacity_after_format(const char *pool, const char *sock, const char *const *args,
+				      const char *options)
+{
+	struct test_daemon d;
+	struct daxpool_stats st;
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "'%s' format --force %s '%s' >/dev/null", DAXPOOLCTL_PATH, options,
+		 pool);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(test_daemon_start_at(&d, args, sock), 0);
+	stats_of(sock, &st);
+	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
+	test_daemon_cleanup(&d);
+	return st.table_capacity;
+}
+
 /* The record capacity is chosen at format: the daemon's --records (a 64 MiB pool's default is
  * 1024, one per 64 KiB; with --records 8192 it holds 3000 live 4 KiB slices), and daxpoolctl
  * format --records; out-of-range values are usage errors. */
@@ -432,20 +450,8 @@ static void test_records_setting(void **state)
 	test_daemon_cleanup(&d);
 
 	/* daxpoolctl format --records; the default; bad values */
-	snprintf(cmd, sizeof(cmd), "'%s' format --force --records 5000 '%s' >/dev/null", DAXPOOLCTL_PATH, pool);
-	assert_int_equal(system(cmd), 0);
-	assert_int_equal(test_daemon_start_at(&d, plain, sock), 0);
-	stats_of(sock, &st);
-	assert_int_equal(st.table_capacity, 5000);
-	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
-	test_daemon_cleanup(&d);
-	snprintf(cmd, sizeof(cmd), "'%s' format --force '%s' >/dev/null", DAXPOOLCTL_PATH, pool);
-	assert_int_equal(system(cmd), 0);
-	assert_int_equal(test_daemon_start_at(&d, plain, sock), 0);
-	stats_of(sock, &st);
-	assert_int_equal(st.table_capacity, 1024);
-	assert_int_equal(test_daemon_stop(&d, SIGTERM), 0);
-	test_daemon_cleanup(&d);
+	assert_int_equal(capacity_after_format(pool, sock, plain, "--records 5000"), 5000);
+	assert_int_equal(capacity_after_format(pool, sock, plain, ""), 1024);
 	const char *ctl_bad[] = { DAXPOOLCTL_PATH, "format", "--force", "--records", "63", pool, NULL };
 	assert_int_equal(run_capture(ctl_bad, out, sizeof(out)), 2);
 	const char *d_bad[] = { DAXPOOLD_PATH, "--records", "67108865", "--emulate", pool, NULL };

@@ -96,6 +96,15 @@ static const char *tmpdir(void)
 	return t && *t ? t : "/tmp";
 }
 
+/* Every byte of m in [from, to) is zero. */
+static void assert_zero_after_format(const uint8_t *m, uint64_t from, uint64_t to)
+{
+	for (uint64_t i = from; i < to; i++)
+		if (m[i])
+			fail_msg("byte %llu of the data area is %#x after format", (unsigned long long)i,
+				 m[i]);
+}
+
 /* No byte of what was there before a format can be granted: a file's data area (fully
  * allocated, as a daemon reserves it, or sparse) and a caller's range read as zeroes after, the
  * allocated file stays allocated, a range the caller vouches for is not touched. */
@@ -125,10 +134,7 @@ static void test_format_scrubs(void **state)
 		assert_int_equal(pool_open_fd(fd, &p), 0);
 		pool_get_stats(p, &st);
 		pool_delete(&p);
-		for (uint64_t i = st.data_offset; i < 32 * MiB; i++)
-			if (m[i])
-				fail_msg("byte %llu of the data area is %#x after format",
-					 (unsigned long long)i, m[i]);
+		assert_zero_after_format(m, st.data_offset, 32 * MiB);
 		assert_int_equal(fstat(fd, &sb), 0);
 		if (!sparse)
 			assert_true((uint64_t)sb.st_blocks * 512 >= 32 * MiB);
@@ -147,10 +153,7 @@ static void test_format_scrubs(void **state)
 	assert_int_equal(pool_open_range(m, 16 * MiB, &pool_memory_fs_ops, &p), 0);
 	pool_get_stats(p, &st);
 	pool_delete(&p);
-	for (uint64_t i = st.data_offset; i < 16 * MiB; i++)
-		if (m[i])
-			fail_msg("byte %llu of the range's data area is %#x after format",
-				 (unsigned long long)i, m[i]);
+	assert_zero_after_format(m, st.data_offset, 16 * MiB);
 	munmap(m, 16 * MiB);
 }
 

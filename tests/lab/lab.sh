@@ -54,6 +54,7 @@ USAGE
 	usage >&2
 	exit 2
 }
+all_args=("$@") # as given, for a second attempt (see tcg_stale_int3)
 cmd=$1
 shift
 case "$cmd" in
@@ -366,6 +367,26 @@ oops_re='Kernel panic|BUG: |Oops|general protection fault|kernel BUG at|UBSAN:|K
 oops=$(cat "$console" "$results/results/dmesg.txt" 2>/dev/null |
 	grep -aE -m1 "\[ *[0-9]+\.[0-9]+\] .*($oops_re)" || true)
 init_failed=$(grep -a -m1 'LAB-INIT-FAILED' "$console" || true)
+
+# QEMU's multi-threaded TCG can run a translated block that still holds the int3 the kernel put
+# in its text while patching it (static keys, static calls) after the patching finished: the
+# guest dies in "Oops: int3" at an instruction that is no longer an int3 (the byte before the
+# marked one in the Code: line). A CPU cannot do that (the kernel serialises every CPU before it
+# takes the int3 away), so such a run says nothing about daxpool or the kernel: it runs once
+# more, and the first console stays as console.attempt-1.log.
+tcg_stale_int3() {
+	local code
+	[[ "$oops" == *"Oops: int3"* ]] || return 1
+	code=$(tr -d '\r' <"$console" | grep -a -A60 'Oops: int3' | grep -a -m1 'Code: ') || return 1
+	[[ "$code" =~ ([0-9a-f]{2})\ \<[0-9a-f]{2}\> ]] || return 1
+	[ "${BASH_REMATCH[1]}" != cc ]
+}
+attempt=${DAXPOOL_LAB_ATTEMPT:-1}
+if [ -z "$init_failed" ] && [ "$cmd" != shell ] && [ "$attempt" = 1 ] && tcg_stale_int3; then
+	log "the emulator ran a stale int3 (${oops//$'\r'/}); not a kernel or daxpool failure, running again"
+	mv "$console" "$results/console.attempt-1.log"
+	DAXPOOL_LAB_ATTEMPT=2 exec "$BASH" "$0" "${all_args[@]}"
+fi
 if [ -n "$init_failed" ]; then
 	error="the initramfs failed: ${init_failed#*LAB-INIT-FAILED: }"
 elif [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
@@ -410,10 +431,10 @@ jq -n --arg error "$error" --arg kernel "$kver" --arg gen "$gen" --arg cmd "$cmd
 	--arg dir "$results" --argjson summary "$summary" --argjson fetch "$fetch_json" \
 	--argjson fetch_s "$(elapsed "$t_start" "$t_fetch")" --argjson initrd_s "$(elapsed "$t_fetch" "$t_initrd")" \
 	--argjson vm_s "$(elapsed "$t_vm" "$t_end")" --argjson total_s "$(elapsed "$t_start" "$t_end")" \
-	--argjson qemu_rc "$qemu_rc" \
+	--argjson qemu_rc "$qemu_rc" --argjson attempt "$attempt" \
 	'{ok: ($error == ""), error: (if $error == "" then null else $error end), command: $cmd,
 	  kernel: $kernel, generation: $gen, run_dir: $dir, kernel_fetch: $fetch,
-	  host: {fetch_s: $fetch_s, initramfs_s: $initrd_s, vm_s: $vm_s, total_s: $total_s, qemu_rc: $qemu_rc},
+	  host: {fetch_s: $fetch_s, initramfs_s: $initrd_s, vm_s: $vm_s, total_s: $total_s, qemu_rc: $qemu_rc, attempt: $attempt},
 	  guest: $summary}' >"$results/lab.json"
 
 # run --quiet: the command's output was not streamed; show it now.

@@ -44,6 +44,14 @@ static uint64_t body_checksum(const uint8_t *log, unsigned n)
 	return pool_checksum(buf + LOG_GENERATION, len - LOG_GENERATION);
 }
 
+/* Test-only (pool_test_plant_ordering_bug): tests are single-threaded; the daemon never sets it. */
+static enum pool_test_ordering_bug planted;
+
+void pool_test_plant_ordering_bug(enum pool_test_ordering_bug bug)
+{
+	planted = bug;
+}
+
 void log_commit(struct pool *p, const struct log_update *u, unsigned n)
 {
 	uint8_t *log = p->base + p->geo.log_off;
@@ -67,7 +75,10 @@ void log_commit(struct pool *p, const struct log_update *u, unsigned n)
 		memcpy(e + LOG_ENTRY_RECORD, u[i].image, POOL_RECORD_SIZE);
 	}
 	wr64(log + LOG_CHECKSUM, body_checksum(log, n));
-	p->ops.persist(log + LOG_GENERATION, body - LOG_GENERATION);
+	if (planted == POOL_TEST_BUG_COMMIT_BEFORE_BODY)
+		p->ops.flush(log + LOG_GENERATION, body - LOG_GENERATION);
+	else
+		p->ops.persist(log + LOG_GENERATION, body - LOG_GENERATION);
 
 	store_commit(log + LOG_COMMIT, gen);
 	p->ops.persist(log + LOG_COMMIT, 8);
@@ -75,6 +86,10 @@ void log_commit(struct pool *p, const struct log_update *u, unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		memcpy(pool_rec_ptr(p, u[i].slot), u[i].image, POOL_RECORD_SIZE);
 		p->ops.flush(pool_rec_ptr(p, u[i].slot), POOL_RECORD_SIZE);
+	}
+	if (planted == POOL_TEST_BUG_CLEAR_BEFORE_APPLY) {
+		store_commit(log + LOG_COMMIT, 0);
+		p->ops.flush(log + LOG_COMMIT, 8);
 	}
 	p->ops.drain();
 

@@ -64,14 +64,46 @@ static void scrub(uint8_t *base, const struct pool_geometry *g, const struct poo
 	ops->drain();
 }
 
-/* Both superblock copies zeroed and durable: the range holds no pool from here on. */
+/*
+ * A superblock copy counts only with its magic, an aligned 8-byte word, which a power failure
+ * cannot tear. So a copy is made invalid by clearing its magic first and written with its magic
+ * last: after a crash each copy is whole (old or new) or has no magic, never torn with a magic —
+ * which open would have to call damage, not "no pool".
+ */
+_Static_assert(SB_MAGIC == 0 && sizeof(POOL_MAGIC) == 8, "the magic is the first 8-byte word");
+
+static void store_magic(uint8_t *sb, const void *magic)
+{
+	uint64_t v;
+	memcpy(&v, magic, 8);
+	__atomic_store_n((uint64_t *)(void *)sb, v, __ATOMIC_RELEASE);
+}
+
+/* Both superblock copies invalid and durable: the range holds no pool from here on. */
 static void invalidate_superblocks(uint8_t *base, const struct pool_persist_ops *ops)
 {
+	static const uint8_t none[8];
+
+	store_magic(base + POOL_SB_A_OFF, none);
+	store_magic(base + POOL_SB_B_OFF, none);
+	ops->flush(base + POOL_SB_A_OFF, 8);
+	ops->flush(base + POOL_SB_B_OFF, 8);
+	ops->drain();
 	memset(base + POOL_SB_A_OFF, 0, POOL_SB_BYTES);
 	memset(base + POOL_SB_B_OFF, 0, POOL_SB_BYTES);
 	ops->flush(base + POOL_SB_A_OFF, POOL_SB_BYTES);
 	ops->flush(base + POOL_SB_B_OFF, POOL_SB_BYTES);
 	ops->drain();
+}
+
+/* One copy (at off) of an encoded superblock: everything but the magic, then the magic. */
+static void write_superblock(uint8_t *base, uint64_t off, const uint8_t sb[POOL_SB_BYTES],
+			     const struct pool_persist_ops *ops)
+{
+	memcpy(base + off + 8, sb + 8, POOL_SB_BYTES - 8);
+	ops->persist(base + off + 8, POOL_SB_BYTES - 8);
+	store_magic(base + off, sb);
+	ops->persist(base + off, 8);
 }
 
 int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *ops,
@@ -106,10 +138,8 @@ int pool_format_range(void *addr, uint64_t size, const struct pool_persist_ops *
 	ops->flush(base + g.table_off, g.table_capacity * POOL_RECORD_SIZE);
 	ops->drain();
 	sb_encode(sb, &g);
-	memcpy(base + POOL_SB_B_OFF, sb, sizeof(sb));
-	ops->persist(base + POOL_SB_B_OFF, sizeof(sb));
-	memcpy(base + POOL_SB_A_OFF, sb, sizeof(sb));
-	ops->persist(base + POOL_SB_A_OFF, sizeof(sb));
+	write_superblock(base, POOL_SB_B_OFF, sb, ops);
+	write_superblock(base, POOL_SB_A_OFF, sb, ops);
 	return 0;
 }
 

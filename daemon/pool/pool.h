@@ -250,3 +250,12 @@ int pool_check_fd(int fd, bool repair);
 void pool_test_fail_alloc_at(unsigned long n);
 /* Test hook: number of allocation calls made so far (for walking every site). */
 unsigned long pool_test_alloc_calls(void);
+
+/* Test hook: plants an ordering bug in the redo log's commit so that a crash test can show it
+ * catches one (0 = none, the default). Not thread-safe; the daemon never calls it. */
+enum pool_test_ordering_bug {
+	POOL_TEST_BUG_NONE = 0,
+	POOL_TEST_BUG_COMMIT_BEFORE_BODY, /* the commit mark shares the body's fence */
+	POOL_TEST_BUG_CLEAR_BEFORE_APPLY, /* the commit mark is cleared before the table is durable */
+};
+void pool_test_plant_ordering_bug(enum pool_test_ordering_bug bug);

@@ -33,6 +33,9 @@ struct daxpoold {
 	ev_signal sigterm, sigint, sighup;
 	ev_timer watchdog;
 	ev_idle busy_idle;   /* active while the loop busy-polls after a request (busy-poll.c) */
+	ev_idle sweep_idle;  /* active while orphaned slice objects are swept (sweep.c) */
+	unsigned sweep_removed;
+	double sweep_started_ms;
 	ev_tstamp busy_until;
 	uint64_t watchdog_usec;
 

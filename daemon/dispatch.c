@@ -155,6 +155,18 @@ static int grant_slice(struct conn *c, const struct dxp_header *h, const struct 
 	/* The descriptor reaches this slice and nothing else where the backend can make it so
 	 * (isolation "slice"); otherwise it is the device (tenant.c decided who may have it). */
 	r = backend_slice_open(d->backend, rec->offset, rec->length, writable, &fd, &map_offset);
+	if (r == -ENOENT && !(rec->flags & (POOL_REC_QUARANTINED | POOL_REC_ANONYMOUS))) {
+		/* A live slice without its object: a crash between its record and its object, or an
+		 * object removed by hand. The record keeps its extent; the object is made anew, and
+		 * what the slice held is lost (its contents are zero now). */
+		r = backend_slice_create(d->backend, rec->offset, rec->length, rec->align);
+		if (r == 0) {
+			log_warning("slice \"%s\" had no object; a new one was made and its contents are zero",
+				    rec->name);
+			r = backend_slice_open(d->backend, rec->offset, rec->length, writable, &fd,
+					       &map_offset);
+		}
+	}
 	if (r < 0) {
 		log_error_errno(r, "granting record %" PRIu64 ": %s", rec->id, backend_errormsg());
 		return r == -ENOENT ? -EIO : r;

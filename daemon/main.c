@@ -1,6 +1,7 @@
 /* daxpoold: start-up order, detaching outside systemd, readiness, and shutdown order. */
 #include "build-config.h"
 #include "busy-poll.h"
+#include "sweep.h"
 #include "daemon.h"
 #include "backend.h"
 #include "tenant.h"
@@ -315,9 +316,11 @@ int main(int argc, char **argv)
 		   d.socket_activated ? "activated socket" : d.opts.socket_path,
 		   backend_kind_name(d.opts.backend), (int)getpid());
 	report_ready(&d, (int32_t)getpid());
+	sweep_start(&d);
 
 	ev_run(d.loop, 0);
 
+	sweep_stop(&d);
 	busy_poll_stop(&d);
 	sd_notify(0, "STOPPING=1\nSTATUS=Shutting down");
 	log_info("shutting down: %u clients connected, %" PRIu64 " served, %" PRIu64 " protocol errors",

@@ -23,6 +23,9 @@ struct backend_slice_ops {
 	/* Calls fn for every object that exists (offset, length); stops at fn's first error. */
 	int (*list)(struct backend *b, int (*fn)(void *ud, uint64_t offset, uint64_t length),
 		    void *ud);
+	/* One step of a sweep of orphans while the daemon serves (backend_slice_sweep); NULL:
+	 * reconcile has removed them at start. */
+	int (*sweep)(struct backend *b, struct pool *p, unsigned budget, unsigned *ret_removed);
 	/* Makes every object durable (DEEP_FLUSH where objects are files); NULL: nothing to do. */
 	int (*sync)(struct backend *b);
 	/* Frees the kind's private state (backend_delete). */

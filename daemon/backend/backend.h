@@ -248,7 +248,9 @@ const char *backend_isolation_name(enum backend_isolation iso);
 int backend_isolation_from_name(const char *name, enum backend_isolation *ret);
 
 /* Creates the object of [offset, offset + length) (aligned to align), empty (zero). Errors:
- * -EEXIST (an object is there already), -ENOSPC (no memory for it), -EINVAL (outside the data
+ * -EEXIST (an object is there already: for a slice file, only when a leftover one could not be
+ * removed — a file at the offset of a newly allocated extent is left by an earlier life of the
+ * pool and is replaced), -ENOSPC (no memory for it), -EINVAL (outside the data
  * area, misaligned), errors of the kernel interfaces (message says which). */
 int backend_slice_create(struct backend *b, uint64_t offset, uint64_t length, uint64_t align);
 /* A new O_CLOEXEC descriptor (read-write or read-only) that reaches the extent at offset and
@@ -270,10 +272,22 @@ int backend_slice_destroy(struct backend *b, uint64_t offset, uint64_t length);
  * covers exactly, and creates the objects of live records that have none (their contents are
  * then zero: the message says so). Counts go to *ret_removed / *ret_created (may be NULL).
  * The emulated backend also moves named slices' data between the two layouts when the mode
- * changed: out of the pool file into slice files ("slice"), or back ("shared"). On success
- * backend_errormsg() is "" or a note for the log. Errors of the calls above. */
+ * changed: out of the pool file into slice files ("slice"), or back ("shared").
+ * Slice files are not walked here (a directory of a million files takes seconds to read, and a
+ * restart must not wait for it): backend_slice_sweep removes their orphans while the daemon
+ * serves, backend_slice_create replaces a leftover at its offset, and a live record whose file
+ * is missing gets -ENOENT from backend_slice_open (the caller makes it anew).
+ * On success backend_errormsg() is "" or a note for the log. Errors of the calls above. */
 int backend_slice_reconcile(struct backend *b, struct pool *p, unsigned *ret_removed,
 			    unsigned *ret_created);
+/* One step of the sweep of orphaned slice files (emulated backend, isolation "slice"): reads up
+ * to budget directory entries and removes (scrubbed first) each file whose offset is free space
+ * in p — no record there, so no descriptor of it can be handed out again. A file inside another
+ * record's extent is left for backend_slice_create to replace when its offset is next
+ * allocated. Returns 1 while entries remain, 0 when the sweep is over (the next call starts a
+ * new one), -errno on error (the sweep is over too). *ret_removed counts this step's removals.
+ * Loop thread only, never concurrently with backend_slice_create for the same offset. */
+int backend_slice_sweep(struct backend *b, struct pool *p, unsigned budget, unsigned *ret_removed);
 
 /* Test hook: make the Nth backend allocation from now fail with -ENOMEM (1 = next); 0 disables.
  * Not thread-safe. (The pool library's allocations have their own: pool_test_fail_alloc_at.) */

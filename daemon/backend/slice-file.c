@@ -30,6 +30,7 @@ struct slice_files {
 	int dirfd;
 	char *dir;	/* POOLFILE.slices */
 	bool huge;	/* on hugetlbfs */
+	DIR *sweep;	/* the directory being swept (files_sweep), or NULL */
 };
 
 static struct slice_files *state(const struct backend *b)
@@ -51,6 +52,14 @@ static int files_create(struct backend *b, uint64_t offset, uint64_t length, uin
 	(void)align;
 	file_name(offset, name);
 	fd = openat(s->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 && errno == EEXIST) {
+		/* The extent was just allocated, so no record starts here: the file is a leftover
+		 * of an earlier life of the pool (a crash between a record's end and its file's, not
+		 * swept yet). Whatever it holds goes with it; the new slice gets a new, zero file. */
+		if (unlinkat(s->dirfd, name, 0) == 0 || errno == ENOENT)
+			fd = openat(s->dirfd, name,
+				    O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
 	if (fd < 0)
 		return backend_err(negative_errno(), "%s/%s: create: %m", s->dir, name);
 	if (ftruncate(fd, (off_t)length) < 0) {
@@ -181,6 +190,60 @@ static int files_list(struct backend *b, int (*fn)(void *ud, uint64_t offset, ui
 	return walk_slice_files(s->dirfd, s->dir, fn, ud);
 }
 
+/* Orphans are files at offsets that are free space: nothing can be granted there. Only names are
+ * read (no stat per file: a million stats take seconds). */
+static int files_sweep(struct backend *b, struct pool *p, unsigned budget, unsigned *ret_removed)
+{
+	struct slice_files *s = state(b);
+	struct dirent *de;
+	int r = 0;
+
+	*ret_removed = 0;
+	if (!s->sweep) {
+		int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd < 0)
+			return backend_err(negative_errno(), "%s: %m", s->dir);
+		s->sweep = fdopendir(fd);
+		if (!s->sweep) {
+			r = backend_err(negative_errno(), "%s: %m", s->dir);
+			close(fd);
+			return r;
+		}
+	}
+	while (budget-- > 0) {
+		char *end;
+		uint64_t off;
+
+		errno = 0;
+		de = readdir(s->sweep);
+		if (!de) {
+			r = errno ? backend_err(negative_errno(), "%s: %m", s->dir) : 0;
+			closedir(s->sweep);
+			s->sweep = NULL;
+			return r;
+		}
+		if (de->d_name[0] == '.')
+			continue;
+		errno = 0;
+		off = strtoull(de->d_name, &end, 16);
+		if (strlen(de->d_name) != 16 || *end || errno || off < 1)
+			continue; /* not a slice file: never the daemon's to remove */
+		if (!pool_range_is_free(p, off, 1))
+			continue;
+		r = files_scrub(b, off, 0);
+		if (r == 0)
+			r = files_destroy(b, off, 0);
+		if (r < 0) {
+			closedir(s->sweep);
+			s->sweep = NULL;
+			return r;
+		}
+		(*ret_removed)++;
+	}
+	return 1;
+}
+
 static int files_sync(struct backend *b)
 {
 	struct slice_files *s = state(b);
@@ -196,6 +259,8 @@ static void files_free(struct backend *b)
 
 	if (!s)
 		return;
+	if (s->sweep)
+		closedir(s->sweep);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	free(s->dir);
@@ -382,6 +447,7 @@ static const struct backend_slice_ops slice_file_ops = {
 	.scrub = files_scrub,
 	.destroy = files_destroy,
 	.list = files_list,
+	.sweep = files_sweep,
 	.sync = files_sync,
 	.free = files_free,
 };

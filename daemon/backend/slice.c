@@ -232,6 +232,14 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+int backend_slice_sweep(struct backend *b, struct pool *p, unsigned budget, unsigned *ret_removed)
+{
+	*ret_removed = 0;
+	if (!sliced(b) || !b->slice_ops->sweep)
+		return 0;
+	return b->slice_ops->sweep(b, p, budget, ret_removed);
+}
+
 int backend_slice_reconcile(struct backend *b, struct pool *p, unsigned *ret_removed,
 			    unsigned *ret_created)
 {
@@ -265,6 +273,8 @@ int backend_slice_reconcile(struct backend *b, struct pool *p, unsigned *ret_rem
 			backend_err(0, "moved %u slices out of the pool file into files of their own",
 				    moved);
 	}
+	if (b->slice_ops->sweep)
+		return 0; /* orphans go while the daemon serves (backend_slice_sweep) */
 	/* Objects no record starts at: orphaned by a crash between an object's create and its
 	 * record, or between a record's release and its object's destroy. */
 	r = b->slice_ops->list(b, collect, &rc);

@@ -605,6 +605,13 @@ int pool_alloc_length(struct pool *p, uint64_t size, uint64_t align, uint64_t *r
 	return 0;
 }
 
+bool pool_range_is_free(struct pool *p, uint64_t offset, uint64_t length)
+{
+	struct placement pl;
+
+	return length > 0 && index_find_at(&p->idx, offset, length, &pl) == 0;
+}
+
 int pool_alloc(struct pool *p, const struct pool_alloc_req *req, struct pool_extent *ret_extent)
 {
 	return alloc_common(p, req, false, 0, ret_extent);

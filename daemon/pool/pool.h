@@ -191,6 +191,10 @@ int pool_alloc(struct pool *pool, const struct pool_alloc_req *req, struct pool_
  * is charged). -ENOSPC if size is more than the pool holds. */
 int pool_alloc_length(struct pool *pool, uint64_t size, uint64_t align, uint64_t *ret_length);
 
+/* True when [offset, offset + length) is all free space of the data area: no record, live or
+ * quarantined, covers any of it. Never fails. */
+bool pool_range_is_free(struct pool *pool, uint64_t offset, uint64_t length);
+
 /*
  * Like pool_alloc, but at exactly offset (aligned to the effective alignment), for reserving a
  * known range such as a bad block. Errors: those of pool_alloc, -EINVAL (offset not aligned),

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -121,6 +122,113 @@ static void test_emulated_4k_create_reopen(void **state)
 	backend_delete(&b);
 	backend_delete(&b); /* *NULL is accepted */
 	backend_delete(NULL);
+}
+
+/* Bytes of the slice file of the extent at offset, through backend_slice_open; -1 if none. */
+static int slice_fill_or_check(struct backend *b, uint64_t off, uint64_t len, int fill, int expect)
+{
+	int fd;
+	uint64_t map_off;
+	int r = backend_slice_open(b, off, len, true, &fd, &map_off);
+	if (r < 0)
+		return r;
+	uint8_t *a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)map_off);
+	assert_true(a != MAP_FAILED);
+	close(fd);
+	r = 0;
+	if (fill >= 0)
+		memset(a, fill, len);
+	if (expect >= 0)
+		for (uint64_t i = 0; i < len; i++)
+			if (a[i] != expect) {
+				r = -EBADMSG;
+				break;
+			}
+	munmap(a, len);
+	return r;
+}
+
+/* Slice files at start: orphans go in a sweep while the daemon serves, not in reconcile; a new
+ * extent at an orphan's offset replaces it with a zero file; a live record's missing file is
+ * reported (the daemon makes it anew). */
+static void test_slice_files_swept(void **state)
+{
+	(void)state;
+	const char *p = next_path();
+	struct backend_config cfg = cfg_4k(p, 64 * MiB);
+	struct backend *b = NULL;
+	struct pool *pool = NULL;
+	struct backend_pool_info info;
+	struct pool_extent live, later;
+	unsigned removed, created, total = 0;
+	int r, steps = 0;
+
+	cfg.isolation = BACKEND_ISOLATION_SLICE;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	assert_int_equal(backend_open_pool(b, true, &pool, &info), 0);
+	assert_int_equal(backend_isolation(b), BACKEND_ISOLATION_SLICE);
+	struct pool_alloc_req req = {.size = 64 << 10, .align = POOL_ALIGN_4K, .name = "live"};
+	assert_int_equal(pool_alloc(pool, &req, &live), 0);
+	assert_int_equal(backend_slice_create(b, live.offset, live.length, POOL_ALIGN_4K), 0);
+	assert_int_equal(slice_fill_or_check(b, live.offset, live.length, 0x5a, -1), 0);
+
+	/* Leftovers of a crash: files at free offsets, holding old bytes. */
+	uint64_t orphan[3] = {live.offset + 4 * MiB, live.offset + 8 * MiB, live.offset + 12 * MiB};
+	for (int i = 0; i < 3; i++) {
+		assert_true(pool_range_is_free(pool, orphan[i], 4096));
+		assert_int_equal(backend_slice_create(b, orphan[i], 1 * MiB, POOL_ALIGN_4K), 0);
+		assert_int_equal(slice_fill_or_check(b, orphan[i], 1 * MiB, 0xee, -1), 0);
+	}
+	/* Not the daemon's: other names in the directory stay. */
+	char other[300];
+	snprintf(other, sizeof(other), "%s.slices/notes.txt", p);
+	FILE *f = fopen(other, "w");
+	assert_non_null(f);
+	fclose(f);
+
+	/* Reconcile leaves the files to the sweep (a restart does not read the directory). */
+	assert_int_equal(backend_slice_reconcile(b, pool, &removed, &created), 0);
+	assert_int_equal(removed + created, 0);
+
+	/* A new extent at an orphan's offset gets a new, zero file, before any sweep. */
+	assert_int_equal(pool_alloc_at(pool, &(struct pool_alloc_req){.size = 2 * MiB,
+			 .align = POOL_ALIGN_4K, .name = "later"}, orphan[2], &later), 0);
+	assert_int_equal(backend_slice_create(b, later.offset, later.length, POOL_ALIGN_4K), 0);
+	assert_int_equal(slice_fill_or_check(b, later.offset, later.length, -1, 0), 0);
+
+	/* The sweep, in steps of 1 entry: the two orphans at free offsets go; the live files, the
+	 * new one and the foreign file stay. */
+	while ((r = backend_slice_sweep(b, pool, 1, &removed)) > 0) {
+		total += removed;
+		steps++;
+	}
+	assert_int_equal(r, 0);
+	total += removed;
+	assert_int_equal(total, 2);
+	assert_true(steps >= 4);
+	int fd;
+	uint64_t map_off;
+	assert_int_equal(backend_slice_open(b, orphan[0], 1 * MiB, false, &fd, &map_off), -ENOENT);
+	assert_int_equal(backend_slice_open(b, orphan[1], 1 * MiB, false, &fd, &map_off), -ENOENT);
+	assert_int_equal(slice_fill_or_check(b, live.offset, live.length, -1, 0x5a), 0);
+	assert_int_equal(slice_fill_or_check(b, later.offset, later.length, -1, 0), 0);
+	assert_int_equal(access(other, F_OK), 0);
+	/* A second sweep finds nothing more. */
+	total = 0;
+	while ((r = backend_slice_sweep(b, pool, 64, &removed)) > 0)
+		total += removed;
+	assert_int_equal(r, 0);
+	assert_int_equal(total + removed, 0);
+
+	/* A live record whose file went: open says so, and create makes it anew, zero. */
+	assert_int_equal(backend_slice_destroy(b, live.offset, live.length), 0);
+	assert_int_equal(backend_slice_open(b, live.offset, live.length, true, &fd, &map_off), -ENOENT);
+	assert_int_equal(backend_slice_create(b, live.offset, live.length, POOL_ALIGN_4K), 0);
+	assert_int_equal(slice_fill_or_check(b, live.offset, live.length, -1, 0), 0);
+
+	pool_delete(&pool);
+	backend_delete(&b);
+	unlink(other);
 }
 
 static void test_emulated_size_mismatch(void **state)
@@ -636,6 +744,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_emulated_4k_create_reopen),
 		cmocka_unit_test(test_emulated_size_mismatch),
+		cmocka_unit_test(test_slice_files_swept),
 		cmocka_unit_test(test_emulated_config_errors),
 		cmocka_unit_test(test_uuid_mismatch),
 		cmocka_unit_test(test_badblocks_never_handed_out),

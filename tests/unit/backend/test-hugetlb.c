@@ -300,7 +300,8 @@ static void test_2m_slices(void **state)
 	assert_int_equal(pool_alloc(pool, &req, &ext), 0);
 	assert_int_equal(pool_get(pool, ext.id, &rec), 0);
 	assert_int_equal(backend_slice_create(b, rec.offset, rec.length, rec.align), 0);
-	assert_int_equal(backend_slice_create(b, rec.offset, rec.length, rec.align), -EEXIST);
+	/* A second create replaces the file (a leftover, as far as it can know): one reservation. */
+	assert_int_equal(backend_slice_create(b, rec.offset, rec.length, rec.align), 0);
 	assert_int_equal(after_open - avail_2m(), 4); /* reserved at create */
 	assert_int_equal(backend_slice_open(b, rec.offset, rec.length, true, &fd, &map_off), 0);
 	assert_int_equal(map_off, 0);
@@ -338,14 +339,19 @@ static void test_2m_slices(void **state)
 	uint64_t orphan = ext2.offset + 2 * MiB;
 	assert_int_equal(backend_slice_create(b, orphan, 2 * MiB, 2 * MiB), 0);
 	assert_int_equal(backend_slice_reconcile(b, pool, &removed, &created), 0);
-	assert_int_equal(removed, 1);
-	assert_int_equal(created, 1); /* "t" had none */
+	assert_int_equal(removed + created, 0); /* files are swept while serving */
+	unsigned swept = 0;
+	int sr;
+	while ((sr = backend_slice_sweep(b, pool, 16, &removed)) > 0)
+		swept += removed;
+	assert_int_equal(sr, 0);
+	assert_int_equal(swept + removed, 1);
 	assert_int_equal(backend_slice_open(b, orphan, 2 * MiB, false, &fd, &map_off), -ENOENT);
+	/* "t" had none: the daemon makes it when it is granted */
+	assert_int_equal(backend_slice_open(b, ext2.offset, 2 * MiB, false, &fd, &map_off), -ENOENT);
+	assert_int_equal(backend_slice_create(b, ext2.offset, 2 * MiB, 2 * MiB), 0);
 	assert_int_equal(backend_slice_open(b, ext2.offset, 2 * MiB, false, &fd, &map_off), 0);
 	close(fd);
-	/* Idempotent. */
-	assert_int_equal(backend_slice_reconcile(b, pool, &removed, &created), 0);
-	assert_int_equal(removed + created, 0);
 
 	/* Scrub and destroy give the pages back. */
 	assert_int_equal(backend_slice_scrub(b, rec.offset, rec.length), 0);

@@ -219,6 +219,6 @@ int badblock_reserve(struct backend *b, struct pool *p)
 			return r;
 	}
 	/* Counted from the pool, not from this run: earlier opens reserved most of them. */
-	pool_iterate(p, 0, count_reserved, b);
+	pool_iterate_names(p, BACKEND_BADBLOCK_NAME_PREFIX, count_reserved, b);
 	return 0;
 }

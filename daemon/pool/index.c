@@ -403,6 +403,23 @@ struct name_node *index_name_find(struct pool_index *idx, const char *name)
 	return RB_FIND(name_tree, &idx->names, &key.n);
 }
 
+struct name_node *index_name_first_from(struct pool_index *idx, const char *name)
+{
+	union {
+		struct name_node n;
+		char buf[sizeof(struct name_node) + POOL_NAME_MAX + 1];
+	} key;
+	size_t len = strnlen(name, POOL_NAME_MAX);
+	memcpy(key.n.name, name, len);
+	key.n.name[len] = '\0';
+	return RB_NFIND(name_tree, &idx->names, &key.n);
+}
+
+struct name_node *index_name_next(struct name_node *node)
+{
+	return RB_NEXT(name_tree, NULL, node);
+}
+
 bool index_name_insert(struct pool_index *idx, struct name_node *node)
 {
 	if (RB_INSERT(name_tree, &idx->names, node))

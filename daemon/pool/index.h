@@ -94,6 +94,10 @@ uint64_t index_largest(struct pool_index *idx, int c);
 struct name_node *index_name_find(struct pool_index *idx, const char *name);
 /* Inserts node (allocated by the caller); returns false if the name is already there. */
 bool index_name_insert(struct pool_index *idx, struct name_node *node);
+/* The first name >= name (strcmp order; name longer than POOL_NAME_MAX is cut), or NULL; and
+ * the one after node. */
+struct name_node *index_name_first_from(struct pool_index *idx, const char *name);
+struct name_node *index_name_next(struct name_node *node);
 void index_name_remove(struct pool_index *idx, struct name_node *node);
 struct name_node *name_node_new(const char *name, uint64_t slot);
 

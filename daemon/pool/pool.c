@@ -266,10 +266,37 @@ struct ext_ref {
 	uint64_t off, len, slot;
 };
 
-static int cmp_ext_ref(const void *a, const void *b)
+/*
+ * Sorts refs by offset: a radix sort on 16-bit digits, skipping the digits every offset shares
+ * (the high ones, usually), so a million records take two passes over 24 MB instead of a
+ * comparison sort's twenty (qsort took 230 ms of a 1 M-record open). tmp holds n entries,
+ * count 2^16 (n fits in 32 bits: the table holds at most POOL_MAX_CAPACITY records).
+ */
+static void sort_ext_refs(struct ext_ref *refs, struct ext_ref *tmp, uint32_t *count, uint64_t n)
 {
-	const struct ext_ref *x = a, *y = b;
-	return x->off < y->off ? -1 : x->off > y->off;
+	uint64_t all_or = 0, all_and = ~UINT64_C(0);
+
+	for (uint64_t i = 0; i < n; i++) {
+		all_or |= refs[i].off;
+		all_and &= refs[i].off;
+	}
+	for (unsigned shift = 0; shift < 64; shift += 16) {
+		uint32_t pos = 0;
+
+		if ((((all_or ^ all_and) >> shift) & 0xffff) == 0)
+			continue; /* every offset has the same digit here */
+		memset(count, 0, sizeof(*count) << 16);
+		for (uint64_t i = 0; i < n; i++)
+			count[(refs[i].off >> shift) & 0xffff]++;
+		for (unsigned d = 0; d < (1u << 16); d++) {
+			uint32_t c = count[d];
+			count[d] = pos;
+			pos += c;
+		}
+		for (uint64_t i = 0; i < n; i++)
+			tmp[count[(refs[i].off >> shift) & 0xffff]++] = refs[i];
+		memcpy(refs, tmp, n * sizeof(*refs));
+	}
 }
 
 static const uint8_t *scan_rec_ptr(struct pool *p, uint64_t slot)
@@ -338,7 +365,14 @@ static int pool_scan(struct pool *p)
 			p->records_quar++;
 	}
 
-	qsort(refs, nrefs, sizeof(*refs), cmp_ext_ref);
+	{
+		_cleanup_(freep) struct ext_ref *tmp = pool_mem_alloc((nrefs ? nrefs : 1) * sizeof(*tmp));
+		_cleanup_(freep) uint32_t *count = pool_mem_alloc(sizeof(*count) << 16);
+		if (!tmp || !count)
+			return pool_err(-ENOMEM, "out of memory for %llu records",
+					(unsigned long long)nrefs);
+		sort_ext_refs(refs, tmp, count, nrefs);
+	}
 	uint64_t cursor = g->data_off, end = g->data_off + g->data_size;
 	for (uint64_t i = 0; i <= nrefs; i++) {
 		uint64_t next = i < nrefs ? refs[i].off : end;
@@ -754,6 +788,28 @@ int pool_iterate(struct pool *p, uint32_t required_flags,
 		if ((rec.flags & required_flags) != required_flags)
 			continue;
 		fill_info(s, &rec, &info);
+		r = fn(&info, userdata);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int pool_iterate_names(struct pool *p, const char *prefix,
+		       int (*fn)(const struct pool_record_info *info, void *userdata), void *userdata)
+{
+	struct pool_record_info info;
+	size_t plen = strlen(prefix);
+
+	for (struct name_node *n = index_name_first_from(&p->idx, prefix);
+	     n && strncmp(n->name, prefix, plen) == 0; n = index_name_next(n)) {
+		struct pool_record rec;
+		const char *why;
+		int r = rec_decode(pool_rec_ptr(p, n->slot), &rec, &why);
+		if (r != 0)
+			return pool_err(-EUCLEAN, "record %llu: %s (damaged since open)",
+					(unsigned long long)n->slot, r < 0 ? why : "empty");
+		fill_info(n->slot, &rec, &info);
 		r = fn(&info, userdata);
 		if (r)
 			return r;

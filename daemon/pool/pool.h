@@ -235,6 +235,11 @@ int pool_get(struct pool *pool, uint64_t id, struct pool_record_info *ret_info);
 int pool_iterate(struct pool *pool, uint32_t required_flags,
 		 int (*fn)(const struct pool_record_info *info, void *userdata), void *userdata);
 
+/* Like pool_iterate, for the live records whose name starts with prefix ("" = every named
+ * record), in name order (strcmp); costs the matching records, not the table. */
+int pool_iterate_names(struct pool *pool, const char *prefix,
+		       int (*fn)(const struct pool_record_info *info, void *userdata), void *userdata);
+
 /* Fills space statistics. Never fails. */
 void pool_get_stats(struct pool *pool, struct pool_stats *ret_stats);
 

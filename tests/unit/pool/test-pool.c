@@ -376,6 +376,52 @@ static int stop_at_first(const struct pool_record_info *info, void *ud)
 	return 42;
 }
 
+static int append_name(const struct pool_record_info *info, void *ud)
+{
+	char *s = ud;
+	strcat(s, info->name);
+	strcat(s, ";");
+	return 0;
+}
+
+/* Records by name prefix, in name order, through the name index. */
+static void test_iterate_names(void **state)
+{
+	uint64_t size = 16 * MiB;
+	void *r = range_new(size);
+	struct pool *p = fresh(r, size, 0);
+	struct pool_extent e;
+	char out[512] = "";
+	static const char *const names[] = {"b", "daxpool:badblock:2", "daxpool:x", "a",
+					    "daxpool:badblock:10", "daxpoolz", "daxpool:badblock"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		assert_int_equal(alloc_simple(p, 4096, POOL_ALIGN_4K, names[i], &e), 0);
+	struct pool_alloc_req anon = {.size = 1, .align = POOL_ALIGN_4K, .flags = POOL_ALLOC_ANONYMOUS};
+	assert_int_equal(pool_alloc(p, &anon, &e), 0);
+	assert_int_equal(pool_iterate_names(p, "daxpool:badblock:", append_name, out), 0);
+	assert_string_equal(out, "daxpool:badblock:10;daxpool:badblock:2;");
+	out[0] = '\0';
+	assert_int_equal(pool_iterate_names(p, "daxpool:", append_name, out), 0);
+	assert_string_equal(out, "daxpool:badblock;daxpool:badblock:10;daxpool:badblock:2;daxpool:x;");
+	out[0] = '\0';
+	assert_int_equal(pool_iterate_names(p, "", append_name, out), 0);
+	assert_string_equal(out, "a;b;daxpool:badblock;daxpool:badblock:10;daxpool:badblock:2;daxpool:x;daxpoolz;");
+	out[0] = '\0';
+	assert_int_equal(pool_iterate_names(p, "zz", append_name, out), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(pool_iterate_names(p, "daxpool", stop_at_first, NULL), 42);
+	/* A quarantined record gives its name up: it is not found by name any more. */
+	struct pool_record_info info;
+	assert_int_equal(pool_lookup(p, "daxpool:x", &info), 0);
+	assert_int_equal(pool_quarantine(p, info.id), 0);
+	out[0] = '\0';
+	assert_int_equal(pool_iterate_names(p, "daxpool:x", append_name, out), 0);
+	assert_string_equal(out, "");
+	pool_delete(&p);
+	range_free(r, size);
+}
+
 static void test_quarantine_anonymous_iterate(void **state)
 {
 	uint64_t size = 16 * MiB;
@@ -912,6 +958,7 @@ int main(void)
 		cmocka_unit_test(test_alignment),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_quarantine_anonymous_iterate),
+		cmocka_unit_test(test_iterate_names),
 		cmocka_unit_test(test_stats),
 		cmocka_unit_test(test_1g_preservation),
 		cmocka_unit_test(test_1g_preservation_fringe),

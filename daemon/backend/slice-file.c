@@ -357,8 +357,13 @@ int slice_file_migrate_in(struct backend *b, struct pool *p, unsigned *ret_moved
 		return backend_err(negative_errno(), "%s: fstat: %m", b->path);
 	/* A pool file that holds pages beyond its metadata was served with the slices in it
 	 * (isolation "shared", or a daxpool before isolation): move each slice into its file, then
-	 * give the data area's pages back. */
+	 * give the data area's pages back. The block count alone is not enough to tell (a file
+	 * system counts its own extent blocks, and a big table ends close to the data area): ask
+	 * where the data area's first data is, where the file system can say. Otherwise every
+	 * start would look up a million slice files. */
 	if ((uint64_t)st.st_blocks * 512 <= ps.data_offset)
+		return 0;
+	if (lseek(b->fd, (off_t)ps.data_offset, SEEK_DATA) < 0 && errno == ENXIO)
 		return 0;
 	r = pool_iterate(p, 0, migrate_record_in, &m);
 	if (r < 0)

@@ -67,9 +67,10 @@ static const struct ctl_command commands[] = {
 	  "  kernel) or one onlined as system RAM. A device holding a daxpool pool needs --force.\n" },
 	{ "bench", cmd_bench, "run a benchmark suite (daxpool-bench), JSON rows on stdout",
 	  "daxpoolctl bench SUITE [ARGS]\n"
-	  "  Runs one suite of daxpool-bench: alloc, service, touch, provision, pin, zero, scale or isolation\n"
-	  "  (`daxpoolctl bench SUITE --help` lists the arguments; --quick for short runs). Every\n"
-	  "  line of output is one JSON object {suite, system, metric, value, unit, params}.\n"
+	  "  Runs one suite of daxpool-bench: alloc, service, touch, provision, pin, zero, isolation,\n"
+	  "  scale or fairness (`daxpoolctl bench SUITE --help` lists the arguments; --quick for\n"
+	  "  short runs). Every line of output is one JSON object {suite, system, metric, value,\n"
+	  "  unit, params}.\n"
 	  "  Suites start daxpoolds of their own; touch and pin reserve huge pages (root).\n"
 	  "  daxpool-bench is found at $DAXPOOL_BENCH, beside daxpoolctl in a build tree, or in\n"
 	  "  libexec/daxpool. See docs/PERFORMANCE.md.\n" },

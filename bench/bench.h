@@ -2,6 +2,7 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -28,6 +29,21 @@ struct bench_opts {
 void bench_row(const char *suite, const char *system, const char *metric, double value,
 	       const char *unit, json_object *params);
 uint64_t bench_now_ns(void);
+
+/*
+ * A progress line on stderr for a long step, on a terminal only: "WHAT: DONE/TOTAL UNIT (P%),
+ * RATE UNIT/s, ETA M:SS", drawn after $DAXPOOL_PROGRESS_DELAY_MS (default 500) and at most four
+ * times a second, erased by bench_progress_end. Without a terminal on stderr nothing is
+ * printed, and stdout (the JSON rows) never carries it. One thread draws.
+ */
+struct bench_progress {
+	const char *what, *unit;
+	uint64_t total, t0, delay_ns, last_ns;
+	bool tty, drawn;
+};
+void bench_progress_begin(struct bench_progress *p, const char *what, uint64_t total, const char *unit);
+void bench_progress_update(struct bench_progress *p, uint64_t done);
+void bench_progress_end(struct bench_progress *p);
 /* Sorts samples and returns the q-quantile (0..1). */
 uint64_t bench_quantile(uint64_t *samples, uint64_t n, double q);
 

@@ -96,6 +96,8 @@ struct filler {
 	const char *sock;
 	uint64_t first, count;
 	int error;
+	uint64_t done; /* allocations made so far (atomic: the main thread reads it for progress) */
+	bool finished; /* atomic, set last */
 };
 
 static void *filler_main(void *arg)
@@ -112,7 +114,10 @@ static void *filler_main(void *arg)
 		r = daxpool_alloc(dp, name, SIZE_4K, DAXPOOL_ALIGN_4K, 0600, 0, &sl);
 		if (r == 0)
 			r = daxpool_close(dp, &sl);
+		if (r == 0)
+			__atomic_add_fetch(&f->done, 1, __ATOMIC_RELAXED);
 	}
+	__atomic_store_n(&f->finished, true, __ATOMIC_RELEASE);
 	if (r < 0) {
 		f->error = r;
 		fprintf(stderr, "daxpool-bench scale: fill: %s (%s)\n", daxpool_strerror(r),
@@ -135,6 +140,23 @@ static int fill_to(struct scale *s, uint64_t live, double *ret_rate)
 		if (pthread_create(&f[i].thread, NULL, filler_main, &f[i]) != 0)
 			abort(); /* nothing to recover: the run would be wrong */
 	}
+	/* The main thread draws the progress line (on a terminal) while the fillers work. */
+	struct bench_progress pg;
+	bench_progress_begin(&pg, "scale: fill", todo, "allocs");
+	for (;;) {
+		uint64_t done = 0;
+		unsigned finished = 0;
+
+		for (unsigned i = 0; i < FILLERS; i++) {
+			done += __atomic_load_n(&f[i].done, __ATOMIC_RELAXED);
+			finished += __atomic_load_n(&f[i].finished, __ATOMIC_ACQUIRE);
+		}
+		if (finished == FILLERS)
+			break;
+		bench_progress_update(&pg, done);
+		bench_sleep_ns(50 * 1000000u);
+	}
+	bench_progress_end(&pg);
 	for (unsigned i = 0; i < FILLERS; i++) {
 		pthread_join(f[i].thread, NULL);
 		if (f[i].error && r == 0)

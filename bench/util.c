@@ -104,6 +104,46 @@ const char *bench_daxpoold(const struct bench_opts *o)
 #endif
 }
 
+void bench_progress_begin(struct bench_progress *p, const char *what, uint64_t total, const char *unit)
+{
+	const char *d = getenv("DAXPOOL_PROGRESS_DELAY_MS");
+	char *end;
+	unsigned long ms = d && *d ? strtoul(d, &end, 10) : 500;
+
+	if (d && *d && *end)
+		ms = 500;
+	*p = (struct bench_progress){ .what = what, .unit = unit, .total = total,
+				      .t0 = bench_now_ns(), .delay_ns = ms * 1000000ull,
+				      .tty = isatty(STDERR_FILENO) == 1 };
+}
+
+void bench_progress_update(struct bench_progress *p, uint64_t done)
+{
+	uint64_t now = bench_now_ns();
+	double secs = (double)(now - p->t0) / 1e9, rate, eta;
+
+	if (!p->tty || now - p->t0 < p->delay_ns || (p->drawn && now - p->last_ns < 250000000ull))
+		return;
+	rate = secs > 0 ? (double)done / secs : 0;
+	eta = rate > 0 && p->total > done ? (double)(p->total - done) / rate : 0;
+	fprintf(stderr, "\r\033[K%s: %llu/%llu %s (%.0f%%), %.0f %s/s, ETA %u:%02u", p->what,
+		(unsigned long long)done, (unsigned long long)p->total, p->unit,
+		p->total ? 100.0 * (double)done / (double)p->total : 100.0, rate, p->unit,
+		(unsigned)eta / 60, (unsigned)eta % 60);
+	fflush(stderr);
+	p->drawn = true;
+	p->last_ns = now;
+}
+
+void bench_progress_end(struct bench_progress *p)
+{
+	if (p->drawn) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+	}
+	p->drawn = false;
+}
+
 int bench_daemon_start(const struct bench_opts *o, const char *sock, const char *const *args,
 		       pid_t *ret_pid)
 {

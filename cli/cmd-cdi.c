@@ -32,7 +32,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
 
 #define CDI_VERSION "0.5.0"
 #define CDI_DEFAULT_KIND "daxpool.io/slice"

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
 
 static void ctxp(struct namespace_ctx **c)
 {

@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
 
 /* Opens a pool target read-write: a character device or a regular file, nothing else. */

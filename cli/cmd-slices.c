@@ -10,12 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
 
-static void disconnectp(struct daxpool **dp)
-{
-	daxpool_disconnect(dp);
-}
 
 static const char *align_name(uint64_t align)
 {

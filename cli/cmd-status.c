@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <time.h>
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
 
 static void format_duration(uint64_t ns, char *buf, size_t size)
 {

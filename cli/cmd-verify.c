@@ -58,10 +58,6 @@ static int verify_option(int c, const char *arg, void *userdata)
 	return CTL_EXIT_USAGE;
 }
 
-static void disconnectp(struct daxpool **dp)
-{
-	daxpool_disconnect(dp);
-}
 
 int cmd_verify(struct ctl *ctl, int argc, char **argv)
 {

@@ -36,6 +36,13 @@ static const struct ctl_command commands[] = {
 	  "  Pool UUID and backend, sizes, free bytes and largest free extent per alignment class,\n"
 	  "  fragmentation, slices, quarantined slices, bad blocks, zeroing backlog and pins.\n"
 	  "  --prometheus: the same in the Prometheus text format (node_exporter textfile).\n" },
+	{ "settle", cmd_settle, "wait until freed slices are zeroed and reusable",
+	  "daxpoolctl [--json] settle [--timeout SECONDS]\n"
+	  "  Waits until no freed slice waits for its holders, its pins or its zeroing (the daemon\n"
+	  "  zeroes freed memory in the background before it can be granted again). On a terminal\n"
+	  "  a progress line shows what is left to zero, the rate and an ETA, and how many freed\n"
+	  "  slices still wait for a process that maps or pins them. Exit 0 when settled, 1 after\n"
+	  "  --timeout (which says what is still waiting).\n" },
 	{ "format", cmd_format, "write a new, empty pool on a device or file (offline)",
 	  "daxpoolctl [--json] format [--force] [--records N] DEVICE|FILE\n"
 	  "  Writes an empty daxpool pool on a device-dax device or a regular file. Refuses a target\n"

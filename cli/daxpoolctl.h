@@ -7,7 +7,15 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct daxpool;
+#include "daxpool.h"
+#include "macro.h"
+
+/* _cleanup_ helpers every subcommand uses. */
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_object *, json_object_put);
+static inline void disconnectp(struct daxpool **dp)
+{
+	daxpool_disconnect(dp);
+}
 
 struct ctl {
 	const char *socket_path; /* NULL: libdaxpool's default */
@@ -88,6 +96,7 @@ int cmd_list(struct ctl *ctl, int argc, char **argv);
 int cmd_show(struct ctl *ctl, int argc, char **argv);
 int cmd_free(struct ctl *ctl, int argc, char **argv);
 int cmd_stats(struct ctl *ctl, int argc, char **argv);
+int cmd_settle(struct ctl *ctl, int argc, char **argv);
 int cmd_format(struct ctl *ctl, int argc, char **argv);
 int cmd_fsck(struct ctl *ctl, int argc, char **argv);
 int cmd_regions(struct ctl *ctl, int argc, char **argv);

@@ -277,10 +277,6 @@ static unsigned fill_pool(struct verify *v, struct daxpool_slice **more, unsigne
 	return n;
 }
 
-static void disconnectp(struct daxpool **dp)
-{
-	daxpool_disconnect(dp);
-}
 
 /*
  * A named slice is opened on a second connection, mapped, its first page held by a pipe and a

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "daxpool.h"
 #include "harness.h"
 
 #include <errno.h>
@@ -91,6 +92,84 @@ static const char *jget_str(struct json_object *o, const char *key)
 	if (!json_object_object_get_ex(o, key, &v))
 		fail_msg("no field %s", key);
 	return json_object_get_string(v);
+}
+
+/* settle: waits for freed slices to be reusable; says what still waits when it gives up; a
+ * progress line on a terminal only. */
+static void test_settle(void **state)
+{
+	int ready[2], status;
+	char c = 0;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(ctl("settle", NULL), 0);
+	assert_non_null(strstr(out, "settled in"));
+
+	/* A child maps a slice and keeps it; we free it: it waits for the child. */
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct daxpool *dp = NULL;
+		struct daxpool_slice *s = NULL;
+		void *p;
+
+		if (daxpool_connect(pool_daemon.d.socket, &dp) < 0 ||
+		    daxpool_alloc(dp, "settle-held", 1 << 20, DAXPOOL_ALIGN_4K, 0600, 0, &s) < 0 ||
+		    daxpool_map(s, 0, &p) < 0)
+			_exit(1);
+		(void)!write(ready[1], "y", 1);
+		pause();
+		_exit(0);
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_int_equal(c, 'y');
+	close(ready[0]);
+	assert_int_equal(ctl("free", "settle-held", NULL), 0);
+
+	assert_int_equal(ctl("settle", "--timeout", "0.5", NULL), 1);
+	assert_non_null(strstr(err, "not settled after"));
+	assert_non_null(strstr(err, "1 freed slice waiting for holders or pins"));
+	assert_int_equal(ctl("--json", "settle", "--timeout", "0.2", NULL), 1);
+	struct json_object *o = parse_out();
+	struct json_object *v;
+	assert_true(json_object_object_get_ex(o, "settled", &v) && !json_object_get_boolean(v));
+	assert_int_equal(jget_u64(o, "leases_waiting"), 1);
+	json_object_put(o);
+	assert_int_equal(ctl("settle", "--timeout", "x", NULL), 2);
+
+	/* On a terminal (script(1)): the progress line names what waits, and is erased. */
+	if (system("command -v script >/dev/null 2>&1") == 0) {
+		char cmd[1024], path[200], buf[4096] = "";
+		snprintf(path, sizeof(path), "%s/settle.tty", pool_daemon.dir);
+		snprintf(cmd, sizeof(cmd),
+			 "DAXPOOL_PROGRESS_DELAY_MS=0 script -qec '%s --socket %s settle --timeout 0.6' "
+			 "/dev/null >%s 2>&1",
+			 DAXPOOLCTL_PATH, pool_daemon.d.socket, path);
+		(void)!system(cmd);
+		FILE *f = fopen(path, "r");
+		assert_non_null(f);
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = '\0';
+		fclose(f);
+		if (!strstr(buf, "settle: ") || !strstr(buf, "1 freed slice waits for holders or pins"))
+			fail_msg("no progress line on a terminal: %s", buf);
+		if (!strstr(buf, "\r\033[K"))
+			fail_msg("the progress line was not erased: %s", buf);
+	} else {
+		print_message("progress line not checked: script(1) is not installed (bsdutils)\n");
+	}
+
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	assert_int_equal(ctl("settle", "--timeout", "30", NULL), 0);
+	assert_non_null(strstr(out, "settled in"));
+	assert_int_equal(ctl("--json", "settle", NULL), 0);
+	o = parse_out();
+	assert_true(json_object_object_get_ex(o, "settled", &v) && json_object_get_boolean(v));
+	json_object_put(o);
 }
 
 static int setup(void **state)
@@ -349,6 +428,7 @@ int main(void)
 		cmocka_unit_test(test_stats),
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_format_fsck),
+		cmocka_unit_test(test_settle),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

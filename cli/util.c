@@ -4,6 +4,7 @@
 #include "log.h"
 #include "macro.h"
 #include "parse-util.h"
+#include "proc-util.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -354,7 +355,7 @@ int ctl_self_uses(const char *path)
 int ctl_refuse_if_in_use(const char *path, const char *what)
 {
 	pid_t pids[8];
-	char comm[64] = "?", p[64];
+	char comm[64];
 	int n = ctl_path_users(path, pids, ARRAY_SIZE(pids));
 
 	if (n < 0) {
@@ -363,12 +364,7 @@ int ctl_refuse_if_in_use(const char *path, const char *what)
 	}
 	if (n == 0)
 		return CTL_EXIT_OK;
-	snprintf(p, sizeof(p), "/proc/%d/comm", (int)pids[0]);
-	{
-		_cleanup_(fclosep) FILE *f = fopen(p, "re");
-		if (f && fgets(comm, sizeof(comm), f))
-			comm[strcspn(comm, "\n")] = '\0';
-	}
+	proc_comm(pids[0], comm, sizeof(comm));
 	log_error("%s is in use by pid %d (%s)%s: %s", path, (int)pids[0], comm,
 		  n > 1 ? " and others" : "", what);
 	return CTL_EXIT_FAILURE;

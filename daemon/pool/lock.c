@@ -19,6 +19,7 @@
 
 #include "error.h"
 #include "pool.h"
+#include "proc-util.h"
 
 /* The pid holding a flock on (dev, ino) other than self, or 0 if /proc/locks names none. */
 static pid_t lock_holder(dev_t dev, ino_t ino)
@@ -48,21 +49,6 @@ static pid_t lock_holder(dev_t dev, ino_t ino)
 	return found;
 }
 
-static void comm_of(pid_t pid, char *buf, size_t len)
-{
-	char path[64];
-	FILE *f;
-
-	snprintf(buf, len, "?");
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	if (fgets(buf, (int)len, f))
-		buf[strcspn(buf, "\n")] = '\0';
-	fclose(f);
-}
-
 int pool_lock_holder(int fd, pid_t *ret_pid, char *comm, size_t comm_len)
 {
 	struct stat st;
@@ -74,7 +60,7 @@ int pool_lock_holder(int fd, pid_t *ret_pid, char *comm, size_t comm_len)
 	if (ret_pid)
 		*ret_pid = pid;
 	if (comm && comm_len)
-		comm_of(pid, comm, comm_len);
+		proc_comm(pid, comm, comm_len);
 	return pid > 0;
 }
 

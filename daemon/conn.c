@@ -1,6 +1,7 @@
 /* Client connections: reading frames, validating them, queuing replies; see conn.h. */
 #include "busy-poll.h"
 #include "conn.h"
+#include "carve.h"
 #include "uid-limits.h"
 #include "pool.h"
 #include "log.h"
@@ -166,6 +167,8 @@ void conn_free(struct conn *c)
 	struct conn_pin *pin, *ptmp;
 
 	log_debug("client %" PRIu64 " (pid %d) disconnected", c->id, (int)c->pid);
+	if (c->carving)
+		c->carving->conn = NULL; /* its ALLOC is undone when the object is made */
 	limits_conn_remove(c); /* before its handles, pins and parked reply go */
 	ev_io_stop(c->daemon->loop, &c->io);
 	ev_timer_stop(c->daemon->loop, &c->hello_timer);
@@ -426,6 +429,14 @@ static int conn_flush(struct conn *c)
 	return 0;
 }
 
+void conn_resume(struct conn *c)
+{
+	c->carving = NULL;
+	conn_update_events(c);
+	if (!ev_is_active(&c->io) && !c->throttled)
+		ev_io_start(c->daemon->loop, &c->io);
+}
+
 void conn_drain(struct conn *c)
 {
 	if (!c->pending)
@@ -444,6 +455,11 @@ static void conn_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct conn *c = (struct conn *)((char *)w - offsetof(struct conn, io));
 	int r = 0;
 
+	if (c->carving && !(revents & EV_WRITE)) {
+		/* One request at a time: the next waits until the ALLOC is answered. */
+		ev_io_stop(loop, &c->io);
+		return;
+	}
 	if (revents & EV_WRITE)
 		r = conn_flush(c);
 	else if ((revents & EV_READ) && limits_may_read(c))

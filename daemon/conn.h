@@ -57,6 +57,9 @@ struct conn {
 	ev_timer send_timer; /* a parked reply not taken in time closes the connection */
 	ev_timer idle_timer;
 	int pending_fd;	     /* our own duplicate of the fd to pass with the parked reply, or -1 */
+	/* An ALLOC whose slice's object is being made off the loop (carve.c): no further request
+	 * is read until it is answered. */
+	struct carve_job *carving;
 	/* At most one reply waits for the socket to become writable; while it waits the connection
 	 * reads no further requests, so a client that never reads its replies costs one frame. */
 	size_t pending_len;
@@ -70,6 +73,8 @@ int conn_new(struct daxpoold *d, int fd, struct conn **ret);
 /* Sends one error frame (the lowest protocol version, which any client parses) and closes fd. */
 void conn_reject(int fd, int32_t status, const char *text);
 void conn_free(struct conn *c);
+/* Reads requests again after an ALLOC that waited for its object was answered. */
+void conn_resume(struct conn *c);
 /* At shutdown: tries briefly to deliver a parked reply. */
 void conn_drain(struct conn *c);
 
@@ -93,3 +98,7 @@ int slice_free_record(struct daxpoold *d, const struct pool_record_info *rec, pi
 
 /* Handles one decoded request (dispatch.c). Returns 0, or a negative errno to close the connection. */
 int dispatch_request(struct conn *c, const struct dxp_header *h, const uint8_t *payload);
+struct carve_job;
+/* Answers an ALLOC whose object the carver made (or could not): grants the slice, or undoes the
+ * record; then the connection reads again (or is closed if the reply could not be sent). */
+void dispatch_alloc_object_made(struct daxpoold *d, struct carve_job *job);

@@ -14,6 +14,7 @@ struct conn;
 struct backend;
 struct pool;
 struct zeroer;
+struct carver;
 struct lease_table;
 struct usage;
 struct metrics;
@@ -34,6 +35,7 @@ struct daxpoold {
 	ev_timer watchdog;
 	ev_idle busy_idle;   /* active while the loop busy-polls after a request (busy-poll.c) */
 	ev_idle sweep_idle;  /* active while orphaned slice objects are swept (sweep.c) */
+	struct carver *carver; /* makes slow per-slice objects off the loop (carve.c), or NULL */
 	unsigned sweep_removed;
 	double sweep_started_ms;
 	ev_tstamp busy_until;

@@ -1,5 +1,6 @@
 /* Requests to replies: one handler per message type. */
 #include "build-config.h"
+#include "carve.h"
 #include "conn.h"
 #include "endian-util.h"
 #include "macro.h"
@@ -209,6 +210,87 @@ static int require_pool(struct conn *c, const struct dxp_header *h)
 	return -ENODEV;
 }
 
+/* The reply to an ALLOC whose object could not be made (r from backend_slice_create). */
+static int alloc_create_failed(struct conn *c, const struct dxp_header *h, int r)
+{
+	if (r == -ENOSPC)
+		return conn_send_error(c, h->type, h->request_id, r, "not enough memory for the slice");
+	if (r == -ENOMEM || r == -EMFILE || r == -ENFILE)
+		return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s",
+				       strerror(-r));
+	return conn_send_error(c, h->type, h->request_id, -EIO, "cannot make the slice's memory object");
+}
+
+/* The record is persisted and charged; its object is made by the carver's worker, and
+ * alloc_object_made answers. The connection's next request waits for that. */
+static int alloc_off_loop(struct conn *c, const struct dxp_header *h,
+			  const struct pool_record_info *rec, bool anonymous)
+{
+	struct daxpoold *d = c->daemon;
+	struct carve_job *job = calloc(1, sizeof(*job));
+	int r = job ? usage_add(d, rec->uid, rec->length) : -ENOMEM;
+
+	if (r < 0) {
+		int r2 = pool_free(d->pool, rec->id);
+
+		if (r2 < 0)
+			log_error_errno(r2, "undoing allocation of record %" PRIu64 ": %s", rec->id,
+					pool_errormsg());
+		free(job);
+		return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s",
+				       strerror(-r));
+	}
+	*job = (struct carve_job){ .conn = c, .request = *h, .rec = *rec, .anonymous = anonymous,
+				   .start_ns = metrics_clock_ns() };
+	carver_submit(d->carver, job);
+	return 0;
+}
+
+void dispatch_alloc_object_made(struct daxpoold *d, struct carve_job *job)
+{
+	struct conn *c = job->conn;
+	const struct pool_record_info *rec = &job->rec;
+	int r = job->result;
+
+	if (r == 0 && c) {
+		unsigned handles = HASH_COUNT(c->slices), pins = HASH_COUNT(c->pins);
+
+		r = grant_slice(c, &job->request, rec, true, job->anonymous);
+		limits_after_request(c, handles, pins, true);
+	}
+	if (r == 0) {
+		log_info("client %" PRIu64 " (pid %d uid %u): ALLOC %s%s%s %" PRIu64 " bytes at %" PRIu64,
+			 c->id, (int)c->pid, (unsigned)c->uid, job->anonymous ? "anonymous" : "\"",
+			 job->anonymous ? "" : rec->name, job->anonymous ? "" : "\"", rec->length,
+			 rec->offset);
+	} else {
+		/* Nothing reached anyone: the record goes, and its object (empty) with it. */
+		int r2 = pool_free(d->pool, rec->id);
+
+		if (job->result == 0)
+			backend_slice_destroy(d->backend, rec->offset, rec->length);
+		if (r2 < 0)
+			log_error_errno(r2, "undoing allocation of record %" PRIu64 ": %s", rec->id,
+					pool_errormsg());
+		usage_sub(d, rec->uid, rec->length);
+	}
+	if (!c)
+		return; /* the client went while its object was made */
+	if (r < 0) {
+		if (job->result < 0)
+			r = alloc_create_failed(c, &job->request, job->result);
+		else if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE || r == -EIO)
+			r = conn_send_error(c, job->request.type, job->request.request_id, r,
+					    "cannot grant the slice: %s", strerror(-r));
+	}
+	metrics_request(d, job->request.type, c->last_status, job->start_ns);
+	if (r < 0) {
+		conn_free(c); /* the reply could not be sent */
+		return;
+	}
+	conn_resume(c);
+}
+
 static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
 {
 	struct daxpoold *d = c->daemon;
@@ -290,6 +372,8 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 	if (r < 0)
 		return conn_send_error(c, h->type, h->request_id, r, "%s", pool_errormsg());
 	r = pool_get(d->pool, ext.id, &rec);
+	if (r == 0 && d->carver)
+		return alloc_off_loop(c, h, &rec, anonymous);
 	if (r == 0) {
 		/* The record is persisted first: a crash before the object exists leaves a record
 		 * whose object the restart makes (or reclaims), never an object nobody owns. */
@@ -302,14 +386,7 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 			if (r2 < 0)
 				log_error_errno(r2, "undoing allocation of record %" PRIu64 ": %s", ext.id,
 						pool_errormsg());
-			if (r == -ENOSPC)
-				return conn_send_error(c, h->type, h->request_id, r,
-						       "not enough memory for the slice");
-			if (r == -ENOMEM || r == -EMFILE || r == -ENFILE)
-				return conn_send_error(c, h->type, h->request_id, r,
-						       "cannot grant the slice: %s", strerror(-r));
-			return conn_send_error(c, h->type, h->request_id, -EIO,
-					       "cannot make the slice's memory object");
+			return alloc_create_failed(c, h, r);
 		}
 	}
 	if (r == 0)
@@ -678,7 +755,9 @@ int dispatch_request(struct conn *c, const struct dxp_header *h, const uint8_t *
 	uint64_t start = metrics_clock_ns();
 	int r = dispatch_one(c, h, payload);
 
-	/* The one metrics hook: type, the status of the reply just sent, and the latency. */
-	metrics_request(c->daemon, h->type, c->last_status, start);
+	/* The one metrics hook: type, the status of the reply just sent, and the latency. An ALLOC
+	 * answered later (its object made off the loop) is counted when it is answered. */
+	if (!c->carving || r < 0)
+		metrics_request(c->daemon, h->type, c->last_status, start);
 	return r;
 }

@@ -2,6 +2,8 @@
 #include "build-config.h"
 #include "busy-poll.h"
 #include "sweep.h"
+#include "carve.h"
+#include "conn.h"
 #include "daemon.h"
 #include "backend.h"
 #include "tenant.h"
@@ -176,6 +178,11 @@ static int pool_start(struct daxpoold *d)
 	r = leases_recover(d);
 	if (r < 0)
 		return log_error_errno(r, "recovering leases: %m");
+	if (backend_slice_create_is_slow(d->backend)) {
+		r = carver_new(d, dispatch_alloc_object_made, &d->carver);
+		if (r < 0)
+			return log_error_errno(r, "starting the carving thread: %m");
+	}
 	backend_badblock_stats(d->backend, &bb);
 	log_info("pool %s on %s (%s, %" PRIu64 " bytes, %s alignment, isolation %s)%s; %" PRIu64 " bad ranges reserved",
 		 uuid, backend_path(d->backend), backend_kind(d->backend) == BACKEND_DEVDAX ? "devdax" : "emulated",
@@ -210,6 +217,7 @@ static void deep_flush_prepare(struct daxpoold *d)
 
 static void pool_stop(struct daxpoold *d)
 {
+	carver_delete(&d->carver); /* an object being made is finished; queued ALLOCs are dropped */
 	leases_done(d);
 	usage_done(d);
 	pool_delete(&d->pool);

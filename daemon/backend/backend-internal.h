@@ -30,6 +30,8 @@ struct backend_slice_ops {
 	int (*sync)(struct backend *b);
 	/* Frees the kind's private state (backend_delete). */
 	void (*free)(struct backend *b);
+	/* create takes long (carving, zeroing): the daemon calls it off its loop. */
+	bool slow_create;
 };
 
 struct backend {

@@ -238,8 +238,9 @@ void backend_badblock_stats(const struct backend *b, struct backend_badblock_sta
  * neither an orphan object nor a range with two owners).
  * In the other modes create/destroy/reconcile do nothing, scrub zeroes the range in place and
  * open returns a new descriptor of the whole device with map offset = the extent's offset.
- * Thread-safety: backend_slice_scrub and backend_slice_destroy may run on one worker thread
- * while the loop thread calls the others; none of them for the same offset at the same time.
+ * Thread-safety: backend_slice_scrub and backend_slice_destroy may run on one worker thread,
+ * and backend_slice_create on another, while the loop thread calls the others; none of them for
+ * the same offset at the same time.
  */
 enum backend_isolation backend_isolation(const struct backend *b);
 /* "slice", "owner", "shared" ("auto" for BACKEND_ISOLATION_AUTO), NULL if unknown. */
@@ -253,6 +254,9 @@ int backend_isolation_from_name(const char *name, enum backend_isolation *ret);
  * pool and is replaced), -ENOSPC (no memory for it), -EINVAL (outside the data
  * area, misaligned), errors of the kernel interfaces (message says which). */
 int backend_slice_create(struct backend *b, uint64_t offset, uint64_t length, uint64_t align);
+/* True where backend_slice_create takes long (a sub-device carved and zeroed: milliseconds, or
+ * seconds for 1 GiB under emulation), so a server calls it off its event loop. Never fails. */
+bool backend_slice_create_is_slow(const struct backend *b);
 /* A new O_CLOEXEC descriptor (read-write or read-only) that reaches the extent at offset and
  * nothing else, and the mmap offset of the extent's first byte in it; the caller closes it.
  * Errors: -ENOENT (no object), errors of open. */

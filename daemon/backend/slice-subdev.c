@@ -636,6 +636,7 @@ static void subdev_free(struct backend *b)
 }
 
 static const struct backend_slice_ops subdev_ops = {
+	.slow_create = true,
 	.create = subdev_create,
 	.open = subdev_open,
 	.name = subdev_name,

@@ -232,6 +232,11 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+bool backend_slice_create_is_slow(const struct backend *b)
+{
+	return b && sliced(b) && b->slice_ops->slow_create;
+}
+
 int backend_slice_sweep(struct backend *b, struct pool *p, unsigned budget, unsigned *ret_removed)
 {
 	*ret_removed = 0;

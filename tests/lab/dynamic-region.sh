@@ -179,8 +179,19 @@ j=$(check latency-early latency s6m 100) && {
 	T[early_grant_open_p50_us]=$(jq .open_p50_us <<<"$j")
 	T[early_ping_p50_us]=$(jq .ping_p50_us <<<"$j")
 }
+# Another client PINGs while the 1 GiB sub-device is carved and zeroed (seconds under TCG): the
+# carve runs off the daemon's loop, so the answers keep coming.
+"$CHECK" "$SOCK" pings 4000 >"$OUT/pings.out" 2>>"$OUT/check.err" &
+pinger=$!
+sleep 0.5
 j=$(check alloc-1g alloc s1g "$G" "$G" 33) && placed s1g "$j" "$G"
 T[alloc_1g_ms]=$(jq .alloc_ms <<<"$j")
+wait "$pinger" || err "the pinging client failed: $(cat "$OUT/pings.out")"
+jq -c '. + {label: "pings-during-1g-alloc"}' "$OUT/pings.out" >>"$steps" 2>/dev/null
+T[ping_max_during_1g_alloc_ms]=$(jq .ping_max_ms "$OUT/pings.out" 2>/dev/null || echo null)
+if [ "$(jq '.ping_max_ms < 1000' "$OUT/pings.out" 2>/dev/null)" != true ]; then
+	err "a PING waited $(jq .ping_max_ms "$OUT/pings.out" 2>/dev/null) ms while a 1G slice was carved (alloc took ${T[alloc_1g_ms]} ms)"
+fi
 T[fill_1g_ms]=$(jq .fill_ms <<<"$j")
 j=$(check alloc-2m alloc s2m "$M2" "$M2" 44) && placed s2m "$j" "$M2"
 daxctl list -DRu >"$OUT/region-slices.json" 2>&1

@@ -1,0 +1,155 @@
+/*
+ * Making slow per-slice objects off the event loop. Carving a sub-device of a dynamic dax region
+ * and zeroing it takes milliseconds on hardware and seconds under emulation (a 1 GiB slice:
+ * 7–9 s under QEMU TCG); done on the loop, every other client waited for it. An ALLOC on such a
+ * backend persists its record on the loop as before, then queues the object here and stops
+ * reading that connection's requests; one worker thread makes the objects in order; an ev_async
+ * brings each finished job back to the loop, where dispatch grants the slice (or undoes the
+ * record) and the connection reads again. Other clients are served meanwhile — their grants of
+ * slices already carved, their PINGs and FREEs.
+ *
+ * The worker calls only backend_slice_create (the backend's sub-device code takes its own
+ * libdaxctl context per call and locks its table); the pool is touched by the loop thread only.
+ */
+#include "carve.h"
+#include "backend.h"
+#include "conn.h"
+#include "daemon.h"
+#include "log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+
+STAILQ_HEAD(carve_queue, carve_job);
+
+struct carver {
+	struct daxpoold *d;
+	carve_done_fn done;
+	struct ev_loop *loop;
+	ev_async async;
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct carve_queue todo, finished;
+	bool stop;
+};
+
+static void *carve_worker(void *arg)
+{
+	struct carver *cv = arg;
+
+	pthread_mutex_lock(&cv->lock);
+	for (;;) {
+		struct carve_job *job;
+
+		while (STAILQ_EMPTY(&cv->todo) && !cv->stop)
+			pthread_cond_wait(&cv->cond, &cv->lock);
+		if (cv->stop)
+			break;
+		job = STAILQ_FIRST(&cv->todo);
+		STAILQ_REMOVE_HEAD(&cv->todo, link);
+		pthread_mutex_unlock(&cv->lock);
+		job->result = backend_slice_create(cv->d->backend, job->rec.offset, job->rec.length,
+						   job->rec.align);
+		if (job->result < 0)
+			log_error_errno(job->result, "making the object of record %" PRIu64 ": %s",
+					job->rec.id, backend_errormsg());
+		pthread_mutex_lock(&cv->lock);
+		STAILQ_INSERT_TAIL(&cv->finished, job, link);
+		ev_async_send(cv->loop, &cv->async);
+	}
+	pthread_mutex_unlock(&cv->lock);
+	return NULL;
+}
+
+static void carve_async_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct carver *cv = w->data;
+	struct carve_queue done = STAILQ_HEAD_INITIALIZER(done);
+	struct carve_job *job;
+
+	(void)loop;
+	(void)revents;
+	pthread_mutex_lock(&cv->lock);
+	STAILQ_CONCAT(&done, &cv->finished);
+	pthread_mutex_unlock(&cv->lock);
+	while ((job = STAILQ_FIRST(&done))) {
+		STAILQ_REMOVE_HEAD(&done, link);
+		cv->done(cv->d, job);
+		free(job);
+	}
+}
+
+int carver_new(struct daxpoold *d, carve_done_fn done, struct carver **ret)
+{
+	struct carver *cv = calloc(1, sizeof(*cv));
+	sigset_t all, old;
+	int r;
+
+	if (!cv)
+		return -ENOMEM;
+	cv->d = d;
+	cv->done = done;
+	cv->loop = d->loop;
+	STAILQ_INIT(&cv->todo);
+	STAILQ_INIT(&cv->finished);
+	pthread_mutex_init(&cv->lock, NULL);
+	pthread_cond_init(&cv->cond, NULL);
+	ev_async_init(&cv->async, carve_async_cb);
+	cv->async.data = cv;
+	ev_async_start(cv->loop, &cv->async);
+	/* The worker must not take the loop's signals: they are handled by ev_signal there. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = -pthread_create(&cv->thread, NULL, carve_worker, cv);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r < 0) {
+		carver_delete(&cv);
+		return r;
+	}
+	cv->thread_started = true;
+	*ret = cv;
+	return 0;
+}
+
+void carver_submit(struct carver *cv, struct carve_job *job)
+{
+	if (job->conn)
+		job->conn->carving = job;
+	pthread_mutex_lock(&cv->lock);
+	STAILQ_INSERT_TAIL(&cv->todo, job, link);
+	pthread_cond_signal(&cv->cond);
+	pthread_mutex_unlock(&cv->lock);
+}
+
+void carver_delete(struct carver **cvp)
+{
+	struct carver *cv = cvp ? *cvp : NULL;
+	struct carve_job *job;
+
+	if (!cv)
+		return;
+	if (cv->thread_started) {
+		pthread_mutex_lock(&cv->lock);
+		cv->stop = true;
+		pthread_cond_broadcast(&cv->cond);
+		pthread_mutex_unlock(&cv->lock);
+		pthread_join(cv->thread, NULL);
+	}
+	ev_async_stop(cv->loop, &cv->async);
+	STAILQ_CONCAT(&cv->todo, &cv->finished);
+	while ((job = STAILQ_FIRST(&cv->todo))) {
+		STAILQ_REMOVE_HEAD(&cv->todo, link);
+		if (job->conn)
+			job->conn->carving = NULL;
+		free(job);
+	}
+	pthread_mutex_destroy(&cv->lock);
+	pthread_cond_destroy(&cv->cond);
+	free(cv);
+	*cvp = NULL;
+}

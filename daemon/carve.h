@@ -1,0 +1,38 @@
+/* Making slow per-slice objects (carved sub-devices) off the event loop (see carve.c). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "pool.h"
+#include "protocol.h"
+
+struct daxpoold;
+struct conn;
+struct carver;
+
+/* One ALLOC waiting for its slice's object. The loop thread owns every field but result, which
+ * the worker writes before it hands the job back. */
+struct carve_job {
+	struct conn *conn;	     /* NULL once the connection has gone */
+	struct dxp_header request;   /* the ALLOC to answer (type, request id) */
+	struct pool_record_info rec; /* the record, persisted before the job was queued */
+	bool anonymous;
+	int result;		     /* of backend_slice_create */
+	uint64_t start_ns;	     /* when the ALLOC was read (metrics) */
+	STAILQ_ENTRY(carve_job) link;
+};
+
+/* Called on the loop thread for each finished job; the job is freed after it returns. */
+typedef void (*carve_done_fn)(struct daxpoold *d, struct carve_job *job);
+
+/* Starts the worker. Errors: -ENOMEM, errors of pthread_create. */
+int carver_new(struct daxpoold *d, carve_done_fn done, struct carver **ret);
+/* Stops the worker after the object it is making (queued jobs are dropped: their records stay,
+ * as after a crash between a record and its object), frees every job and clears the
+ * connections' references to them. Accepts NULL / *NULL. */
+void carver_delete(struct carver **cv);
+/* Queues the object of job->rec; job->conn's requests are not read until done() ran for it.
+ * Takes ownership of job. Never fails. */
+void carver_submit(struct carver *cv, struct carve_job *job);

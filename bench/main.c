@@ -31,9 +31,28 @@ uint64_t bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* On a terminal, a status line on stderr after each row: which suite, how many rows, how long,
+ * and the last row's metric (suites do not know their total, so there is no ETA here; long steps
+ * draw their own line with one: bench_progress). Erased before each row and at exit. */
+static struct {
+	bool tty, shown;
+	unsigned rows;
+	uint64_t t0;
+} status_line;
+
+static void status_line_erase(void)
+{
+	if (status_line.shown) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		status_line.shown = false;
+	}
+}
+
 void bench_row(const char *suite, const char *system, const char *metric, double value,
 	       const char *unit, json_object *params)
 {
+	status_line_erase();
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "suite", json_object_new_string(suite));
 	json_object_object_add(o, "system", json_object_new_string(system));
@@ -44,6 +63,14 @@ void bench_row(const char *suite, const char *system, const char *metric, double
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	fflush(stdout);
 	json_object_put(o);
+	if (status_line.tty) {
+		status_line.rows++;
+		fprintf(stderr, "\r\033[K%s: %u row%s in %.0f s; last: %s %s", suite, status_line.rows,
+			status_line.rows == 1 ? "" : "s", (double)(bench_now_ns() - status_line.t0) / 1e9,
+			system, metric);
+		fflush(stderr);
+		status_line.shown = true;
+	}
 }
 
 /* "64M", "1G", "4096": bytes; -EINVAL for anything else or 0. */
@@ -214,6 +241,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
 		if (strcmp(suites[i].name, suite) == 0) {
 			bench_suite_begin();
+			status_line.tty = isatty(STDERR_FILENO) == 1;
+			status_line.t0 = bench_now_ns();
+			atexit(status_line_erase);
 			return suites[i].fn(&o) < 0 ? 1 : 0;
 		}
 	fprintf(stderr, "daxpool-bench: unknown suite '%s'\n", suite);

@@ -35,6 +35,7 @@ struct carver {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct carve_queue todo, finished;
+	struct carve_job *current; /* being made by the worker */
 	bool stop;
 };
 
@@ -52,6 +53,7 @@ static void *carve_worker(void *arg)
 			break;
 		job = STAILQ_FIRST(&cv->todo);
 		STAILQ_REMOVE_HEAD(&cv->todo, link);
+		cv->current = job;
 		pthread_mutex_unlock(&cv->lock);
 		job->result = backend_slice_create(cv->d->backend, job->rec.offset, job->rec.length,
 						   job->rec.align);
@@ -59,6 +61,7 @@ static void *carve_worker(void *arg)
 			log_error_errno(job->result, "making the object of record %" PRIu64 ": %s",
 					job->rec.id, backend_errormsg());
 		pthread_mutex_lock(&cv->lock);
+		cv->current = NULL;
 		STAILQ_INSERT_TAIL(&cv->finished, job, link);
 		ev_async_send(cv->loop, &cv->async);
 	}
@@ -124,6 +127,22 @@ void carver_submit(struct carver *cv, struct carve_job *job)
 	STAILQ_INSERT_TAIL(&cv->todo, job, link);
 	pthread_cond_signal(&cv->cond);
 	pthread_mutex_unlock(&cv->lock);
+}
+
+bool carver_is_making(struct carver *cv, uint64_t record_id)
+{
+	struct carve_job *job;
+	bool found = false;
+
+	pthread_mutex_lock(&cv->lock);
+	if (cv->current && cv->current->rec.id == record_id)
+		found = true;
+	STAILQ_FOREACH(job, &cv->todo, link)
+		found = found || job->rec.id == record_id;
+	STAILQ_FOREACH(job, &cv->finished, link)
+		found = found || job->rec.id == record_id;
+	pthread_mutex_unlock(&cv->lock);
+	return found;
 }
 
 void carver_delete(struct carver **cvp)

@@ -36,3 +36,6 @@ void carver_delete(struct carver **cv);
 /* Queues the object of job->rec; job->conn's requests are not read until done() ran for it.
  * Takes ownership of job. Never fails. */
 void carver_submit(struct carver *cv, struct carve_job *job);
+/* True while the ALLOC of record_id waits for its object (queued, being made, or made and not
+ * answered yet): nobody else may be granted the slice before its creator. */
+bool carver_is_making(struct carver *cv, uint64_t record_id);

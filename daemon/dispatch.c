@@ -445,6 +445,10 @@ static int handle_open(struct conn *c, const struct dxp_header *h, const uint8_t
 	r = tenant_admit(d, c->uid, c->admin, why, sizeof(why));
 	if (r < 0)
 		return conn_send_error(c, h->type, h->request_id, r, "%s", why);
+	/* Its ALLOC has not been answered yet: the object is being made off the loop. */
+	if (d->carver && carver_is_making(d->carver, rec.id))
+		return conn_send_error(c, h->type, h->request_id, -EAGAIN,
+				       "slice \"%s\" is still being made for its ALLOC: try again", req.name);
 	r = grant_slice(c, h, &rec, write, false);
 	if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE || r == -EIO)
 		return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s", strerror(-r));

@@ -147,31 +147,48 @@ static int files_destroy(struct backend *b, uint64_t offset, uint64_t length)
 
 /* Calls fn(ud, offset, size) for every slice file in the directory dirfd (named dir in
  * messages); other entries are left alone and said once. Stops at fn's first error. */
+/* A directory stream of dirfd (named dir in messages), or NULL with the error in *ret_r. */
+static DIR *open_slice_dir(int dirfd, const char *dir, int *ret_r)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+
+	if (!d) {
+		*ret_r = backend_err(negative_errno(), "%s: %m", dir);
+		if (fd >= 0)
+			close(fd);
+	}
+	return d;
+}
+
+/* True when name is a slice file's: the extent's offset in 16 hex digits. */
+static bool slice_file_offset(const char *name, uint64_t *ret_offset)
+{
+	char *end;
+
+	if (name[0] == '.' || strlen(name) != 16)
+		return false;
+	errno = 0;
+	*ret_offset = strtoull(name, &end, 16);
+	return !*end && !errno;
+}
+
 static int walk_slice_files(int dirfd, const char *dir,
 			    int (*fn)(void *ud, uint64_t offset, uint64_t length), void *ud)
 {
-	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d;
 	struct dirent *de;
 	int r = 0;
+	DIR *d = open_slice_dir(dirfd, dir, &r);
 
-	if (fd < 0)
-		return backend_err(negative_errno(), "%s: %m", dir);
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return backend_err(negative_errno(), "%s: %m", dir);
-	}
+	if (!d)
+		return r;
 	while (r == 0 && (de = readdir(d))) {
 		struct stat st;
-		char *end;
 		uint64_t off;
 
 		if (de->d_name[0] == '.')
 			continue;
-		errno = 0;
-		off = strtoull(de->d_name, &end, 16);
-		if (strlen(de->d_name) != 16 || *end || errno ||
+		if (!slice_file_offset(de->d_name, &off) ||
 		    fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
 			backend_err(0, "%s: ignoring \"%s\" (not a slice file)", dir, de->d_name);
 			continue;
@@ -199,20 +216,9 @@ static int files_sweep(struct backend *b, struct pool *p, unsigned budget, unsig
 	int r = 0;
 
 	*ret_removed = 0;
-	if (!s->sweep) {
-		int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-		if (fd < 0)
-			return backend_err(negative_errno(), "%s: %m", s->dir);
-		s->sweep = fdopendir(fd);
-		if (!s->sweep) {
-			r = backend_err(negative_errno(), "%s: %m", s->dir);
-			close(fd);
-			return r;
-		}
-	}
+	if (!s->sweep && !(s->sweep = open_slice_dir(s->dirfd, s->dir, &r)))
+		return r;
 	while (budget-- > 0) {
-		char *end;
 		uint64_t off;
 
 		errno = 0;
@@ -223,11 +229,7 @@ static int files_sweep(struct backend *b, struct pool *p, unsigned budget, unsig
 			s->sweep = NULL;
 			return r;
 		}
-		if (de->d_name[0] == '.')
-			continue;
-		errno = 0;
-		off = strtoull(de->d_name, &end, 16);
-		if (strlen(de->d_name) != 16 || *end || errno || off < 1)
+		if (!slice_file_offset(de->d_name, &off) || off < 1)
 			continue; /* not a slice file: never the daemon's to remove */
 		if (!pool_range_is_free(p, off, 1))
 			continue;

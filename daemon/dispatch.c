@@ -210,6 +210,20 @@ static int require_pool(struct conn *c, const struct dxp_header *h)
 	return -ENODEV;
 }
 
+/* Undoes an ALLOC that reached nobody: its record (no zeroing needed), its object if one was
+ * made (empty: no descriptor was passed), and its charge. */
+static void alloc_undo(struct daxpoold *d, uint64_t id, uint64_t offset, uint64_t length, uid_t uid,
+		       bool destroy)
+{
+	int r = pool_free(d->pool, id);
+
+	if (destroy)
+		backend_slice_destroy(d->backend, offset, length);
+	if (r < 0)
+		log_error_errno(r, "undoing allocation of record %" PRIu64 ": %s", id, pool_errormsg());
+	usage_sub(d, uid, length);
+}
+
 /* The reply to an ALLOC whose object could not be made (r from backend_slice_create). */
 static int alloc_create_failed(struct conn *c, const struct dxp_header *h, int r)
 {
@@ -265,14 +279,7 @@ void dispatch_alloc_object_made(struct daxpoold *d, struct carve_job *job)
 			 rec->offset);
 	} else {
 		/* Nothing reached anyone: the record goes, and its object (empty) with it. */
-		int r2 = pool_free(d->pool, rec->id);
-
-		if (job->result == 0)
-			backend_slice_destroy(d->backend, rec->offset, rec->length);
-		if (r2 < 0)
-			log_error_errno(r2, "undoing allocation of record %" PRIu64 ": %s", rec->id,
-					pool_errormsg());
-		usage_sub(d, rec->uid, rec->length);
+		alloc_undo(d, rec->id, rec->offset, rec->length, rec->uid, job->result == 0);
 	}
 	if (!c)
 		return; /* the client went while its object was made */
@@ -394,13 +401,8 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 	if (r == 0)
 		r = grant_slice(c, h, &rec, true, anonymous);
 	if (r < 0) {
-		int r2 = pool_free(d->pool, ext.id); /* never reached anyone: no zeroing needed */
-
 		/* Its object is empty too (a grant that failed passed no descriptor). */
-		backend_slice_destroy(d->backend, ext.offset, ext.length);
-		if (r2 < 0)
-			log_error_errno(r2, "undoing allocation of record %" PRIu64 ": %s", ext.id, pool_errormsg());
-		usage_sub(d, preq.uid, ext.length);
+		alloc_undo(d, ext.id, ext.offset, ext.length, preq.uid, true);
 		/* Out of memory or of descriptors (the holder's pidfd) is answered, the connection
 		 * kept: only a failed send closes it. */
 		if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE || r == -EIO)

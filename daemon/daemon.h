@@ -51,6 +51,8 @@ struct daxpoold {
 	struct pool *pool;
 	int pool_fd;	     /* read-write fd of the backend, passed to writers */
 	int pool_ro_fd;	     /* read-only fd of the same file, passed to read-only openers */
+	struct backend_agent *agent; /* devdax on a dynamic region: carves for the backend, with the
+				     * privileges the daemon dropped (backend_agent_start) */
 	int deep_flush_fd;   /* devdax: the region's deep_flush, opened while privileged, until the
 			      * backend takes it (backend_devdax_deep_flush_open), or -1 */
 	uint64_t pool_size;

@@ -113,6 +113,7 @@ static int pool_start(struct daxpoold *d)
 		.file_path = d->opts.emulate_path,
 		.expected_uuid = d->opts.has_expected_uuid ? d->opts.expected_uuid : NULL,
 		.records = d->opts.records,
+		.agent = d->agent,
 	};
 	struct backend_pool_info info = {};
 	struct backend_badblock_stats bb;
@@ -215,6 +216,25 @@ static void deep_flush_prepare(struct daxpoold *d)
 		log_info("deep flush: holding %s's region deep_flush attribute open", path);
 }
 
+/* A dynamic dax region is carved while serving, which needs privileges the daemon drops: the
+ * sub-device agent keeps them in a process of its own. Not for "shared" (nothing is carved). */
+static int subdev_agent_prepare(struct daxpoold *d)
+{
+	const char *path = device_path(d);
+	int r;
+
+	if (d->opts.backend != BACKEND_DEVDAX || !path ||
+	    (d->opts.isolation && strcmp(d->opts.isolation, "shared") == 0))
+		return 0;
+	r = backend_agent_start(path, &d->agent);
+	if (r < 0)
+		return log_error_errno(r, "sub-device agent: %s", backend_errormsg());
+	if (d->agent)
+		log_info("sub-device agent (pid %d) carves %s's dynamic dax region",
+			 backend_agent_pid(d->agent), path);
+	return 0;
+}
+
 static void pool_stop(struct daxpoold *d)
 {
 	carver_delete(&d->carver); /* an object being made is finished; queued ALLOCs are dropped */
@@ -297,6 +317,9 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	deep_flush_prepare(&d);
+	r = subdev_agent_prepare(&d);
+	if (r < 0)
+		goto out;
 	r = provision_drop_privileges();
 	if (r < 0)
 		goto out;
@@ -337,6 +360,7 @@ out:
 	report_ready(&d, r < 0 ? r : -EIO);
 	server_stop(&d);
 	pool_stop(&d);
+	backend_agent_stop(&d.agent);
 	if (d.loop)
 		ev_loop_destroy(d.loop);
 	options_free(&d.opts);

@@ -60,6 +60,8 @@ struct backend {
 	uint64_t records; /* backend_config.records */
 	int lock_fd; /* the pool lock (pool_lock): held while the backend is open, or -1 */
 	int ro_fd; /* a read-only reopen of fd for read-only grants of the whole device, or -1 */
+	/* devdax: the sub-device agent (backend_config.agent; not the backend's), or NULL. */
+	struct backend_agent *agent;
 	/* SLICE mode: the kind's object operations and private state; NULL otherwise. */
 	const struct backend_slice_ops *slice_ops;
 	void *slice_state;

@@ -3,11 +3,14 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <libpmem2.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void backend_free(struct backend *b)
@@ -35,6 +38,44 @@ static void backend_free(struct backend *b)
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct backend *, backend_free)
 
+/* In "slice" and "owner" modes the pool's device (or file) is the daemon's alone: whoever can
+ * open it by path reaches every slice and the metadata, past every check the daemon makes. So
+ * no access for others, and group access only for the daemon's own group when nobody else is a
+ * member of it (a packaging that puts clients in the device's group gives them the device). */
+static int check_private(const struct backend *b)
+{
+	char buf[4096];
+	struct group grp, *g = NULL;
+	struct passwd pw, *me = NULL;
+	char pwbuf[4096];
+	struct stat st;
+
+	if (fstat(b->fd, &st) < 0)
+		return backend_err(negative_errno(), "%s: fstat: %m", b->path);
+	if (st.st_mode & 0006)
+		return backend_err(-EPERM, "%s (mode %04o) can be opened by every user, who would reach "
+				   "every slice and the pool's metadata: make it the daemon's alone "
+				   "(chmod 0600; for device-dax nodes the udev rule 60-daxpool.rules)",
+				   b->path, st.st_mode & 07777);
+	if (!(st.st_mode & 0060))
+		return 0;
+	if (st.st_gid != getegid())
+		return backend_err(-EPERM, "%s (mode %04o) can be opened by group %u, which is not the "
+				   "daemon's: make it the daemon's alone (chmod 0600; for device-dax "
+				   "nodes the udev rule 60-daxpool.rules)", b->path, st.st_mode & 07777,
+				   (unsigned)st.st_gid);
+	(void)getpwuid_r(geteuid(), &pw, pwbuf, sizeof(pwbuf), &me);
+	if (getgrgid_r(st.st_gid, &grp, buf, sizeof(buf), &g) == 0 && g)
+		for (char **m = g->gr_mem; m && *m; m++)
+			if (!me || strcmp(*m, me->pw_name) != 0)
+				return backend_err(-EPERM, "%s (mode %04o) can be opened by group %s, "
+						   "whose member %s is not the daemon: clients connect "
+						   "through the socket's group, never the device's (make "
+						   "it 0600, or take them out of %s)", b->path,
+						   st.st_mode & 07777, g->gr_name, *m, g->gr_name);
+	return 0;
+}
+
 int backend_open(const struct backend_config *cfg, struct backend **ret)
 {
 	_cleanup_(backend_freep) struct backend *b = NULL;
@@ -61,6 +102,7 @@ int backend_open(const struct backend_config *cfg, struct backend **ret)
 
 	b->isolation = cfg->isolation;
 	b->records = cfg->records;
+	b->agent = cfg->agent;
 	switch (cfg->kind) {
 	case BACKEND_DEVDAX:
 		if (!cfg->device_path || !*cfg->device_path)
@@ -104,6 +146,12 @@ int backend_open(const struct backend_config *cfg, struct backend **ret)
 	}
 	if (r < 0)
 		return r;
+
+	if (b->isolation == BACKEND_ISOLATION_SLICE || b->isolation == BACKEND_ISOLATION_OWNER) {
+		r = check_private(b);
+		if (r < 0)
+			return r;
+	}
 
 	r = badblock_add(b, cfg->extra_badblocks, cfg->n_extra_badblocks);
 	if (r < 0)

@@ -101,6 +101,10 @@ struct backend_config {
 	/* AUTO: SLICE where the backend can make per-slice objects (emulated, dynamic dax
 	 * regions), else OWNER. SLICE on a backend that cannot is refused with -EOPNOTSUPP. */
 	enum backend_isolation isolation;
+	/* devdax: the sub-device agent (backend_agent_start) that carves and removes sub-devices
+	 * of a dynamic dax region for the backend; NULL: the backend does it in this process, which
+	 * then needs the privileges. Stays the caller's: backend_delete does not stop it. */
+	struct backend_agent *agent;
 };
 
 /* Bad-block bookkeeping, filled by backend_open_pool (all zero before). */
@@ -171,6 +175,26 @@ int backend_open_pool(struct backend *b, bool format_if_empty, struct pool **ret
  */
 int backend_devdax_deep_flush_open(const char *device_path, int *ret_fd);
 int backend_set_deep_flush_fd(struct backend *b, int fd);
+
+/*
+ * The sub-device agent. Carving a sub-device of a dynamic dax region (and reading where one
+ * lies) writes and reads root's sysfs attributes, and a new device node is root's: a daemon
+ * that drops its privileges after start-up keeps a helper process that holds CAP_DAC_OVERRIDE
+ * and CAP_CHOWN and nothing else, and serves only the pool device's region: carving inside the
+ * pool's data area, releasing devices of that region other than the pool device, listing them.
+ * Every device it carves is given to the caller's user (owner and group, mode 0600).
+ *
+ * backend_agent_start forks it for the device-dax device at device_path. Call it while the
+ * process still has the privileges and before any thread exists; it inherits no descriptor but
+ * the channel and stderr, and dies with the process. Errors: -ENOMEM, -errno of socketpair and
+ * fork. backend_agent_stop closes the channel and reaps it; accepts NULL and *NULL.
+ * Thread-safety: any thread may use a started agent through a backend (calls are serialized).
+ */
+struct backend_agent;
+int backend_agent_start(const char *device_path, struct backend_agent **ret);
+void backend_agent_stop(struct backend_agent **a);
+/* The agent's process id (-1 for NULL). */
+int backend_agent_pid(const struct backend_agent *a);
 
 /* Closes the backend (its mapping and fd) and sets *b to NULL. Accepts NULL and *NULL. The pool
  * opened through it must already be deleted. */

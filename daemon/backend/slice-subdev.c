@@ -22,16 +22,16 @@
  * The memory is volatile (DRAM, behind the CPU caches like any RAM): nothing is written back, the
  * pool's metadata needs only ordered stores (pool_memory_fs_ops), and persistence is "none".
  *
- * libdaxctl: a context caches what it enumerated and is not thread-safe, so every operation
- * takes a context of its own (creating one costs a sysfs walk, small next to a carve). The
- * table of carved devices (offset -> name) is shared between the event loop (create, open,
+ * What touches the region (carving, removing, listing: root's sysfs attributes) is the
+ * kernel's half (subdev-kernel.c), run by the sub-device agent when the daemon has dropped its
+ * privileges (subdev-agent.c). The table of carved devices (offset -> name) is shared between the event loop (create, open,
  * name) and the zeroing worker (scrub, destroy) under a mutex.
  */
 #include "backend-internal.h"
 #include "pool.h"
 #include "slice-subdev.h"
+#include "subdev-kernel.h"
 
-#include <daxctl/libdaxctl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -138,7 +138,8 @@ struct subdev_state {
 	pthread_mutex_t lock; /* objs */
 	struct subdev_geometry g;
 	int region_id;
-	char pool_devname[32];
+	struct backend_agent *agent; /* NULL: the kernel's half runs in this process */
+	struct subdev_kernel local;  /* its scope then */
 	struct subdev_obj *objs; /* sorted by offset */
 	size_t n, cap;
 };
@@ -147,8 +148,6 @@ static struct subdev_state *state(const struct backend *b)
 {
 	return b->slice_state;
 }
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct daxctl_ctx *, daxctl_unref)
 
 /* Index of the object at offset, or of the first one after it (*found false). Locked. */
 static size_t obj_search(const struct subdev_state *s, uint64_t offset, bool *found)
@@ -221,78 +220,23 @@ static bool obj_get(struct subdev_state *s, uint64_t offset, bool contains, stru
 	return ok;
 }
 
-/* ---- libdaxctl ------------------------------------------------------------------------------ */
+/* ---- the kernel's half (subdev-kernel.c, through the agent when there is one) --------------- */
 
-static int region_get(const struct subdev_state *s, struct daxctl_ctx **ctx,
-		      struct daxctl_region **ret)
+static int kernel_call(struct subdev_state *s, const struct subdev_req *req,
+		       struct subdev_reply *reply, struct subdev_dev **ret_devs)
 {
-	struct daxctl_region *region;
-	int r = daxctl_new(ctx);
+	struct subdev_dev *none = NULL;
 
-	if (r < 0)
-		return backend_err(r, "libdaxctl: %s", strerror(-r));
-	daxctl_region_foreach(*ctx, region)
-		if (daxctl_region_get_id(region) == s->region_id) {
-			*ret = region;
-			return 0;
-		}
-	return backend_err(-ENODEV, "dax region %d has gone", s->region_id);
+	return subdev_call(s->agent, &s->local, req, reply, ret_devs ? ret_devs : &none);
 }
 
-static struct daxctl_dev *dev_by_name(struct daxctl_region *region, const char *name)
+static int kernel_release(struct subdev_state *s, const char *name, uint64_t phys)
 {
-	struct daxctl_dev *dev;
+	struct subdev_req req = { .op = SUBDEV_OP_RELEASE, .phys = phys };
+	struct subdev_reply reply;
 
-	daxctl_dev_foreach(region, dev) {
-		const char *n = daxctl_dev_get_devname(dev);
-
-		if (n && strcmp(n, name) == 0)
-			return dev;
-	}
-	return NULL;
-}
-
-/* Number of ranges of dev; the first one's start and all their bytes. */
-static unsigned dev_ranges(struct daxctl_dev *dev, uint64_t *ret_start, uint64_t *ret_len)
-{
-	struct daxctl_mapping *m;
-	unsigned n = 0;
-
-	*ret_start = 0;
-	*ret_len = 0;
-	daxctl_mapping_foreach(dev, m) {
-		if (n++ == 0)
-			*ret_start = daxctl_mapping_get_start(m);
-		*ret_len += daxctl_mapping_get_size(m);
-	}
-	return n;
-}
-
-static bool region_is_dynamic(struct daxctl_region *region)
-{
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/dax_region/create", daxctl_region_get_path(region));
-	return access(path, F_OK) == 0;
-}
-
-/* Gives a device's range back to the region: unbound, size 0, deleted (the kernel keeps
- * device 0 of a region, and refuses to delete the seed while it is one: those stay, empty). */
-static int dev_release(struct daxctl_region *region, struct daxctl_dev *dev)
-{
-	const char *name = daxctl_dev_get_devname(dev);
-	int r = daxctl_dev_disable(dev);
-
-	if (r < 0)
-		return backend_err(r, "%s: disable: %s", name, strerror(-r));
-	if (daxctl_dev_get_size(dev) != 0) {
-		r = daxctl_dev_set_size(dev, 0);
-		if (r < 0)
-			return backend_err(r, "%s: shrinking to 0: %s", name, strerror(-r));
-	}
-	if (daxctl_dev_get_id(dev) > 0)
-		(void)daxctl_region_destroy_dev(region, dev);
-	return 0;
+	snprintf(req.name, sizeof(req.name), "%s", name);
+	return kernel_call(s, &req, &reply, NULL);
 }
 
 /* Writes zeros over [off, off + len) of the sub-device name (devlen bytes) through a shared
@@ -322,135 +266,47 @@ static int zero_device(const char *name, uint64_t devlen, uint64_t off, uint64_t
 	return 0;
 }
 
-/* Carves [phys, phys + length) at align on the region's seed and enables it; *ret named. On
- * failure nothing is left carved. */
-static int carve(struct subdev_state *s, uint64_t phys, uint64_t length, uint64_t align,
-		 struct subdev_obj *ret)
-{
-	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
-	struct daxctl_region *region;
-	struct daxctl_dev *seed, *dev;
-	uint64_t start, len;
-	char name[32];
-	int r;
-
-	r = region_get(s, &ctx, &region);
-	if (r < 0)
-		return r;
-	seed = daxctl_region_get_dev_seed(region);
-	if (!seed) {
-		/* The last seed was enabled: ask for a new one, and look again (a context does not
-		 * see devices created after it enumerated). */
-		r = daxctl_region_create_dev(region);
-		if (r < 0)
-			return backend_err(r, "dax region %d: creating a seed device: %s", s->region_id,
-					   strerror(-r));
-		daxctl_unref(ctx);
-		ctx = NULL;
-		r = region_get(s, &ctx, &region);
-		if (r < 0)
-			return r;
-		seed = daxctl_region_get_dev_seed(region);
-		if (!seed)
-			return backend_err(-ENXIO, "dax region %d has no seed device", s->region_id);
-	}
-	snprintf(name, sizeof(name), "%s", daxctl_dev_get_devname(seed));
-	/* A seed with a range is an interrupted carve (never enabled, never handed out). */
-	if (daxctl_dev_get_size(seed) != 0 && daxctl_dev_set_size(seed, 0) < 0)
-		return backend_err(-EIO, "%s: cannot empty the seed device", name);
-	r = daxctl_dev_set_align(seed, align);
-	if (r < 0)
-		return backend_err(r, "%s: setting align %" PRIu64 ": %s", name, align, strerror(-r));
-	r = daxctl_dev_set_mapping(seed, phys, phys + length - 1);
-	if (r < 0) {
-		daxctl_dev_set_size(seed, 0);
-		return backend_err(-ENOSPC, "%s: cannot place it at [%#" PRIx64 ", %#" PRIx64 "]: the "
-				   "range is in use or outside the region", name, phys,
-				   phys + length - 1);
-	}
-	r = daxctl_dev_enable_devdax(seed);
-	if (r < 0) {
-		daxctl_dev_set_size(seed, 0);
-		return backend_err(r, "%s: enabling [%#" PRIx64 ", +%#" PRIx64 "] at align %" PRIu64
-				   ": %s", name, phys, length, align, strerror(-r));
-	}
-	/* What the kernel did, read back from a new context: exactly that range, that alignment. */
-	daxctl_unref(ctx);
-	ctx = NULL;
-	r = region_get(s, &ctx, &region);
-	if (r < 0)
-		return r;
-	dev = dev_by_name(region, name);
-	if (!dev)
-		return backend_err(-EIO, "%s vanished after it was enabled", name);
-	if (dev_ranges(dev, &start, &len) != 1 || start != phys || len != length ||
-	    daxctl_dev_get_align(dev) != align || !daxctl_dev_is_enabled(dev)) {
-		dev_release(region, dev);
-		return backend_err(-EIO, "%s: the kernel made [%#" PRIx64 ", +%#" PRIx64 "] at align %lu"
-				   ", not [%#" PRIx64 ", +%#" PRIx64 "] at %" PRIu64 "; removed it",
-				   name, start, len, daxctl_dev_get_align(dev), phys, length, align);
-	}
-	*ret = (struct subdev_obj){ .length = length,
-				    .rdev = makedev((unsigned)daxctl_dev_get_major(dev),
-						    (unsigned)daxctl_dev_get_minor(dev)) };
-	snprintf(ret->name, sizeof(ret->name), "%s", name);
-	return 0;
-}
-
 /* Reads the region's sub-devices into the table. With cleanup, devices left disabled with a
  * range (a carve or a removal interrupted by a crash: never handed out, or already scrubbed)
  * are emptied. */
 static int rescan(struct subdev_state *s, bool cleanup, unsigned *ret_cleaned)
 {
-	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
-	struct daxctl_region *region;
-	struct daxctl_dev *dev, *next;
+	struct subdev_req req = { .op = SUBDEV_OP_LIST, .cleanup = cleanup };
+	struct subdev_reply reply;
+	struct subdev_dev *devs = NULL;
 	struct subdev_obj *objs = NULL;
 	size_t n = 0;
-	unsigned cleaned = 0;
-	int r;
+	int r = kernel_call(s, &req, &reply, &devs);
 
-	r = region_get(s, &ctx, &region);
 	if (r < 0)
 		return r;
-	daxctl_dev_foreach_safe(region, dev, next) {
-		const char *name = daxctl_dev_get_devname(dev);
-		uint64_t start, len, off;
-
-		if (!name || strcmp(name, s->pool_devname) == 0 || daxctl_dev_get_size(dev) == 0)
-			continue;
-		dev_ranges(dev, &start, &len);
-		if (subdev_offset_of(&s->g, start, len, &off) < 0)
-			continue; /* below the pool device: not the pool's memory */
-		if (!daxctl_dev_is_enabled(dev)) {
-			if (cleanup) {
-				r = dev_release(region, dev);
-				if (r < 0)
-					goto out;
-				cleaned++;
-			}
-			continue;
+	if (reply.count) {
+		objs = backend_mem_calloc(reply.count, sizeof(*objs));
+		if (!objs) {
+			free(devs);
+			return backend_err(-ENOMEM, "out of memory");
 		}
-		if (daxctl_dev_get_memory(dev) || daxctl_dev_has_online_memory(dev) > 0) {
+	}
+	for (uint32_t i = 0; i < reply.count && r == 0; i++) {
+		const struct subdev_dev *e = &devs[i];
+		uint64_t off;
+
+		if (!(e->flags & SUBDEV_DEV_ENABLED) || subdev_offset_of(&s->g, e->start, e->length, &off) < 0)
+			continue;
+		if (e->flags & SUBDEV_DEV_RAM) {
 			r = backend_err(-EBUSY, "%s in the pool's dax region is system-ram; the region "
 					"belongs to daxpool from the pool device on (daxctl offline-memory "
-					"%s && daxctl destroy-device -f %s)", name, name, name);
-			goto out;
+					"%s && daxctl destroy-device -f %s)", e->name, e->name, e->name);
+			break;
 		}
-		if (n % 32 == 0) {
-			struct subdev_obj *p = backend_mem_realloc(objs, (n + 32) * sizeof(*p));
-
-			if (!p) {
-				r = backend_err(-ENOMEM, "out of memory");
-				goto out;
-			}
-			objs = p;
-		}
-		objs[n] = (struct subdev_obj){ .offset = off, .length = len,
-					       .rdev = makedev((unsigned)daxctl_dev_get_major(dev),
-							       (unsigned)daxctl_dev_get_minor(dev)) };
-		snprintf(objs[n].name, sizeof(objs[n].name), "%s", name);
+		objs[n] = (struct subdev_obj){ .offset = off, .length = e->length, .rdev = (dev_t)e->rdev };
+		snprintf(objs[n].name, sizeof(objs[n].name), "%s", e->name);
 		n++;
+	}
+	free(devs);
+	if (r < 0) {
+		free(objs);
+		return r;
 	}
 	pthread_mutex_lock(&s->lock);
 	free(s->objs);
@@ -460,8 +316,7 @@ static int rescan(struct subdev_state *s, bool cleanup, unsigned *ret_cleaned)
 		r = obj_insert(s, &objs[i]);
 	pthread_mutex_unlock(&s->lock);
 	if (ret_cleaned)
-		*ret_cleaned = cleaned;
-out:
+		*ret_cleaned = reply.cleaned;
 	free(objs);
 	return r;
 }
@@ -471,6 +326,8 @@ out:
 static int subdev_create(struct backend *b, uint64_t offset, uint64_t length, uint64_t align)
 {
 	struct subdev_state *s = state(b);
+	struct subdev_req req = { .op = SUBDEV_OP_CARVE, .length = length };
+	struct subdev_reply reply;
 	struct subdev_obj o;
 	uint64_t phys;
 	int r;
@@ -480,14 +337,17 @@ static int subdev_create(struct backend *b, uint64_t offset, uint64_t length, ui
 	r = subdev_place(&s->g, offset, length, align, &phys);
 	if (r < 0)
 		return r;
+	req.phys = phys;
+	req.align = align;
 	if (obj_get(s, offset, true, &o) ||
 	    (obj_get(s, offset + length - 1, true, &o) && o.offset < offset + length))
 		return backend_err(-EEXIST, "%s is already carved at pool offset %#" PRIx64, o.name,
 				   o.offset);
-	r = carve(s, phys, length, align, &o);
+	r = kernel_call(s, &req, &reply, NULL);
 	if (r < 0)
 		return r;
-	o.offset = offset;
+	o = (struct subdev_obj){ .offset = offset, .length = length, .rdev = (dev_t)reply.dev.rdev };
+	snprintf(o.name, sizeof(o.name), "%s", reply.dev.name);
 	/* Empty, as the contract says: the range may hold what a pool formatted earlier on the same
 	 * memory left there (RAM keeps its contents across a daemon's restarts and a warm reboot). */
 	r = zero_device(o.name, length, 0, length);
@@ -497,13 +357,9 @@ static int subdev_create(struct backend *b, uint64_t offset, uint64_t length, ui
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0) {
 		char msg[512];
-		_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
-		struct daxctl_region *region;
-		struct daxctl_dev *dev;
 
 		snprintf(msg, sizeof(msg), "%s", backend_errormsg());
-		if (region_get(s, &ctx, &region) == 0 && (dev = dev_by_name(region, o.name)))
-			dev_release(region, dev);
+		(void)kernel_release(s, o.name, phys);
 		return backend_err(r, "%s", msg);
 	}
 	return 0;
@@ -530,6 +386,15 @@ static int subdev_open(struct backend *b, uint64_t offset, uint64_t length, bool
 		close(fd);
 		return backend_err(-ESTALE, "%s is not the sub-device carved for the slice at %#" PRIx64
 				   " (%u:%u)", path, offset, major(o.rdev), minor(o.rdev));
+	}
+	/* Only the daemon may open the node (the agent gave it to the daemon's user; an old udev
+	 * rule may have opened it to a group again): otherwise a tenant could open it by path. */
+	if ((st.st_mode & 0077) && fchmod(fd, 0600) < 0) {
+		int r = backend_err(-EPERM, "%s (mode %04o) can be opened by other users, and the "
+				    "daemon cannot make it 0600: %m", path, st.st_mode & 07777);
+
+		close(fd);
+		return r;
 	}
 	*ret_fd = fd;
 	*ret_map_offset = 0;
@@ -563,30 +428,17 @@ static int subdev_scrub(struct backend *b, uint64_t offset, uint64_t length)
 static int subdev_destroy(struct backend *b, uint64_t offset, uint64_t length)
 {
 	struct subdev_state *s = state(b);
-	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
-	struct daxctl_region *region;
-	struct daxctl_dev *dev;
 	struct subdev_obj o;
-	uint64_t start, len;
 	int r;
 
 	(void)length;
 	if (!obj_get(s, offset, false, &o))
 		return 0; /* removed already (a crash after the removal replays it) */
-	r = region_get(s, &ctx, &region);
+	/* The agent releases it only at this start (names are stable while a device exists;
+	 * still, never another's range); a device gone already is released. */
+	r = kernel_release(s, o.name, s->g.base + offset);
 	if (r < 0)
 		return r;
-	dev = dev_by_name(region, o.name);
-	if (dev && daxctl_dev_get_size(dev) != 0) {
-		/* Names are stable while a device exists; still, never release another's range. */
-		dev_ranges(dev, &start, &len);
-		if (start != s->g.base + offset)
-			return backend_err(-ESTALE, "%s is at %#" PRIx64 ", not at the slice's %#" PRIx64,
-					   o.name, start, s->g.base + offset);
-		r = dev_release(region, dev);
-		if (r < 0)
-			return r;
-	}
 	pthread_mutex_lock(&s->lock);
 	obj_remove(s, offset);
 	pthread_mutex_unlock(&s->lock);
@@ -648,40 +500,6 @@ static const struct backend_slice_ops subdev_ops = {
 
 /* ---- setup --------------------------------------------------------------------------------- */
 
-/* The region's start: the kernel reports it as the resource of a device without ranges. */
-static int region_start(struct subdev_state *s, uint64_t *ret)
-{
-	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
-	struct daxctl_region *region;
-	struct daxctl_dev *dev;
-	int r;
-
-	for (int attempt = 0; attempt < 2; attempt++) {
-		r = region_get(s, &ctx, &region);
-		if (r < 0)
-			return r;
-		daxctl_dev_foreach(region, dev)
-			if (daxctl_dev_get_size(dev) == 0 && daxctl_dev_get_resource(dev)) {
-				*ret = daxctl_dev_get_resource(dev);
-				return 0;
-			}
-		if (attempt == 0) {
-			r = daxctl_region_create_dev(region);
-			if (r == -ENOSPC)
-				return backend_err(r, "dax region %d has no free space (a device spans "
-						   "it): the pool device must be carved first (see "
-						   "docs/BACKENDS.md)", s->region_id);
-			if (r < 0)
-				return backend_err(r, "dax region %d: creating a seed device: %s",
-						   s->region_id, strerror(-r));
-			daxctl_unref(ctx);
-			ctx = NULL;
-		}
-	}
-	return backend_err(-ENXIO, "dax region %d: cannot tell where it starts (no empty device)",
-			   s->region_id);
-}
-
 /* The pool's address space: the pool device's mapping followed by an inaccessible reservation
  * to the region's end (the pool never touches its data area). */
 static int map_pool(struct backend *b, uint64_t span, uint64_t dev_align)
@@ -716,50 +534,41 @@ static int map_pool(struct backend *b, uint64_t span, uint64_t dev_align)
 
 int slice_subdev_setup(struct backend *b, bool required)
 {
-	_cleanup_(daxctl_unrefp) struct daxctl_ctx *ctx = NULL;
+	struct subdev_req req = { .op = SUBDEV_OP_GEOMETRY };
+	struct subdev_reply reply = { 0 };
 	struct subdev_state *s = NULL;
-	struct daxctl_region *region = NULL, *rg;
-	struct daxctl_dev *dev = NULL, *d;
 	struct subdev_geometry g = { 0 };
-	uint64_t start, len, span, meta, align;
+	uint64_t span, meta, align;
 	int r, region_id;
-
-	r = daxctl_new(&ctx);
-	if (r < 0)
-		return backend_err(r, "libdaxctl: %s", strerror(-r));
-	daxctl_region_foreach(ctx, rg)
-		daxctl_dev_foreach(rg, d)
-			if (!dev && strcmp(daxctl_dev_get_devname(d), b->devname) == 0) {
-				dev = d;
-				region = rg;
-			}
-	if (!dev)
-		return backend_err(-ENODEV, "%s: libdaxctl does not know %s", b->path, b->devname);
-	if (!region_is_dynamic(region))
-		return 0; /* static: the caller says what that means for the mode */
-	region_id = daxctl_region_get_id(region);
-	g.region_size = daxctl_region_get_size(region);
-	g.region_align = daxctl_region_get_align(region);
-	if (dev_ranges(dev, &start, &len) != 1)
-		return required ? backend_err(-EINVAL, "%s: the pool device of a dynamic dax region must "
-					      "be one physical range", b->path) : 0;
-	g.base = start;
-	g.pool_dev_size = b->size;
-	align = b->alignment > g.region_align ? b->alignment : g.region_align;
 
 	s = backend_mem_calloc(1, sizeof(*s));
 	if (!s)
 		return backend_err(-ENOMEM, "out of memory");
 	pthread_mutex_init(&s->lock, NULL);
-	s->region_id = region_id;
-	snprintf(s->pool_devname, sizeof(s->pool_devname), "%s", b->devname);
-	r = region_start(s, &g.region_start);
-	if (r == -ENOSPC && !required) {
-		/* A device spans the whole region: not laid out for slices; served as "owner". */
+	s->agent = b->agent;
+	r = subdev_kernel_init(&s->local, b->path, geteuid(), getegid());
+	if (r == 0)
+		r = kernel_call(s, &req, &reply, NULL);
+	if (r < 0 && !(r == -ENOSPC && reply.dynamic)) {
+		pthread_mutex_destroy(&s->lock);
+		free(s);
+		return r == -ENODEV ? backend_err(r, "%s: %s", b->path, backend_errormsg()) : r;
+	}
+	if (!reply.dynamic || (reply.dev.ranges != 1 && !required) || (r == -ENOSPC && !required)) {
+		/* static, or (-ENOSPC) a device spans the whole region: not laid out for slices;
+		 * the caller says what that means for the mode ("owner"). */
 		pthread_mutex_destroy(&s->lock);
 		free(s);
 		return 0;
 	}
+	region_id = reply.region_id;
+	s->region_id = region_id;
+	g = reply.geometry;
+	g.pool_dev_size = b->size;
+	align = b->alignment > g.region_align ? b->alignment : g.region_align;
+	if (reply.dev.ranges != 1)
+		r = backend_err(-EINVAL, "%s: the pool device of a dynamic dax region must be one "
+				"physical range", b->path);
 	if (r == 0)
 		r = subdev_geometry_check(&g, &span);
 	if (r == 0) {
@@ -780,7 +589,7 @@ int slice_subdev_setup(struct backend *b, bool required)
 				"%" PRIu64 " bytes (the metadata of a pool over the %" PRIu64 " bytes from "
 				"its start to the region's end), carved first at the region's start: "
 				"daxctl create-device -r %d -s %" PRIu64 " -a %" PRIu64 " (see "
-				"docs/BACKENDS.md)", b->path, b->devname, b->size, start, region_id,
+				"docs/BACKENDS.md)", b->path, b->devname, b->size, reply.dev.start, region_id,
 				meta, span, region_id, meta, align);
 	}
 	if (r < 0) {

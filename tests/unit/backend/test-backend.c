@@ -735,6 +735,48 @@ static int rm_tree(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* In "slice" and "owner" modes a pool file (or device) others can open by path is refused:
+ * they would reach every slice and the metadata past the daemon. "shared" serves it. */
+static void test_refuses_pool_others_can_open(void **state)
+{
+	const char *p = next_path();
+	struct backend_config cfg = cfg_4k(p, 32 * MiB);
+	struct backend *b = NULL;
+	gid_t other = getegid() == 65534 ? 65533 : 65534;
+
+	(void)state;
+	assert_int_equal(backend_open(&cfg, &b), 0); /* created 0600 */
+	backend_delete(&b);
+	cfg.create = false;
+	cfg.size = 0;
+	assert_int_equal(chmod(p, 0604), 0);
+	assert_int_equal(backend_open(&cfg, &b), -EPERM);
+	assert_null(b);
+	assert_non_null(strstr(backend_errormsg(), "every user"));
+	cfg.isolation = BACKEND_ISOLATION_OWNER;
+	assert_int_equal(backend_open(&cfg, &b), -EPERM);
+	cfg.isolation = BACKEND_ISOLATION_SHARED;
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	backend_delete(&b);
+
+	/* group access: only the daemon's own group may have it */
+	cfg.isolation = BACKEND_ISOLATION_SLICE;
+	assert_int_equal(chmod(p, 0660), 0);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(p, (uid_t)-1, other), 0);
+		assert_int_equal(backend_open(&cfg, &b), -EPERM);
+		assert_non_null(strstr(backend_errormsg(), "not the daemon's"));
+		assert_int_equal(chown(p, (uid_t)-1, getegid()), 0);
+	}
+	assert_int_equal(chmod(p, 0640), 0);
+	assert_int_equal(backend_open(&cfg, &b), 0); /* the daemon's group (no other member) */
+	backend_delete(&b);
+	assert_int_equal(chmod(p, 0600), 0);
+	assert_int_equal(backend_open(&cfg, &b), 0);
+	backend_delete(&b);
+	unlink(p);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -755,6 +797,7 @@ int main(void)
 		cmocka_unit_test(test_pool_alloc_at),
 		cmocka_unit_test(test_reserved_names),
 		cmocka_unit_test(test_enomem_walk),
+		cmocka_unit_test(test_refuses_pool_others_can_open),
 	};
 	return cmocka_run_group_tests(tests, NULL, rm_tree);
 }

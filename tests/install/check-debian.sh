@@ -87,6 +87,7 @@ snapshot >"$work/before"
 in_root sh -c 'apt-get install -y -qq --no-install-recommends /debs/*.deb' >"$work/install.log" 2>&1 ||
 	{ tail -20 "$work/install.log"; fail "the .debs do not install"; }
 in_root id daxpool >/dev/null || fail "installing did not create the daxpool user"
+in_root getent group daxpool-users >/dev/null || fail "installing did not create the clients' group daxpool-users"
 # No systemd in a chroot: start the daemon as the unit would, as user daxpool with the default config.
 in_root install -d -o daxpool -g daxpool -m 0755 /run/daxpool
 in_root install -d -o daxpool -g daxpool -m 0750 /var/lib/daxpool

@@ -20,7 +20,7 @@
  *                                                     then undeclared and closed
  *   lab-dyn-check SOCKET latency NAME N               N x (open + close) of the carved slice
  *                                                     and N PINGs: p50/p90 in microseconds
- *   lab-dyn-check SOCKET attack NAME UID OFFSET POOLDEV OBJECT
+ *   lab-dyn-check SOCKET attack NAME UID OFFSET POOLDEV OBJECT [GID]
  *                                                     as UID (started as root): NAME (another
  *                                                     owner's slice at pool OFFSET, on
  *                                                     sub-device OBJECT) cannot be opened; an
@@ -147,8 +147,9 @@ static int map_touch(int fd, uint64_t off, char *what, size_t len)
 }
 
 static int attack(const char *sock, const char *victim, uid_t uid, uint64_t victim_off,
-		  const char *pooldev, const char *victim_obj)
+		  const char *pooldev, const char *victim_obj, long extra_gid)
 {
+	gid_t groups[1] = { (gid_t)extra_gid };
 	struct daxpool *dp = NULL;
 	struct daxpool_slice *s = NULL, *v = NULL;
 	char extra[1024], path[64], at_victim[16];
@@ -158,7 +159,9 @@ static int attack(const char *sock, const char *victim, uid_t uid, uint64_t vict
 	void *addr;
 	char *p, *g;
 
-	if (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
+	/* With extra_gid the attacker is also a member of that group (the devices' group, as a
+	 * packaging that put clients there would make it). */
+	if (setgroups(extra_gid >= 0 ? 1 : 0, groups) < 0 || setgid(uid) < 0 || setuid(uid) < 0)
 		return fail("attack", "dropping to the attacker's uid", -errno), 2;
 	r = daxpool_connect(sock, &dp);
 	if (r < 0)
@@ -203,8 +206,9 @@ static int attack(const char *sock, const char *victim, uid_t uid, uint64_t vict
 	snprintf(extra, sizeof(extra), ", \"uid\": %u, \"victim_open\": %d, \"not_zero_words\": %"
 		 PRIu64 ", \"touch_past_end_signal\": %d, \"map_at_victim_offset\": \"%s\", "
 		 "\"mremap_grown_signal\": %d, \"reopen_rw\": %d, \"reopen_ro\": %d, "
-		 "\"open_pool_device\": %d, \"open_victim_device\": %d", (unsigned)uid, victim_open,
-		 not_zero, past_sig, at_victim, grown_sig, reopen_rw, reopen_ro, pool_open, vdev_open);
+		 "\"open_pool_device\": %d, \"open_victim_device\": %d, \"extra_gid\": %ld",
+		 (unsigned)uid, victim_open, not_zero, past_sig, at_victim, grown_sig, reopen_rw,
+		 reopen_ro, pool_open, vdev_open, extra_gid);
 	print_slice("attack", s, extra);
 	daxpool_free(dp, &s);
 	daxpool_disconnect(&dp);
@@ -231,8 +235,11 @@ int main(int argc, char **argv)
 	op = argv[2];
 	name = argv[3];
 	if (strcmp(op, "attack") == 0)
-		return argc == 8 ? attack(argv[1], name, (uid_t)strtoul(argv[4], NULL, 0),
-					  strtoull(argv[5], NULL, 0), argv[6], argv[7]) : 2;
+		return argc == 8 || argc == 9
+			       ? attack(argv[1], name, (uid_t)strtoul(argv[4], NULL, 0),
+					strtoull(argv[5], NULL, 0), argv[6], argv[7],
+					argc == 9 ? strtol(argv[8], NULL, 0) : -1)
+			       : 2;
 	r = daxpool_connect(argv[1], &dp);
 	if (r < 0)
 		return fail(op, "connect", r), 2;

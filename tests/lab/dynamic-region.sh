@@ -7,7 +7,10 @@
 # Steps (outputs in $DAXPOOL_LAB_RESULTS, summary in result.json):
 #  1. device_dax + dax_hmem: the region; its whole-region device emptied (size 0); the pool
 #     device carved at the region's start with exactly the pool metadata's size
-#  2. daxpoold --isolation auto on it: status says "slice"
+#  2. daxpoold --isolation auto on it, started as the unit starts it: an unprivileged user (DUSER,
+#     the stand-in for user daxpool) with CAP_DAC_OVERRIDE and CAP_CHOWN, which it drops; its
+#     sub-device agent keeps exactly those two and carves; the pool device is DUSER's, 0600 (what
+#     60-daxpool.rules does; no udev in the guest). Status says "slice"
 #  3. slices at 4K (rounded to 2M), 2M, 1G beside them, 2M: each a sub-device at exactly
 #     region start + pool offset with its alignment, zero when granted, filled with a pattern;
 #     all patterns intact afterwards (a 1G device beside smaller ones corrupts nothing)
@@ -38,6 +41,7 @@ for p in "$DAXPOOLD" "$CTL" "$CHECK"; do
 	[ -x "$p" ] || { echo "dynamic-region: $p is not built" >&2; exit 2; }
 done
 RUNDIR=/run/daxpool-dyn.$$
+DUSER=990 # the daemon's user (uid and gid), no name needed
 SOCK=$RUNDIR/s.sock
 mkdir -p "$RUNDIR" "$OUT"
 errors=()
@@ -70,7 +74,12 @@ start_daemon() { # LOGNAME EXTRA...
 	local log=$OUT/$1 i
 	shift
 	rm -f "$SOCK"
-	"$DAXPOOLD" --foreground --device "/dev/$POOLDEV" --socket "$SOCK" "$@" >"$log" 2>&1 &
+	# As daxpoold.service runs it (User=, AmbientCapabilities=); the node as the udev rule has it.
+	chown "$DUSER:$DUSER" "/dev/$POOLDEV" "$RUNDIR"
+	chmod 0600 "/dev/$POOLDEV"
+	setpriv --reuid="$DUSER" --regid="$DUSER" --clear-groups --inh-caps=-all,+dac_override,+chown \
+		--ambient-caps=+dac_override,+chown \
+		"$DAXPOOLD" --foreground --device "/dev/$POOLDEV" --socket "$SOCK" "$@" >"$log" 2>&1 &
 	daemon_pid=$!
 	for ((i = 0; i < 600; i++)); do
 		[ -S "$SOCK" ] && "$CTL" --socket "$SOCK" status >/dev/null 2>&1 && return 0
@@ -150,6 +159,15 @@ note "region $REGION at $(printf '%#x' "$RSTART"), $RSIZE bytes, align $RALIGN; 
 
 # ---- 2. the daemon ---------------------------------------------------------------------------
 start_daemon daemon-1.log --format-if-empty --isolation auto || exit 1
+# The daemon kept no capability; its agent (its only child) exactly CAP_CHOWN|CAP_DAC_OVERRIDE.
+capeff() { sed -n 's/^CapEff:[[:space:]]*//p' "/proc/$1/status"; }
+agent_pid=$(pgrep -P "$daemon_pid" -x daxpoold-agent | head -n 1)
+caps_daemon=$(capeff "$daemon_pid")
+caps_agent=${agent_pid:+$(capeff "$agent_pid")}
+jq -nc --arg d "$caps_daemon" --arg a "${caps_agent:-none}" --arg u "$(stat -c %u "/proc/$daemon_pid")" \
+	'{label: "privileges", daemon_capeff: $d, agent_capeff: $a, daemon_uid: $u}' >>"$steps"
+[ "$caps_daemon" = 0000000000000000 ] || err "daxpoold serves with capabilities $caps_daemon"
+[ "$caps_agent" = 0000000000000003 ] || err "the sub-device agent has capabilities ${caps_agent:-none (no agent)}, not CAP_CHOWN|CAP_DAC_OVERRIDE"
 "$CTL" --socket "$SOCK" --json status >"$OUT/status-1.json" 2>&1
 iso=$(jq -r '.isolation // .pool.isolation // empty' "$OUT/status-1.json")
 [ "$iso" = slice ] || err "isolation is '$iso', not slice (status-1.json)"
@@ -218,6 +236,9 @@ chmod 0666 "$SOCK"
 victim_off=$(jq -r 'select(.label == "alloc-1g") | .pool_offset' "$steps")
 victim_obj=$(jq -r 'select(.label == "alloc-1g") | .object' "$steps")
 check attack attack s1g 65534 "$victim_off" "$POOLDEV" "$victim_obj" >/dev/null
+# The same attacker in the devices' group (a packaging that put clients there): the nodes are
+# the daemon's user's, 0600, so membership opens nothing.
+check attack-in-device-group attack s1g 65534 "$victim_off" "$POOLDEV" "$victim_obj" "$DUSER" >/dev/null
 check attack-after verify s1g 33 >/dev/null
 
 # ---- 6. a holder keeps a freed slice ---------------------------------------------------------

@@ -248,9 +248,10 @@ if [ "$rc" = 1 ] && grep -q "Permission denied\|EACCES\|not permitted" "$OUT/cap
 else
 	record unprivileged-refused "failed: exit $rc (wanted 1), changed: $([ "$before" = "$after" ] && echo no || echo yes): $(cat "$OUT/caps-none.log")"
 fi
-# nobody with CAP_DAC_OVERRIDE only. No udev in the guest: a helper gives new dax nodes to
-# everyone, as 60-daxpool.rules gives them to the daxpool group.
-( for _ in $(seq 1 600); do chmod 0666 /dev/dax* 2>/dev/null; sleep 0.1; done ) &
+# nobody with CAP_DAC_OVERRIDE only. No udev in the guest: a helper gives new dax nodes to the
+# daemon's user alone (0600), as 60-daxpool.rules gives them to user daxpool; daxpoold refuses
+# a device other users could open.
+( for _ in $(seq 1 600); do chown 65534:65534 /dev/dax* 2>/dev/null; chmod 0600 /dev/dax* 2>/dev/null; sleep 0.1; done ) &
 chmoder=$!
 if start caps-dac "$WORK/caps.json" "${AS_NOBODY[@]/--inh-caps=-all/--inh-caps=+dac_override}" --ambient-caps=+dac_override; then
 	caps=$(grep -E '^Cap(Eff|Prm|Inh|Amb)' "/proc/$daemon_pid/status" | tr '\n' ' ')

@@ -635,6 +635,86 @@ static void test_regrant_is_zero(void **state)
 	victim_teardown(&v, "slice");
 }
 
+/* A former tenant's bytes are never readable by the next: root fills and frees a 2 MiB slice;
+ * uid 65534 allocates until it is granted that extent (once zeroed) and reads it whole. */
+struct regrant_arg {
+	const char *socket;
+	uint64_t offset;
+};
+struct regrant_report {
+	int found;
+	int tries;
+	uint64_t nonzero; /* bytes not zero in every extent granted, that one above all */
+};
+
+static void regrant_child(const void *arg, int out)
+{
+	const struct regrant_arg *a = arg;
+	struct regrant_report rep = { 0 };
+	struct daxpool_slice *held[40];
+	struct daxpool *dp = NULL;
+	int n = 0;
+
+	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0 ||
+	    daxpool_connect(a->socket, &dp) < 0)
+		_exit(2);
+	for (; rep.tries < 400 && !rep.found && n < 40; rep.tries++) {
+		struct daxpool_slice *b = NULL;
+		uint8_t *p;
+		int r = daxpool_alloc(dp, NULL, 2 * MiB, DAXPOOL_ALIGN_4K, 0600, DAXPOOL_ANONYMOUS, &b);
+
+		if (r == -EAGAIN || r == -ENOSPC) { /* still being zeroed */
+			usleep(10000);
+			continue;
+		}
+		if (r < 0 || daxpool_map(b, 0, (void **)&p) < 0)
+			_exit(3);
+		for (size_t i = 0; i < 2 * MiB; i++)
+			rep.nonzero += p[i] != 0;
+		daxpool_unmap(b);
+		rep.found = daxpool_slice_get_pool_offset(b) == a->offset;
+		held[n++] = b;
+	}
+	if (write(out, &rep, sizeof(rep)) != sizeof(rep))
+		_exit(4);
+	while (n > 0)
+		daxpool_free(dp, &held[--n]);
+	daxpool_disconnect(&dp);
+	_exit(0);
+}
+
+static void test_regrant_cross_uid(void **state)
+{
+	struct victim v;
+	struct daxpool_slice *a = NULL;
+	struct regrant_report rep;
+	struct regrant_arg arg;
+	uint8_t *p;
+
+	(void)state;
+	if (test_device()) {
+		print_message("on device-dax the lab's test_slices checks re-granted extents\n");
+		skip();
+	}
+	victim_setup(&v, "slice");
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(daxpool_alloc(v.dp, NULL, 2 * MiB, DAXPOOL_ALIGN_4K, 0600,
+					       DAXPOOL_ANONYMOUS, &a), 0);
+		arg = (struct regrant_arg){ .socket = v.d.socket,
+					    .offset = daxpool_slice_get_pool_offset(a) };
+		assert_int_equal(daxpool_map(a, 0, (void **)&p), 0);
+		memset(p, 0x5a, 2 * MiB);
+		daxpool_unmap(a);
+		assert_int_equal(daxpool_free(v.dp, &a), 0);
+		run_in_child(regrant_child, &arg, &rep, sizeof(rep));
+		print_message("re-grant to uid %d: found after %d tries, non-zero bytes %llu\n", NOBODY,
+			      rep.tries, (unsigned long long)rep.nonzero);
+		assert_true(rep.found);
+		assert_int_equal(rep.nonzero, 0);
+	}
+	victim_teardown(&v, "slice");
+}
+
 /* Restarting a pool in another mode keeps every named slice's data: shared -> slice moves it
  * out of the pool file into the slice's own file (and frees the pool file's data area), slice
  * -> shared moves it back. */
@@ -779,6 +859,7 @@ int main(void)
 		cmocka_unit_test(test_owner_isolation),
 		cmocka_unit_test(test_owner_conflict_clears),
 		cmocka_unit_test(test_regrant_is_zero),
+		cmocka_unit_test(test_regrant_cross_uid),
 		cmocka_unit_test(test_mode_change_keeps_data),
 	};
 

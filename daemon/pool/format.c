@@ -1,44 +1,10 @@
 /* Encoding, decoding and checksums of the superblock and allocation records (layout.h). */
-#include <endian.h>
 #include <errno.h>
 #include <string.h>
 #include <xxhash.h>
 
+#include "endian-util.h"
 #include "layout.h"
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-static void put16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, 4);
-	return le32toh(v);
-}
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, 2);
-	return le16toh(v);
-}
 
 /* XXH3-64 with seed 0: fast on short inputs, stable across versions since xxhash 0.8.0. */
 uint64_t pool_checksum(const void *buf, size_t len)
@@ -50,19 +16,19 @@ void sb_encode(uint8_t out[POOL_SB_BYTES], const struct pool_geometry *g)
 {
 	memset(out, 0, POOL_SB_BYTES);
 	memcpy(out + SB_MAGIC, POOL_MAGIC, 8);
-	put32(out + SB_VERSION, POOL_FORMAT_VERSION);
-	put32(out + SB_HDRSIZE, POOL_SB_BYTES);
+	put_le32(out + SB_VERSION, POOL_FORMAT_VERSION);
+	put_le32(out + SB_HDRSIZE, POOL_SB_BYTES);
 	memcpy(out + SB_UUID, g->uuid, 16);
-	put64(out + SB_POOL_SIZE, g->pool_size);
-	put64(out + SB_DEVICE_ALIGN, g->device_align);
-	put64(out + SB_LOG_OFF, g->log_off);
-	put64(out + SB_LOG_SIZE, g->log_size);
-	put64(out + SB_TABLE_OFF, g->table_off);
-	put64(out + SB_TABLE_CAP, g->table_capacity);
-	put64(out + SB_RECORD_SIZE, POOL_RECORD_SIZE);
-	put64(out + SB_DATA_OFF, g->data_off);
-	put64(out + SB_DATA_SIZE, g->data_size);
-	put64(out + SB_CHECKSUM, pool_checksum(out, SB_CHECKSUM));
+	put_le64(out + SB_POOL_SIZE, g->pool_size);
+	put_le64(out + SB_DEVICE_ALIGN, g->device_align);
+	put_le64(out + SB_LOG_OFF, g->log_off);
+	put_le64(out + SB_LOG_SIZE, g->log_size);
+	put_le64(out + SB_TABLE_OFF, g->table_off);
+	put_le64(out + SB_TABLE_CAP, g->table_capacity);
+	put_le64(out + SB_RECORD_SIZE, POOL_RECORD_SIZE);
+	put_le64(out + SB_DATA_OFF, g->data_off);
+	put_le64(out + SB_DATA_SIZE, g->data_size);
+	put_le64(out + SB_CHECKSUM, pool_checksum(out, SB_CHECKSUM));
 }
 
 static bool is_class(uint64_t a)
@@ -79,27 +45,27 @@ int sb_decode(const uint8_t in[POOL_SB_BYTES], struct pool_geometry *ret, const 
 		*ret_why = "bad magic";
 		return -ENODATA;
 	}
-	if (get64(in + SB_CHECKSUM) != pool_checksum(in, SB_CHECKSUM)) {
+	if (get_le64(in + SB_CHECKSUM) != pool_checksum(in, SB_CHECKSUM)) {
 		*ret_why = "checksum mismatch";
 		return -EUCLEAN;
 	}
 	/* The version is checked after the checksum so a bit flip is not reported as "too new". */
-	if (get32(in + SB_VERSION) != POOL_FORMAT_VERSION) {
+	if (get_le32(in + SB_VERSION) != POOL_FORMAT_VERSION) {
 		*ret_why = "unsupported format version";
 		return -EPROTONOSUPPORT;
 	}
 	memcpy(g.uuid, in + SB_UUID, 16);
-	g.pool_size = get64(in + SB_POOL_SIZE);
-	g.device_align = get64(in + SB_DEVICE_ALIGN);
-	g.log_off = get64(in + SB_LOG_OFF);
-	g.log_size = get64(in + SB_LOG_SIZE);
-	g.table_off = get64(in + SB_TABLE_OFF);
-	g.table_capacity = get64(in + SB_TABLE_CAP);
-	g.data_off = get64(in + SB_DATA_OFF);
-	g.data_size = get64(in + SB_DATA_SIZE);
+	g.pool_size = get_le64(in + SB_POOL_SIZE);
+	g.device_align = get_le64(in + SB_DEVICE_ALIGN);
+	g.log_off = get_le64(in + SB_LOG_OFF);
+	g.log_size = get_le64(in + SB_LOG_SIZE);
+	g.table_off = get_le64(in + SB_TABLE_OFF);
+	g.table_capacity = get_le64(in + SB_TABLE_CAP);
+	g.data_off = get_le64(in + SB_DATA_OFF);
+	g.data_size = get_le64(in + SB_DATA_SIZE);
 
 	/* A valid checksum on nonsense geometry means a bug, not a bit flip: still refuse it. */
-	if (get32(in + SB_HDRSIZE) != POOL_SB_BYTES || get64(in + SB_RECORD_SIZE) != POOL_RECORD_SIZE ||
+	if (get_le32(in + SB_HDRSIZE) != POOL_SB_BYTES || get_le64(in + SB_RECORD_SIZE) != POOL_RECORD_SIZE ||
 	    !is_class(g.device_align) || g.log_off != POOL_LOG_OFF || g.log_size != POOL_LOG_SIZE ||
 	    g.table_off != POOL_TABLE_OFF || g.table_capacity < POOL_MIN_CAPACITY ||
 	    g.table_capacity > POOL_MAX_CAPACITY ||
@@ -157,18 +123,18 @@ int geometry_compute(uint64_t size, const struct pool_format_params *params,
 void rec_encode(uint8_t out[POOL_RECORD_SIZE], const struct pool_record *r)
 {
 	memset(out, 0, POOL_RECORD_SIZE);
-	put64(out + REC_OFFSET, r->offset);
-	put64(out + REC_LENGTH, r->length);
-	put64(out + REC_GENERATION, r->generation);
-	put32(out + REC_UID, r->uid);
-	put32(out + REC_GID, r->gid);
-	put32(out + REC_MODE, r->mode);
-	put16(out + REC_FLAGS, r->flags);
+	put_le64(out + REC_OFFSET, r->offset);
+	put_le64(out + REC_LENGTH, r->length);
+	put_le64(out + REC_GENERATION, r->generation);
+	put_le32(out + REC_UID, r->uid);
+	put_le32(out + REC_GID, r->gid);
+	put_le32(out + REC_MODE, r->mode);
+	put_le16(out + REC_FLAGS, r->flags);
 	out[REC_ALIGN_SHIFT] = r->align_shift;
 	out[REC_NAME_LEN] = r->name_len;
 	memcpy(out + REC_NAME, r->name, r->name_len);
 	/* Checksum computed with its own field zero (it is, from the memset). */
-	put64(out + REC_CHECKSUM, pool_checksum(out, POOL_RECORD_SIZE));
+	put_le64(out + REC_CHECKSUM, pool_checksum(out, POOL_RECORD_SIZE));
 }
 
 bool rec_is_empty(const uint8_t in[POOL_RECORD_SIZE])
@@ -186,17 +152,17 @@ int rec_decode(const uint8_t in[POOL_RECORD_SIZE], struct pool_record *ret, cons
 		return 1;
 	memcpy(tmp, in, sizeof(tmp));
 	memset(tmp + REC_CHECKSUM, 0, 8);
-	if (get64(in + REC_CHECKSUM) != pool_checksum(tmp, sizeof(tmp))) {
+	if (get_le64(in + REC_CHECKSUM) != pool_checksum(tmp, sizeof(tmp))) {
 		*ret_why = "record checksum mismatch";
 		return -EUCLEAN;
 	}
-	r.offset = get64(in + REC_OFFSET);
-	r.length = get64(in + REC_LENGTH);
-	r.generation = get64(in + REC_GENERATION);
-	r.uid = get32(in + REC_UID);
-	r.gid = get32(in + REC_GID);
-	r.mode = get32(in + REC_MODE);
-	r.flags = get16(in + REC_FLAGS);
+	r.offset = get_le64(in + REC_OFFSET);
+	r.length = get_le64(in + REC_LENGTH);
+	r.generation = get_le64(in + REC_GENERATION);
+	r.uid = get_le32(in + REC_UID);
+	r.gid = get_le32(in + REC_GID);
+	r.mode = get_le32(in + REC_MODE);
+	r.flags = get_le16(in + REC_FLAGS);
 	r.align_shift = in[REC_ALIGN_SHIFT];
 	r.name_len = in[REC_NAME_LEN];
 	memcpy(r.name, in + REC_NAME, r.name_len);

@@ -12,20 +12,9 @@
 #include <endian.h>
 #include <string.h>
 
+#include "endian-util.h"
 #include "layout.h"
 #include "pool-internal.h"
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-static void wr64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
 
 /* An aligned 8-byte store the compiler may not split: the commit mark must be all-or-nothing. */
 static void store_commit(uint8_t *p, uint64_t v)
@@ -66,15 +55,15 @@ void log_commit(struct pool *p, const struct log_update *u, unsigned n)
 	if (p->commit_clear_in_flight)
 		p->ops.drain();
 	memset(log + LOG_GENERATION, 0, POOL_LOG_ENTRIES_OFF - LOG_GENERATION);
-	wr64(log + LOG_GENERATION, gen);
+	put_le64(log + LOG_GENERATION, gen);
 	log[LOG_NREC] = (uint8_t)n;
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t *e = log + POOL_LOG_ENTRIES_OFF + i * POOL_LOG_ENTRY_SIZE;
 		memset(e, 0, LOG_ENTRY_RECORD);
-		wr64(e + LOG_ENTRY_SLOT, u[i].slot);
+		put_le64(e + LOG_ENTRY_SLOT, u[i].slot);
 		memcpy(e + LOG_ENTRY_RECORD, u[i].image, POOL_RECORD_SIZE);
 	}
-	wr64(log + LOG_CHECKSUM, body_checksum(log, n));
+	put_le64(log + LOG_CHECKSUM, body_checksum(log, n));
 	if (planted == POOL_TEST_BUG_COMMIT_BEFORE_BODY)
 		p->ops.flush(log + LOG_GENERATION, body - LOG_GENERATION);
 	else
@@ -107,9 +96,9 @@ uint64_t log_generation(const uint8_t *base, const struct pool_geometry *g)
 	const uint8_t *log = base + g->log_off;
 	unsigned n = log[LOG_NREC];
 
-	if (n < 1 || n > POOL_LOG_MAX_RECORDS || rd64(log + LOG_CHECKSUM) != body_checksum(log, n))
+	if (n < 1 || n > POOL_LOG_MAX_RECORDS || get_le64(log + LOG_CHECKSUM) != body_checksum(log, n))
 		return 0;
-	return rd64(log + LOG_GENERATION);
+	return get_le64(log + LOG_GENERATION);
 }
 
 enum log_state log_inspect(const uint8_t *base, const struct pool_geometry *g,
@@ -117,7 +106,7 @@ enum log_state log_inspect(const uint8_t *base, const struct pool_geometry *g,
 			   const char **ret_why)
 {
 	const uint8_t *log = base + g->log_off;
-	uint64_t commit = rd64(log + LOG_COMMIT);
+	uint64_t commit = get_le64(log + LOG_COMMIT);
 	unsigned n = log[LOG_NREC];
 
 	if (commit == 0)
@@ -126,7 +115,7 @@ enum log_state log_inspect(const uint8_t *base, const struct pool_geometry *g,
 	for (unsigned i = LOG_NREC + 1; i < LOG_CHECKSUM; i++)
 		if (log[i] != 0)
 			n = 0;
-	if (n < 1 || n > POOL_LOG_MAX_RECORDS || rd64(log + LOG_CHECKSUM) != body_checksum(log, n)) {
+	if (n < 1 || n > POOL_LOG_MAX_RECORDS || get_le64(log + LOG_CHECKSUM) != body_checksum(log, n)) {
 		*ret_why = "log commit mark set but log body checksum mismatch";
 		return LOG_DAMAGED;
 	}
@@ -134,7 +123,7 @@ enum log_state log_inspect(const uint8_t *base, const struct pool_geometry *g,
 		const uint8_t *e = log + POOL_LOG_ENTRIES_OFF + i * POOL_LOG_ENTRY_SIZE;
 		struct pool_record r;
 		const char *why;
-		ret_u[i].slot = rd64(e + LOG_ENTRY_SLOT);
+		ret_u[i].slot = get_le64(e + LOG_ENTRY_SLOT);
 		memcpy(ret_u[i].image, e + LOG_ENTRY_RECORD, POOL_RECORD_SIZE);
 		if (ret_u[i].slot >= g->table_capacity || rec_decode(ret_u[i].image, &r, &why) < 0) {
 			*ret_why = "log entry invalid";
@@ -142,7 +131,7 @@ enum log_state log_inspect(const uint8_t *base, const struct pool_geometry *g,
 		}
 	}
 	*ret_n = n;
-	*ret_gen = rd64(log + LOG_GENERATION);
+	*ret_gen = get_le64(log + LOG_GENERATION);
 	if (commit != *ret_gen) {
 		*ret_why = "log commit mark does not match log generation";
 		return LOG_STRAY;

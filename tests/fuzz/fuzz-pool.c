@@ -25,11 +25,11 @@
  *  - check with repair never answers REPAIRABLE, and after CLEAN/REPAIRED a second check is
  *    CLEAN and the pool opens with 0.
  */
+#include "endian-util.h"
 #include "fuzz.h"
 #include "layout.h"
 #include "pool.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <string.h>
 
@@ -44,20 +44,6 @@ static uint8_t before[META];
 static void nop_persist(const void *addr, size_t len) {}
 static void nop_drain(void) {}
 static const struct pool_persist_ops ops = { nop_persist, nop_persist, nop_drain };
-
-static uint64_t rd64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
 
 static void alloc_or_die(struct pool *p, const char *name, uint64_t size, uint64_t align, uint32_t flags,
 			 struct pool_extent *ext)
@@ -95,7 +81,7 @@ static void make_templates(void)
 
 	/* A crash between the commit mark and its clearing: the mark equals the body's generation. */
 	memcpy(templates[2], templates[1], META);
-	wr64(templates[2] + POOL_LOG_OFF + LOG_COMMIT, rd64(templates[2] + POOL_LOG_OFF + LOG_GENERATION));
+	put_le64(templates[2] + POOL_LOG_OFF + LOG_COMMIT, get_le64(templates[2] + POOL_LOG_OFF + LOG_GENERATION));
 
 	prm.device_align = POOL_ALIGN_2M;
 	FUZZ_CHECK(pool_format_range(image, IMAGE_SIZE, &ops, &prm) == 0, "format 2M: %s", pool_errormsg());
@@ -112,7 +98,7 @@ static void fix_checksums(uint8_t *m)
 {
 	for (unsigned off = POOL_SB_A_OFF; off <= POOL_SB_B_OFF; off += POOL_SB_B_OFF) {
 		if (memcmp(m + off, POOL_MAGIC, 8) == 0)
-			wr64(m + off + SB_CHECKSUM, pool_checksum(m + off, SB_CHECKSUM));
+			put_le64(m + off + SB_CHECKSUM, pool_checksum(m + off, SB_CHECKSUM));
 	}
 	uint8_t *log = m + POOL_LOG_OFF;
 	unsigned n = log[LOG_NREC];
@@ -123,7 +109,7 @@ static void fix_checksums(uint8_t *m)
 		memcpy(buf, log, len);
 		memset(buf + LOG_COMMIT, 0, 8);
 		memset(buf + LOG_CHECKSUM, 0, 8);
-		wr64(log + LOG_CHECKSUM, pool_checksum(buf + LOG_GENERATION, len - LOG_GENERATION));
+		put_le64(log + LOG_CHECKSUM, pool_checksum(buf + LOG_GENERATION, len - LOG_GENERATION));
 	}
 	for (uint64_t s = 0; s < POOL_MIN_CAPACITY; s++) {
 		uint8_t *r = m + POOL_TABLE_OFF + s * POOL_RECORD_SIZE;
@@ -131,7 +117,7 @@ static void fix_checksums(uint8_t *m)
 		if (rec_is_empty(r))
 			continue;
 		memset(r + REC_CHECKSUM, 0, 8);
-		wr64(r + REC_CHECKSUM, pool_checksum(r, POOL_RECORD_SIZE));
+		put_le64(r + REC_CHECKSUM, pool_checksum(r, POOL_RECORD_SIZE));
 	}
 }
 

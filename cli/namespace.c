@@ -1,4 +1,5 @@
 /* Device-dax namespace setup through libndctl/libdaxctl (see namespace.h). */
+#include "errmsg.h"
 #include "namespace.h"
 #include "parse-util.h"
 #include "macro.h"
@@ -23,22 +24,10 @@ struct namespace_ctx {
 	struct daxctl_ctx *daxctl;
 };
 
-static __thread char errmsg[512];
+static int ns_err(int r, const char *fmt, ...) _printf_(2, 3);
+static void ns_err_clear(void);
 
-const char *namespace_errormsg(void)
-{
-	return errmsg;
-}
-
-_printf_(2, 3) static int ns_err(int error, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
-	va_end(ap);
-	return error;
-}
+DEFINE_ERRMSG(, namespace_errormsg, ns_err, ns_err_clear)
 
 int namespace_ctx_new(struct namespace_ctx **ret)
 {

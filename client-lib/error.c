@@ -1,30 +1,11 @@
-/* The per-thread last-error message and error-code descriptions of libdaxpool. */
+/* The per-thread last-error message (common/errmsg.h) and error-code descriptions of libdaxpool. */
 #include "client.h"
+#include "errmsg.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static __thread char last_error[512];
-
-int dp_error(int error, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(last_error, sizeof(last_error), fmt, ap);
-	va_end(ap);
-	return error;
-}
-
-void dp_error_clear(void)
-{
-	last_error[0] = '\0';
-}
-
-DAXPOOL_EXPORT const char *daxpool_errormsg(void)
-{
-	return last_error;
-}
+DEFINE_ERRMSG(DAXPOOL_EXPORT, daxpool_errormsg, dp_error, dp_error_clear)
 
 DAXPOOL_EXPORT const char *daxpool_strerror(int error)
 {

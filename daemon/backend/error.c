@@ -1,30 +1,7 @@
-/* Thread-local last-error message of the backends, like pmem2_errormsg(): a fixed buffer per
- * thread, because the message must outlive the call and reporting ENOMEM must not allocate. */
+/* The backends' per-thread last-error message (backend_errormsg, common/errmsg.h). */
 #include "backend-internal.h"
+#include "errmsg.h"
 
-#include <stdarg.h>
-#include <stdio.h>
+void backend_msg_clear(void);
 
-#define BACKEND_ERRMSG_MAX 1024
-
-static __thread char errmsg[BACKEND_ERRMSG_MAX];
-
-const char *backend_errormsg(void)
-{
-	return errmsg;
-}
-
-int backend_err(int r, const char *fmt, ...)
-{
-	/* %m in fmt must see the errno of the failure, not one vsnprintf might set. */
-	int saved = errno;
-	va_list ap;
-
-	if (r < 0)
-		errno = -r;
-	va_start(ap, fmt);
-	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
-	va_end(ap);
-	errno = saved;
-	return r;
-}
+DEFINE_ERRMSG(, backend_errormsg, backend_err, backend_msg_clear)

@@ -5,6 +5,4 @@
 
 /* Formats the message and returns r (a negative errno), so callers can `return pool_err(...)`. */
 int pool_err(int r, const char *fmt, ...) _printf_(2, 3);
-/* Appends to the message (used by check to accumulate findings). */
-void pool_msg_append(const char *fmt, ...) _printf_(1, 2);
 void pool_msg_clear(void);

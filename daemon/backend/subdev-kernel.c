@@ -249,6 +249,29 @@ int subdev_kernel_check_name(const struct subdev_kernel *k, const char *name)
 	return 0;
 }
 
+/* The device node is the daemon's alone, whatever the node's defaults or a udev rule say. */
+static int give_node(const struct subdev_kernel *k, const struct subdev_dev *d)
+{
+	char path[64];
+	struct stat st;
+	int fd, r = 0;
+
+	snprintf(path, sizeof(path), "/dev/%s", d->name);
+	fd = open(path, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return backend_err(negative_errno(), "%s: %m", path);
+	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != d->rdev)
+		r = backend_err(-ESTALE, "%s is not the device just carved", path);
+	else if (k->owner_uid && fchownat(fd, "", k->owner_uid, k->owner_gid, AT_EMPTY_PATH) < 0)
+		r = backend_err(negative_errno(), "%s: giving it to uid %u: %m", path,
+				(unsigned)k->owner_uid);
+	/* Given away, the node's mode is its new owner's to set (subdev_open does). */
+	else if (!k->owner_uid && (st.st_mode & 0077) && chmod(path, 0600) < 0)
+		r = backend_err(negative_errno(), "%s: mode 0600: %m", path);
+	close(fd);
+	return r;
+}
+
 /* The sub-devices of the pool's data area (never the pool device, nor empty ones). */
 static int do_list(struct subdev_kernel *k, bool cleanup, struct subdev_reply *reply,
 		   struct subdev_dev **ret_devs)
@@ -282,6 +305,13 @@ static int do_list(struct subdev_kernel *k, bool cleanup, struct subdev_reply *r
 			reply->cleaned++;
 			continue;
 		}
+		/* Every device in the data area is the pool's (its layout says so), also one carved
+		 * by hand or by an earlier daemon: the daemon opens it to zero it or hand it out. */
+		if ((e.flags & SUBDEV_DEV_ENABLED) && !(e.flags & SUBDEV_DEV_RAM)) {
+			r = give_node(k, &e);
+			if (r < 0)
+				goto fail;
+		}
 		if (n % 32 == 0) {
 			struct subdev_dev *p = backend_mem_realloc(devs, (n + 32) * sizeof(*p));
 
@@ -298,29 +328,6 @@ static int do_list(struct subdev_kernel *k, bool cleanup, struct subdev_reply *r
 	return 0;
 fail:
 	free(devs);
-	return r;
-}
-
-/* The device node is the daemon's alone, whatever the node's defaults or a udev rule say. */
-static int give_node(const struct subdev_kernel *k, const struct subdev_dev *d)
-{
-	char path[64];
-	struct stat st;
-	int fd, r = 0;
-
-	snprintf(path, sizeof(path), "/dev/%s", d->name);
-	fd = open(path, O_PATH | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return backend_err(negative_errno(), "%s: %m", path);
-	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != d->rdev)
-		r = backend_err(-ESTALE, "%s is not the device just carved", path);
-	else if (k->owner_uid && fchownat(fd, "", k->owner_uid, k->owner_gid, AT_EMPTY_PATH) < 0)
-		r = backend_err(negative_errno(), "%s: giving it to uid %u: %m", path,
-				(unsigned)k->owner_uid);
-	/* Given away, the node's mode is its new owner's to set (subdev_open does). */
-	else if (!k->owner_uid && (st.st_mode & 0077) && chmod(path, 0600) < 0)
-		r = backend_err(negative_errno(), "%s: mode 0600: %m", path);
-	close(fd);
 	return r;
 }
 

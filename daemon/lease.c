@@ -620,16 +620,6 @@ struct lease *lease_find(struct daxpoold *d, uint64_t record_id)
 	return l;
 }
 
-uint64_t lease_record_id(const struct lease *l)
-{
-	return l->record_id;
-}
-
-bool lease_is_freed(const struct lease *l)
-{
-	return l->state != LEASE_LIVE;
-}
-
 void leases_get_stats(struct daxpoold *d, struct lease_stats *ret)
 {
 	struct lease *l, *tmp;
@@ -638,12 +628,6 @@ void leases_get_stats(struct daxpoold *d, struct lease_stats *ret)
 	HASH_ITER(hh, d->leases->by_record, l, tmp)
 		if (l->state != LEASE_LIVE)
 			ret->leases_waiting++;
-}
-
-void leases_settle(struct daxpoold *d)
-{
-	if (d->zeroer)
-		zeroer_drain(d->zeroer);
 }
 
 int leases_init(struct daxpoold *d)

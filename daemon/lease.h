@@ -56,10 +56,5 @@ int lease_free(struct daxpoold *d, uint64_t record_id);
 int lease_free_by_sole_holder(struct daxpoold *d, const struct pool_record_info *rec, pid_t pid);
 /* Lease of a record, or NULL. */
 struct lease *lease_find(struct daxpoold *d, uint64_t record_id);
-uint64_t lease_record_id(const struct lease *l);
-/* The lease is freed and waiting (the record must not be granted again). */
-bool lease_is_freed(const struct lease *l);
 
 void leases_get_stats(struct daxpoold *d, struct lease_stats *ret);
-/* Waits until queued zeroing finished and was applied (tests, shutdown). */
-void leases_settle(struct daxpoold *d);

@@ -298,12 +298,3 @@ uint64_t zeroer_done_bytes(struct zeroer *z)
 {
 	return __atomic_load_n(&z->done_bytes, __ATOMIC_RELAXED);
 }
-
-void zeroer_drain(struct zeroer *z)
-{
-	pthread_mutex_lock(&z->lock);
-	while (!STAILQ_EMPTY(&z->todo) || z->busy)
-		pthread_cond_wait(&z->cond, &z->lock);
-	pthread_mutex_unlock(&z->lock);
-	zero_async_cb(z->loop, &z->async, 0);
-}

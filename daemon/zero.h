@@ -40,5 +40,3 @@ uint64_t zeroer_pending_bytes(struct zeroer *z);
 /* Whether anything is queued or being zeroed; lock-free, for the loop's busy-poll check. NULL: false. */
 bool zeroer_has_backlog(struct zeroer *z);
 uint64_t zeroer_done_bytes(struct zeroer *z);
-/* Test/maintenance hook: returns once the queue is empty and completions were delivered. */
-void zeroer_drain(struct zeroer *z);

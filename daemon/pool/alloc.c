@@ -9,21 +9,14 @@
 
 /* Test-only globals: tests are single-threaded; the daemon never sets them. */
 static unsigned long fail_countdown;
-static unsigned long alloc_calls;
 
 void pool_test_fail_alloc_at(unsigned long n)
 {
 	fail_countdown = n;
 }
 
-unsigned long pool_test_alloc_calls(void)
-{
-	return alloc_calls;
-}
-
 void *pool_mem_alloc(size_t size)
 {
-	alloc_calls++;
 	if (fail_countdown > 0 && --fail_countdown == 0) {
 		errno = ENOMEM;
 		return NULL;

@@ -257,8 +257,6 @@ int pool_check_fd(int fd, bool repair);
 
 /* Test hook: make the Nth allocation from now fail (1 = next); 0 disables. Not thread-safe. */
 void pool_test_fail_alloc_at(unsigned long n);
-/* Test hook: number of allocation calls made so far (for walking every site). */
-unsigned long pool_test_alloc_calls(void);
 
 /* Test hook: plants an ordering bug in the redo log's commit so that a crash test can show it
  * catches one (0 = none, the default). Not thread-safe; the daemon never calls it. */

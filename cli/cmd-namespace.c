@@ -120,16 +120,17 @@ int cmd_regions(struct ctl *ctl, int argc, char **argv)
 
 /* ---- devices ----------------------------------------------------------------------------- */
 
-/* Whether the device holds a daxpool pool: 1 yes, 0 no, -1 unknown (cannot open/map it). */
-static int holds_pool(const char *path)
+/* Whether the device (mapping unit align) holds a daxpool pool, damaged or not: 1 yes, 0 no, -1
+ * unknown (cannot open or map it). */
+static int holds_pool(const char *path, uint64_t align)
 {
-	_cleanup_(closep) int fd = open(path, O_RDWR | O_CLOEXEC);
+	_cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
 	int r;
 
 	if (fd < 0)
 		return -1;
-	r = pool_check_fd(fd, false);
-	return r == -ENODATA ? 0 : r >= 0 || r == -EPROTONOSUPPORT ? 1 : -1;
+	r = pool_probe_fd(fd, align, NULL);
+	return r < 0 ? -1 : r;
 }
 
 static struct json_object *device_json(const struct namespace_device_info *info)
@@ -142,7 +143,7 @@ static struct json_object *device_json(const struct namespace_device_info *info)
 	snprintf(path, sizeof(path), "/dev/%s", info->name);
 	n = ctl_path_users(path, &pid, 1);
 	if (info->enabled && !info->system_ram)
-		pool = holds_pool(path);
+		pool = holds_pool(path, info->align);
 	json_object_object_add(o, "name", json_object_new_string(info->name));
 	json_object_object_add(o, "path", json_object_new_string(path));
 	json_object_object_add(o, "region", json_object_new_string(info->region));
@@ -316,7 +317,7 @@ int cmd_destroy(struct ctl *ctl, int argc, char **argv)
 	r = ctl_refuse_if_in_use(path, "stop daxpoold and its clients first (never destroyed while in use)");
 	if (r != CTL_EXIT_OK)
 		return r;
-	if (holds_pool(path) == 1 && !force) {
+	if (holds_pool(path, info.align) == 1 && !force) {
 		log_error("destroy: %s holds a daxpool pool; --force destroys it with every slice in it", path);
 		return CTL_EXIT_FAILURE;
 	}

@@ -1,11 +1,11 @@
 /* The `device` section at start-up: find, create or reconfigure the pool's device (provision.h). */
 #include "provision.h"
 #include "daemon.h"
-#include "layout.h"
 #include "log.h"
 #include "macro.h"
 #include "namespace.h"
 #include "parse-util.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -94,33 +94,19 @@ static void prov_close(struct prov *p)
 
 /*
  * Reads the pool UUID from the first superblock copy that carries the magic: 1 found, 0 no pool,
- * -errno when the device cannot be read. Read-only and without replaying anything: the device
- * may hold another daemon's pool. The backend checks the checksums when it opens the one chosen.
+ * -errno when the device cannot be read (pool_probe_fd). The backend checks the checksums when
+ * it opens the one chosen.
  */
 static int read_pool_uuid(const struct namespace_device_info *dev, uint8_t ret_uuid[16])
 {
 	_cleanup_(closep) int fd = -1;
 	char path[64];
-	const uint8_t *m;
-	int found = 0;
-
-	/* Device-dax maps whole alignment units only; the superblocks are in the first 8 KiB. */
-	uint64_t len = dev->align ? dev->align : 4096;
 
 	snprintf(path, sizeof(path), "/dev/%s", dev->name);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED)
-		return -errno;
-	for (unsigned off = POOL_SB_A_OFF; off <= POOL_SB_B_OFF && !found; off += POOL_SB_B_OFF - POOL_SB_A_OFF)
-		if (memcmp(m + off + SB_MAGIC, POOL_MAGIC, sizeof(POOL_MAGIC)) == 0) {
-			memcpy(ret_uuid, m + off + SB_UUID, 16);
-			found = 1;
-		}
-	munmap((void *)m, len);
-	return found;
+	return pool_probe_fd(fd, dev->align, ret_uuid);
 }
 
 static bool region_matches(const struct device_spec *spec, const char *region)

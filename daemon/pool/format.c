@@ -1,10 +1,12 @@
 /* Encoding, decoding and checksums of the superblock and allocation records (layout.h). */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <xxhash.h>
 
 #include "endian-util.h"
 #include "layout.h"
+#include "pool.h"
 
 /* XXH3-64 with seed 0: fast on short inputs, stable across versions since xxhash 0.8.0. */
 uint64_t pool_checksum(const void *buf, size_t len)
@@ -175,4 +177,24 @@ int rec_decode(const uint8_t in[POOL_RECORD_SIZE], struct pool_record *ret, cons
 	}
 	*ret = r;
 	return 0;
+}
+
+int pool_probe_fd(int fd, uint64_t align, uint8_t ret_uuid[16])
+{
+	const uint64_t need = POOL_SB_B_OFF + POOL_SB_BYTES;
+	uint64_t len = align ? (need + align - 1) / align * align : need;
+	const uint8_t *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	int found = 0;
+
+	if (m == MAP_FAILED)
+		return -errno;
+	for (uint64_t off = POOL_SB_A_OFF; off <= POOL_SB_B_OFF && !found;
+	     off += POOL_SB_B_OFF - POOL_SB_A_OFF)
+		if (memcmp(m + off + SB_MAGIC, POOL_MAGIC, sizeof(POOL_MAGIC)) == 0) {
+			if (ret_uuid)
+				memcpy(ret_uuid, m + off + SB_UUID, 16);
+			found = 1;
+		}
+	munmap((void *)m, len);
+	return found;
 }

@@ -255,6 +255,16 @@ int pool_check_range(void *addr, uint64_t size, const struct pool_persist_ops *o
 /* pool_check_range on an fd mapped through libpmem2. */
 int pool_check_fd(int fd, bool repair);
 
+/*
+ * Whether the file or device at fd holds a daxpool pool, by the magic of either superblock copy,
+ * without checking or replaying anything (the device may be another daemon's): 1 yes (the UUID of
+ * the first copy with the magic in ret_uuid, which may be NULL), 0 no. align is the device's
+ * mapping unit (device-dax maps whole units only; 0 for a file). Read-only. Errors: -errno of
+ * mmap (a device that cannot be mapped). A damaged pool still counts as one: this is the
+ * question "would formatting here destroy a pool?".
+ */
+int pool_probe_fd(int fd, uint64_t align, uint8_t ret_uuid[16]);
+
 /* Test hook: make the Nth allocation from now fail (1 = next); 0 disables. Not thread-safe. */
 void pool_test_fail_alloc_at(unsigned long n);
 

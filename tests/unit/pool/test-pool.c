@@ -247,6 +247,37 @@ static unsigned churn_counting_msync(int fd)
 
 /* On a file system without a backing store (a memfd is on tmpfs) the pool makes no msync at
  * all: the page cache is the medium. On a disk file system libpmem2's msync stays. */
+/* "Does this hold a pool?": either superblock copy's magic; a damaged pool still counts. */
+static void test_probe(void **state)
+{
+	char path[4096];
+	struct pool *p = NULL;
+	uint8_t uuid[16], probed[16];
+	static const uint8_t zero8[8];
+	int fd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/daxpool-test-XXXXXX", tmpdir());
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 32 * MiB), 0);
+	assert_int_equal(pool_probe_fd(fd, 0, probed), 0); /* zeroes: no pool */
+	assert_int_equal(pool_format_fd(fd, NULL), 0);
+	assert_int_equal(pool_open_fd(fd, &p), 0);
+	assert_int_equal(pool_get_uuid(p, uuid), 0);
+	pool_delete(&p);
+	assert_int_equal(pool_probe_fd(fd, 0, probed), 1);
+	assert_memory_equal(probed, uuid, 16);
+	assert_int_equal(pool_probe_fd(fd, 2 * MiB, NULL), 1); /* a device's mapping unit */
+	assert_int_equal(pwrite(fd, zero8, 8, POOL_SB_A_OFF), 8); /* copy A's magic gone */
+	assert_int_equal(pool_probe_fd(fd, 0, probed), 1);
+	assert_memory_equal(probed, uuid, 16);
+	assert_int_equal(pwrite(fd, zero8, 8, POOL_SB_B_OFF), 8); /* both */
+	assert_int_equal(pool_probe_fd(fd, 0, NULL), 0);
+	close(fd);
+	unlink(path);
+}
+
 static void test_memory_fs_no_msync(void **state)
 {
 	(void)state;
@@ -953,6 +984,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format_open_roundtrip),
 		cmocka_unit_test(test_file_persistence_pmem2),
+		cmocka_unit_test(test_probe),
 		cmocka_unit_test(test_format_scrubs),
 		cmocka_unit_test(test_memory_fs_no_msync),
 		cmocka_unit_test(test_alignment),

@@ -33,19 +33,6 @@
 		.holders = 256, .pins = 4096, .inflight = 32, .reserved_admin = 16, .turn_requests = 1, \
 	}
 
-const char *backend_kind_name(enum backend_kind kind)
-{
-	switch (kind) {
-	case BACKEND_DEVDAX:
-		return "devdax";
-	case BACKEND_EMULATED:
-		return "emulated";
-	case BACKEND_NONE:
-	default:
-		return "none";
-	}
-}
-
 static int parse_uuid(const char *s, uint8_t out[16]);
 
 static void device_spec_free(struct device_spec *spec)

@@ -1,15 +1,11 @@
 /* daxpoold's settings: defaults, then the config file, then the command line. */
 #pragma once
 
+#include "backend.h" /* enum backend_kind */
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-enum backend_kind {
-	BACKEND_NONE,	  /* no pool configured: the daemon answers HELLO/PING/STATUS only */
-	BACKEND_DEVDAX,	  /* /dev/daxX.Y */
-	BACKEND_EMULATED, /* a file on hugetlbfs (2M/1G) or any file system (4K) */
-};
 
 struct quota {
 	uint64_t bytes;	 /* 0 = unlimited */
@@ -101,4 +97,3 @@ bool isolation_name_valid(const char *name);
 /* The quota of uid (its own entry, else the default). */
 struct quota options_quota_for(const struct daxpoold_options *opts, uid_t uid);
 void options_print_help(const char *argv0);
-const char *backend_kind_name(enum backend_kind kind);

@@ -160,6 +160,19 @@ int backend_open(const struct backend_config *cfg, struct backend **ret)
 	return 0;
 }
 
+const char *backend_kind_name(enum backend_kind kind)
+{
+	switch (kind) {
+	case BACKEND_DEVDAX:
+		return "devdax";
+	case BACKEND_EMULATED:
+		return "emulated";
+	case BACKEND_NONE:
+	default:
+		return "none";
+	}
+}
+
 void backend_delete(struct backend **b)
 {
 	if (!b)

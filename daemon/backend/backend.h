@@ -24,14 +24,21 @@
  */
 #pragma once
 
-#include "options.h" /* enum backend_kind: BACKEND_DEVDAX, BACKEND_EMULATED */
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct backend;
 struct pool;
+
+enum backend_kind {
+	BACKEND_NONE,	  /* no pool configured: the daemon answers HELLO/PING/STATUS only */
+	BACKEND_DEVDAX,	  /* /dev/daxX.Y */
+	BACKEND_EMULATED, /* a file on hugetlbfs (2M/1G) or any file system (4K) */
+};
+
+/* "devdax", "emulated" or "none". */
+const char *backend_kind_name(enum backend_kind kind);
 
 #define BACKEND_UUID_SIZE 16
 

@@ -120,7 +120,7 @@ void bench_target_row(const char *suite, const char *metric, const char *what, d
 		      double threshold, const char *unit, int pass);
 
 /* Huge pages reserved for the suite's lifetime (nr_hugepages raised, put back after), through
- * tests/support/hugepages.h, which the tests use too. All zero: nothing held. */
+ * lib/machine/hugepages.h, which the tests use too. All zero: nothing held. */
 struct bench_hugepages {
 	struct hugepages res;
 };

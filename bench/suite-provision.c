@@ -6,7 +6,7 @@
  *             file in --dir. Between repetitions (untimed) the slice is freed and the daemon's
  *             zeroing backlog drained, so every grant finds zeroed space.
  *  libndctl   what a per-volume PMEM provisioner does for each allocation: create a devdax
- *             namespace of that size in --region through libndctl (cli/namespace.c, as
+ *             namespace of that size in --region through libndctl (lib/namespace/namespace.c, as
  *             `daxpoolctl create`), open /dev/daxX.Y once the kernel has made it, mmap it.
  *             Tearing it down again (munmap, namespace_destroy_devdax) is timed separately.
  *             Needs root and an NVDIMM region with room: the lab (tests/lab/bench-lab.sh).

@@ -1,4 +1,4 @@
-/* The per-thread last-error message (common/errmsg.h) and error-code descriptions of libdaxpool. */
+/* The per-thread last-error message (lib/common/errmsg.h) and error-code descriptions of libdaxpool. */
 #include "client.h"
 #include "errmsg.h"
 

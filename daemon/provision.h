@@ -6,7 +6,7 @@
  * whatever disagrees with the config (another alignment, too small, region full, system-ram
  * without permission, two namespaces of the same name) is refused, with a message that names
  * the device, its state and the config key to change, and exit status DAXPOOLD_EXIT_CONFLICT.
- * Namespace work goes through the library daxpoolctl uses (cli/namespace.h).
+ * Namespace work goes through the library daxpoolctl uses (lib/namespace/include/namespace.h).
  */
 #pragma once
 

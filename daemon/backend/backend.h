@@ -11,7 +11,7 @@
  *    and client restarts.
  * docs/BACKENDS.md describes what each validates.
  *
- * Conventions (libpmem2-like, as daemon/pool/pool.h):
+ * Conventions (libpmem2-like, as lib/pool/include/pool.h):
  *  - functions return 0 (or a documented value >= 0) on success, a negative errno on failure;
  *  - on failure a message is left in a thread-local buffer, read with backend_errormsg();
  *  - out-parameters named ret_* are written only on success;

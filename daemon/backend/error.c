@@ -1,4 +1,4 @@
-/* The backends' per-thread last-error message (backend_errormsg, common/errmsg.h). */
+/* The backends' per-thread last-error message (backend_errormsg, lib/common/errmsg.h). */
 #include "backend-internal.h"
 #include "errmsg.h"
 

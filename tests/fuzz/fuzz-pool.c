@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the on-device format reader (daemon/pool): pool_open_range and pool_check_range
+ * Fuzz target: the on-device format reader (lib/pool): pool_open_range and pool_check_range
  * on an image in memory. A pool's metadata sits in its first 32 KiB here (superblocks, log, a
  * 64-record table); the data area is never read. The input patches a template image:
  *

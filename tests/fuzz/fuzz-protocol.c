@@ -1,5 +1,5 @@
 /*
- * Fuzz targets of the wire protocol (common/protocol.c), built twice from this file:
+ * Fuzz targets of the wire protocol (lib/protocol/protocol.c), built twice from this file:
  *  - fuzz-frame: one input is one SEQPACKET packet as either side receives it. The header is
  *    decoded without trusting any length, then the payload goes to the decoder the daemon
  *    (requests) or libdaxpool (replies) would pick for its type.

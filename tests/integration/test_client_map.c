@@ -91,7 +91,7 @@ static void watchdog(int sig)
 	_exit(1);
 }
 
-/* Reserves 2M pages and mounts hugetlbfs (tests/support/hugepages.h); on failure the 2M cases
+/* Reserves 2M pages and mounts hugetlbfs (lib/machine/hugepages.h); on failure the 2M cases
  * skip with the reason. */
 static void setup_hugetlb(void)
 {

@@ -145,7 +145,7 @@ RSTART=$(hex "$(sysattr "$SEED0" resource)")
 daxctl disable-device "$SEED0" >>"$OUT/setup.log" 2>&1
 daxctl destroy-device "$SEED0" >>"$OUT/setup.log" 2>&1 # EBUSY (device 0 stays), but size 0
 [ "$(sysattr "$SEED0" size)" = 0 ] || { err "$SEED0 not emptied"; exit 1; }
-# The pool device: exactly the metadata of a pool over the whole region (daemon/pool layout:
+# The pool device: exactly the metadata of a pool over the whole region (lib/pool layout:
 # 12 KiB + 320 bytes per record, a record per 64 KiB, rounded up to 2M).
 cap=$((RSIZE / 65536))
 [ "$cap" -ge 64 ] || cap=64

@@ -1,4 +1,4 @@
-/* Unit tests of the operator-value parsers (common/parse-util.c). */
+/* Unit tests of the operator-value parsers (lib/common/parse-util.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

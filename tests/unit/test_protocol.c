@@ -1,4 +1,4 @@
-/* Unit tests of the wire protocol encoders/decoders (common/protocol.c). */
+/* Unit tests of the wire protocol encoders/decoders (lib/protocol/protocol.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -54,7 +54,7 @@ enum pool_check_result {
 #define POOL_OPEN_DEGRADED 1 /* pool_open_*: opened, but a redundant copy is bad (see errormsg) */
 
 /* 1 if stores through map (of fd) need no flush at all: a libpmem2 page-granularity (msync)
- * mapping of a file on tmpfs/hugetlbfs/ramfs, which have no backing store (common/fs-util.h);
+ * mapping of a file on tmpfs/hugetlbfs/ramfs, which have no backing store (lib/common/fs-util.h);
  * 0 if libpmem2's flushes are needed; -errno if fstatfs fails. The pool and the zeroer use it. */
 struct pmem2_map;
 int pool_map_needs_no_flush(int fd, struct pmem2_map *map);
@@ -149,7 +149,7 @@ int pool_format_fd(int fd, const struct pool_format_params *params);
 /*
  * Opens the pool on fd: maps it through libpmem2 and uses the persist/flush/drain functions
  * libpmem2 returns for that mapping (on tmpfs/hugetlbfs/ramfs, which have no backing store to
- * msync to, flushes are only compiler barriers: see common/fs-util.h), replays or discards an interrupted operation, checks every
+ * msync to, flushes are only compiler barriers: see lib/common/fs-util.h), replays or discards an interrupted operation, checks every
  * checksum and rebuilds the DRAM index. fd must stay open while the pool is (it is not dup'd).
  * Returns 0, or POOL_OPEN_DEGRADED when a superblock copy is bad and the other was used (run
  * pool_check to repair). Errors: -ENODATA (no daxpool superblock), -EPROTONOSUPPORT (format

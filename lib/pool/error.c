@@ -1,4 +1,4 @@
-/* The pool's per-thread last-error message (pool_errormsg, common/errmsg.h). */
+/* The pool's per-thread last-error message (pool_errormsg, lib/common/errmsg.h). */
 #include "errmsg.h"
 #include "error.h"
 #include "pool.h"

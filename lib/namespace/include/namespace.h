@@ -3,7 +3,7 @@
  * and device-dax devices, create a devdax namespace, destroy the namespace behind a device.
  * Written for daxpoolctl and kept free of CLI code so daxpoold can reuse it.
  *
- * Conventions (as daemon/pool/pool.h): 0 or a documented value >= 0 on success, a negative errno
+ * Conventions (as lib/pool/include/pool.h): 0 or a documented value >= 0 on success, a negative errno
  * on failure with a message in a thread-local buffer (namespace_errormsg()); out-parameters
  * ret_* written only on success; the code never prints. Not thread-safe per context.
  *

@@ -15,7 +15,7 @@
  */
 #pragma once
 
-#include "slice-subdev.h"
+#include "subdev-geometry.h"
 
 #include <stdbool.h>
 #include <stdint.h>

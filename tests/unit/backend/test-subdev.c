@@ -1,5 +1,5 @@
 /*
- * Sub-devices on dynamic dax regions without the hardware (daemon/backend/slice-subdev.h): the
+ * Sub-devices on dynamic dax regions without the hardware (daemon/backend/subdev-geometry.h): the
  * pool-offset <-> physical-address rules, the refusal of placements the kernel would accept but
  * that are wrong (a 1G device at a start that is not 1G-aligned overwrites its neighbours), and
  * the pool's address space as the backend builds it: the pool device's bytes followed by an
@@ -21,7 +21,7 @@
 
 #include "backend.h"
 #include "pool.h"
-#include "slice-subdev.h"
+#include "subdev-geometry.h"
 #include "subdev-kernel.h"
 
 #include <dirent.h>

@@ -1,6 +1,7 @@
 /*
- * Device-dax sub-devices on a dynamic dax region (slice-subdev.c): the physical placement rules,
- * kept apart from libdaxctl so they can be tested without the hardware.
+ * Device-dax sub-devices on a dynamic dax region (slice-subdev.c, subdev-kernel.c): the physical
+ * placement rules (subdev-geometry.c), kept apart from libdaxctl so they can be tested without
+ * the hardware.
  *
  * Layout (docs/BACKENDS.md, "Dynamic dax regions"): the pool device is a sub-device the operator
  * carves first, at the start of the region; pool offset 0 is its first byte and the pool spans

@@ -20,7 +20,8 @@
 
 #define ERRMSG_SIZE 1024
 
-static inline int errmsg_vformat(char *buf, int r, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static inline int errmsg_vformat(char *buf, int r, const char *fmt,
+								      va_list ap)
 {
 	int saved = errno;
 

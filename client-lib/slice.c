@@ -49,6 +49,7 @@ static int do_alloc(struct daxpool *dp, const char *name, uint64_t size, uint64_
 	struct dxp_alloc_request req = { .size = size, .align = (uint32_t)align, .mode = mode,
 					 .owner_uid = uid, .owner_gid = gid };
 	uint8_t payload[DXP_ALLOC_REQUEST_FIXED + DXP_NAME_MAX];
+	const char *why;
 	size_t len;
 	int r;
 
@@ -57,20 +58,19 @@ static int do_alloc(struct daxpool *dp, const char *name, uint64_t size, uint64_
 		return dp_error(-EINVAL, "daxpool_alloc: %s is NULL", dp ? "ret" : "connection");
 	if (flags & ~DAXPOOL_ANONYMOUS)
 		return dp_error(-EINVAL, "daxpool_alloc: unknown flags 0x%x", flags);
-	if (align != DAXPOOL_ALIGN_4K && align != DAXPOOL_ALIGN_2M && align != DAXPOOL_ALIGN_1G)
-		return dp_error(-EINVAL, "alignment %llu is not 4K, 2M or 1G", (unsigned long long)align);
-	if (size == 0 || mode > 0777)
-		return dp_error(-EINVAL, size == 0 ? "size must be positive" : "mode has bits beyond 0777");
-	if ((flags & DAXPOOL_ANONYMOUS) ? name != NULL : name == NULL)
-		return dp_error(-EINVAL, (flags & DAXPOOL_ANONYMOUS) ? "an anonymous slice has no name"
-								  : "a persistent slice needs a name (or DAXPOOL_ANONYMOUS)");
+	if (align > UINT32_MAX)
+		return dp_error(-EINVAL, "alignment is not 4K, 2M or 1G");
+	req.flags = (flags & DAXPOOL_ANONYMOUS) ? DXP_ALLOC_ANONYMOUS : 0;
+	if (name)
+		snprintf(req.name, sizeof(req.name), "%s", name[0] ? name : "?");
+	/* The daemon's rules, checked here first for a message that names the call. */
+	if (dxp_alloc_request_check(&req, &why) < 0)
+		return dp_error(-EINVAL, "daxpool_alloc: %s", why);
 	if (name) {
 		r = check_name(name);
 		if (r < 0)
 			return r;
-		snprintf(req.name, sizeof(req.name), "%s", name);
 	}
-	req.flags = (flags & DAXPOOL_ANONYMOUS) ? DXP_ALLOC_ANONYMOUS : 0;
 	len = dxp_alloc_request_encode(&req, payload);
 	/* -EAGAIN from the daemon: the space exists but is still being zeroed (freed extents are
 	 * zeroed in the background before reuse). Ask again, backing off from 50 µs to 1 ms, for at

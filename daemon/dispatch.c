@@ -306,6 +306,7 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 	struct pool_extent ext;
 	struct pool_record_info rec;
 	bool anonymous;
+	const char *why_rule;
 	char why[160];
 	int r;
 
@@ -318,18 +319,8 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 	if (r < 0)
 		return conn_send_error(c, h->type, h->request_id, -EBADMSG, "malformed ALLOC");
 	anonymous = req.flags & DXP_ALLOC_ANONYMOUS;
-	if (req.flags & ~DXP_ALLOC_FLAGS_ALL)
-		return conn_send_error(c, h->type, h->request_id, -EINVAL, "unknown ALLOC flags 0x%x", req.flags);
-	if (!page_size_name(req.align))
-		return conn_send_error(c, h->type, h->request_id, -EINVAL,
-				       "alignment %u is not 4K, 2M or 1G", req.align);
-	if (req.size == 0)
-		return conn_send_error(c, h->type, h->request_id, -EINVAL, "size must be positive");
-	if (req.mode > 0777)
-		return conn_send_error(c, h->type, h->request_id, -EINVAL, "mode %o has bits beyond 0777", req.mode);
-	if (anonymous == (req.name[0] != '\0'))
-		return conn_send_error(c, h->type, h->request_id, -EINVAL,
-				       anonymous ? "an anonymous slice has no name" : "a persistent slice needs a name");
+	if (dxp_alloc_request_check(&req, &why_rule) < 0)
+		return conn_send_error(c, h->type, h->request_id, -EINVAL, "%s", why_rule);
 	if (backend_name_is_reserved(req.name))
 		return conn_send_error(c, h->type, h->request_id, -EPERM,
 				       "names starting with \"%s\" are reserved", BACKEND_RESERVED_NAME_PREFIX);

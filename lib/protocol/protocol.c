@@ -293,6 +293,27 @@ int dxp_alloc_request_decode(const uint8_t *p, size_t len, struct dxp_alloc_requ
 	return 0;
 }
 
+int dxp_alloc_request_check(const struct dxp_alloc_request *m, const char **ret_why)
+{
+	bool anonymous = m->flags & DXP_ALLOC_ANONYMOUS;
+	const char *why = NULL;
+
+	if (m->flags & ~DXP_ALLOC_FLAGS_ALL)
+		why = "unknown ALLOC flags";
+	else if (m->align != DXP_ALIGN_4K && m->align != DXP_ALIGN_2M && m->align != DXP_ALIGN_1G)
+		why = "alignment is not 4K, 2M or 1G";
+	else if (m->size == 0)
+		why = "size must be positive";
+	else if (m->mode > 0777)
+		why = "mode has bits beyond 0777";
+	else if (anonymous && m->name[0])
+		why = "an anonymous slice has no name";
+	else if (!anonymous && !m->name[0])
+		why = "a persistent slice needs a name (or DAXPOOL_ANONYMOUS)";
+	*ret_why = why;
+	return why ? -EINVAL : 0;
+}
+
 size_t dxp_open_request_encode(const struct dxp_open_request *m, uint8_t *buf)
 {
 	size_t n = strnlen(m->name, DXP_NAME_MAX);

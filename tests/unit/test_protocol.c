@@ -316,6 +316,48 @@ static void test_slice_codecs(void **state)
 	assert_int_equal(dxp_alloc_request_decode(buf, n, &al2), -EBADMSG);
 }
 
+/* The ALLOC rules client and daemon share: each one refused with its reason. */
+static void test_alloc_request_check(void **state)
+{
+	struct dxp_alloc_request ok = { .size = 1, .align = DXP_ALIGN_2M, .mode = 0640, .name = "a" };
+	struct dxp_alloc_request m;
+	const char *why = NULL;
+
+	(void)state;
+	assert_int_equal(dxp_alloc_request_check(&ok, &why), 0);
+	assert_null(why);
+	m = ok;
+	m.flags = 4;
+	assert_int_equal(dxp_alloc_request_check(&m, &why), -EINVAL);
+	assert_non_null(strstr(why, "flags"));
+	m = ok;
+	m.align = 8192;
+	assert_int_equal(dxp_alloc_request_check(&m, &why), -EINVAL);
+	assert_non_null(strstr(why, "alignment"));
+	m = ok;
+	m.size = 0;
+	assert_int_equal(dxp_alloc_request_check(&m, &why), -EINVAL);
+	assert_non_null(strstr(why, "size"));
+	m = ok;
+	m.mode = 01777;
+	assert_int_equal(dxp_alloc_request_check(&m, &why), -EINVAL);
+	assert_non_null(strstr(why, "0777"));
+	m = ok;
+	m.flags = DXP_ALLOC_ANONYMOUS;
+	assert_int_equal(dxp_alloc_request_check(&m, &why), -EINVAL);
+	assert_non_null(strstr(why, "anonymous slice has no name"));
+	m.name[0] = '\0';
+	assert_int_equal(dxp_alloc_request_check(&m, &why), 0);
+	m.flags = 0;
+	assert_int_equal(dxp_alloc_request_check(&m, &why), -EINVAL);
+	assert_non_null(strstr(why, "needs a name"));
+	m = ok;
+	m.align = DXP_ALIGN_1G;
+	assert_int_equal(dxp_alloc_request_check(&m, &why), 0);
+	m.align = DXP_ALIGN_4K;
+	assert_int_equal(dxp_alloc_request_check(&m, &why), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_random_frames),
 		cmocka_unit_test(test_encoded_sizes),
 		cmocka_unit_test(test_slice_codecs),
+		cmocka_unit_test(test_alloc_request_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,6 +113,10 @@ int dxp_status_reply_decode(const uint8_t *p, size_t len, struct dxp_status_repl
 /* ALLOC flags */
 #define DXP_ALLOC_ANONYMOUS (1u << 0) /* reclaimed when the client goes; no name */
 #define DXP_ALLOC_FLAGS_ALL DXP_ALLOC_ANONYMOUS
+/* ALLOC alignments, in bytes (the same values as DAXPOOL_ALIGN_*) */
+#define DXP_ALIGN_4K 4096u
+#define DXP_ALIGN_2M (2u << 20)
+#define DXP_ALIGN_1G (1u << 30)
 /* OPEN flags */
 #define DXP_OPEN_WRITE (1u << 0) /* read-write fd; needs write permission */
 #define DXP_OPEN_FLAGS_ALL DXP_OPEN_WRITE
@@ -225,6 +229,11 @@ struct dxp_list_request {
 
 size_t dxp_alloc_request_encode(const struct dxp_alloc_request *m, uint8_t *buf);
 int dxp_alloc_request_decode(const uint8_t *p, size_t len, struct dxp_alloc_request *ret);
+/* The rules of an ALLOC request both sides check (docs/PROTOCOL.md): known flags, alignment 4K,
+ * 2M or 1G, a size, mode within 0777, a name exactly when not anonymous. 0, or -EINVAL with the
+ * reason (a static string) in *ret_why. The name's syntax is the decoder's (dxp_name_validate);
+ * who may allocate for another owner is the daemon's to decide. */
+int dxp_alloc_request_check(const struct dxp_alloc_request *m, const char **ret_why);
 size_t dxp_open_request_encode(const struct dxp_open_request *m, uint8_t *buf);
 int dxp_open_request_decode(const uint8_t *p, size_t len, struct dxp_open_request *ret);
 /* Returns the encoded size (DXP_SLICE_FIXED + name length). */

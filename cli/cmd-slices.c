@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <uuid/uuid.h>
 
 
 
@@ -378,11 +379,7 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 	}
 	if (prometheus)
 		return ctl_print_stats_prometheus(&st);
-	snprintf(uuid, sizeof(uuid),
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", st.uuid[0],
-		 st.uuid[1], st.uuid[2], st.uuid[3], st.uuid[4], st.uuid[5], st.uuid[6], st.uuid[7],
-		 st.uuid[8], st.uuid[9], st.uuid[10], st.uuid[11], st.uuid[12], st.uuid[13],
-		 st.uuid[14], st.uuid[15]);
+	uuid_unparse_lower(st.uuid, uuid);
 
 	o = json_object_new_object();
 	json_object_object_add(o, "uuid", json_object_new_string(uuid));

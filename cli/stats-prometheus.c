@@ -9,6 +9,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <uuid/uuid.h>
 
 static void family(const char *name, const char *type, const char *help)
 {
@@ -27,10 +28,11 @@ int ctl_print_stats_prometheus(const struct daxpool_stats *st)
 	const uint8_t *u = st->uuid;
 
 	family("daxpool_info", "gauge", "The pool served: its UUID, backend and isolation mode (value 1).");
-	printf("daxpool_info{uuid=\"%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x\","
-	       "backend=\"%s\",isolation=\"%s\"} 1\n",
-	       u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-	       u[14], u[15], st->backend == 1 ? "devdax" : st->backend == 2 ? "emulated" : "unknown",
+	char uuid[37];
+
+	uuid_unparse_lower(u, uuid);
+	printf("daxpool_info{uuid=\"%s\",backend=\"%s\",isolation=\"%s\"} 1\n", uuid,
+	       st->backend == 1 ? "devdax" : st->backend == 2 ? "emulated" : "unknown",
 	       ctl_isolation_name((int)st->isolation));
 	one("daxpool_pool_size_bytes", "gauge", "Bytes of the pool's device or file.", st->pool_size);
 	one("daxpool_data_size_bytes", "gauge", "Bytes of the pool's data area.", st->data_size);

@@ -22,6 +22,7 @@ daxpool_require_pkg(systemd libsystemd libsystemd-dev)
 daxpool_require_pkg(jsonc   json-c     libjson-c-dev)
 daxpool_require_pkg(uring   liburing   liburing-dev)
 daxpool_require_pkg(xxhash  libxxhash  libxxhash-dev)
+daxpool_require_pkg(uuid    uuid       uuid-dev)
 
 # libev ships no .pc file in Debian.
 find_path(LIBEV_INCLUDE_DIR ev.h)

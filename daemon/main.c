@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 static bool under_systemd(void)
 {
@@ -92,12 +93,6 @@ static int detach(int *ret_ready_fd)
 	return 0;
 }
 
-static void format_uuid(const uint8_t u[16], char out[37])
-{
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-}
-
 /* Backend, pool, read-only fd, quotas, leases: everything that serves slices. */
 /* The device the pool lives on: what the device section resolved to, else the configured path. */
 static const char *device_path(const struct daxpoold *d)
@@ -147,7 +142,7 @@ static int pool_start(struct daxpoold *d)
 		return log_error_errno(r, "pool: %s", backend_errormsg());
 	if (info.degraded)
 		log_warning("pool opened from one superblock copy: %s; run daxpoolctl fsck --repair", backend_errormsg());
-	format_uuid(info.uuid, uuid);
+	uuid_unparse_lower(info.uuid, uuid);
 	snprintf(d->pool_uuid, sizeof(d->pool_uuid), "%s", uuid);
 	d->pool_fd = backend_fd(d->backend);
 	d->pool_size = backend_size(d->backend);

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <uthash.h>
+#include <uuid/uuid.h>
 
 #define N_TYPES (DXP_MSG_DEEP_FLUSH + 1) /* index 0: a type the daemon does not know */
 #define MAX_ERROR_KINDS 128		 /* (type, errno) pairs kept apart; the rest: "other" */
@@ -196,6 +197,7 @@ static void print_pool(struct daxpoold *d, FILE *f, struct owner_walk *w)
 	struct lease_stats ls;
 	struct pool_stats ps;
 	uint8_t u[16] = {};
+	char uuid[37];
 	struct owner *o, *tmp;
 
 	pool_get_stats(d->pool, &ps);
@@ -203,10 +205,9 @@ static void print_pool(struct daxpoold *d, FILE *f, struct owner_walk *w)
 	leases_get_stats(d, &ls);
 	backend_uuid(d->backend, u);
 	family(f, "daxpool_info", "gauge", "The pool served: its UUID, backend and isolation mode (value 1).");
-	fprintf(f, "daxpool_info{uuid=\"%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x\","
-		   "backend=\"%s\",isolation=\"%s\",version=\"%s\"} 1\n",
-		u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-		u[14], u[15], backend_kind(d->backend) == BACKEND_DEVDAX ? "devdax" : "emulated",
+	uuid_unparse_lower(u, uuid);
+	fprintf(f, "daxpool_info{uuid=\"%s\",backend=\"%s\",isolation=\"%s\",version=\"%s\"} 1\n",
+		uuid, backend_kind(d->backend) == BACKEND_DEVDAX ? "devdax" : "emulated",
 		backend_isolation_name(backend_isolation(d->backend)), DAXPOOL_VERSION_STRING);
 	gauge(f, "daxpool_pool_size_bytes", "Bytes of the pool's device or file.", ps.pool_size);
 	gauge(f, "daxpool_data_size_bytes", "Bytes of the pool's data area.", ps.data_size);

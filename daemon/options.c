@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uuid/uuid.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -387,21 +388,24 @@ struct quota options_quota_for(const struct daxpoold_options *opts, uid_t uid)
 	return opts->default_quota;
 }
 
+/* A UUID: 32 hex digits, with dashes where the writer liked them (the canonical form, or none at
+ * all); 0 or -EINVAL. */
 static int parse_uuid(const char *s, uint8_t out[16])
 {
+	char canon[37];
 	size_t n = 0;
 
 	for (const char *p = s; *p; p++) {
-		unsigned v;
-
 		if (*p == '-')
 			continue;
-		if (n == 32 || sscanf(p, "%1x", &v) != 1)
+		if (n == 36)
 			return -EINVAL;
-		out[n / 2] = (uint8_t)(n % 2 ? (out[n / 2] | v) : (v << 4));
-		n++;
+		if (n == 8 || n == 13 || n == 18 || n == 23)
+			canon[n++] = '-';
+		canon[n++] = *p;
 	}
-	return n == 32 ? 0 : -EINVAL;
+	canon[n] = '\0';
+	return n == 36 && uuid_parse(canon, out) == 0 ? 0 : -EINVAL;
 }
 
 int options_load_config(struct daxpoold_options *opts, const char *path)

@@ -21,6 +21,7 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 /* How long to wait for udev to give a new device node to the daxpool group (60-daxpool.rules). */
 #define NODE_WAIT_MS 10000
@@ -49,12 +50,6 @@ _printf_(4, 5) static int prov_err(struct prov *p, int r, bool conflict, const c
 	va_end(ap);
 	p->conflict = conflict;
 	return r;
-}
-
-static void uuid_text(const uint8_t u[16], char out[37])
-{
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-		 u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
 }
 
 static int collect_one(const struct namespace_device_info *info, void *userdata)
@@ -352,7 +347,7 @@ static int converge_once(struct prov *p)
 	int r;
 
 	if (p->opts->has_expected_uuid) {
-		uuid_text(p->opts->expected_uuid, u);
+		uuid_unparse_lower(p->opts->expected_uuid, u);
 		if (find_by_uuid(p, &dev) > 0) {
 			if (p->opts->device_path && strcmp(p->opts->device_path + 5, dev->name) != 0)
 				log_notice("pool %s is on %s, not on %s (device.path): the UUID decides", u,

@@ -408,11 +408,155 @@ static int parse_uuid(const char *s, uint8_t out[16])
 	return n == 36 && uuid_parse(canon, out) == 0 ? 0 : -EINVAL;
 }
 
+/* ---- the config's top-level keys ------------------------------------------------------------- */
+
+struct config_key;
+typedef int (*config_parser)(struct daxpoold_options *opts, const struct config_key *k,
+			     json_object *v);
+struct config_key {
+	const char *name;
+	config_parser parse;
+	size_t field;	   /* the field of struct daxpoold_options the generic parsers set */
+	unsigned min, max; /* config_uint */
+};
+#define FIELD(f) offsetof(struct daxpoold_options, f)
+#define AT(opts, k, type) ((type *)(void *)((char *)(opts) + (k)->field))
+
+static int config_string(struct daxpoold_options *opts, const struct config_key *k, json_object *v)
+{
+	const char *s;
+	int r = config_get_string(v, k->name, &s);
+
+	return r < 0 ? r : set_string(AT(opts, k, char *), s);
+}
+
+static int config_abs_path(struct daxpoold_options *opts, const struct config_key *k, json_object *v)
+{
+	const char *s;
+	int r = config_get_string(v, k->name, &s);
+
+	if (r == 0 && s[0] != '/')
+		r = log_error_errno(-EINVAL, "config: \"%s\" must be an absolute path", k->name);
+	return r < 0 ? r : set_string(AT(opts, k, char *), s);
+}
+
+static int config_uint(struct daxpoold_options *opts, const struct config_key *k, json_object *v)
+{
+	int64_t n = json_object_get_int64(v);
+
+	if (!json_object_is_type(v, json_type_int) || n < k->min || n > k->max)
+		return log_error_errno(-EINVAL, "config: \"%s\" must be an integer in %u..%u", k->name,
+				       k->min, k->max);
+	*AT(opts, k, unsigned) = (unsigned)n;
+	return 0;
+}
+
+static int config_socket_mode(struct daxpoold_options *opts, const struct config_key *k, json_object *v)
+{
+	const char *s;
+	int r = config_get_string(v, k->name, &s);
+
+	if (r == 0 && parse_mode(s, &opts->socket_mode) < 0)
+		r = log_error_errno(-EINVAL, "config: \"socket_mode\" must be an octal mode such as \"0660\"");
+	return r;
+}
+
+static int config_log_level(struct daxpoold_options *opts, const struct config_key *k, json_object *v)
+{
+	const char *s;
+	int r = config_get_string(v, k->name, &s);
+
+	if (r == 0 && parse_log_level(s, &opts->log_level) < 0)
+		r = log_error_errno(-EINVAL, "config: \"log_level\" must be emerg..debug, not \"%s\"", s);
+	return r;
+}
+
+static int config_backend(struct daxpoold_options *opts, const struct config_key *k, json_object *v)
+{
+	(void)k;
+	return config_load_backend(opts, v);
+}
+
+static int config_device(struct daxpoold_options *opts, const struct config_key *k, json_object *v)
+{
+	(void)k;
+	return config_load_device(opts, v);
+}
+
+static int config_records(struct daxpoold_options *opts, const struct config_key *k, json_object *v)
+{
+	int r = config_get_uint(v, k->name, RECORDS_MAX, &opts->records);
+
+	if (r == 0 && opts->records && opts->records < RECORDS_MIN)
+		r = log_error_errno(-EINVAL, "config: \"records\" must be %u..%u (or 0 for the default)",
+				    RECORDS_MIN, RECORDS_MAX);
+	return r;
+}
+
+static int config_isolation(struct daxpoold_options *opts, const struct config_key *k, json_object *v)
+{
+	const char *s;
+	int r = config_get_string(v, k->name, &s);
+
+	if (r == 0 && !isolation_name_valid(s))
+		r = log_error_errno(-EINVAL, "config: \"isolation\" must be \"auto\", \"slice\", \"owner\" or \"shared\", not \"%s\"", s);
+	return r < 0 ? r : set_string(&opts->isolation, s);
+}
+
+static int config_tenant(struct daxpoold_options *opts, const struct config_key *k, json_object *v)
+{
+	const char *s;
+	int r = config_get_string(v, k->name, &s);
+
+	if (r == 0 && (!s[0] || strlen(s) > 64))
+		r = log_error_errno(-EINVAL, "config: \"tenant\" must be a user name or uid");
+	return r < 0 ? r : set_string(&opts->tenant, s);
+}
+
+static int config_quota(struct daxpoold_options *opts, const struct config_key *k, json_object *v)
+{
+	return config_get_quota(v, k->name, &opts->default_quota);
+}
+
+static int config_quotas(struct daxpoold_options *opts, const struct config_key *k, json_object *v)
+{
+	(void)k;
+	return config_load_quotas(opts, v);
+}
+
+static int config_limits(struct daxpoold_options *opts, const struct config_key *k, json_object *v)
+{
+	(void)k;
+	return config_load_limits(opts, v);
+}
+
+/* Every top-level key of the config file (docs/CONFIG.md, daxpool.json(5)). */
+static const struct config_key config_keys[] = {
+	{ "socket", config_string, FIELD(socket_path), 0, 0 },
+	{ "socket_mode", config_socket_mode, 0, 0, 0 },
+	{ "log_level", config_log_level, 0, 0, 0 },
+	{ "max_clients", config_uint, FIELD(max_clients), 1, MAX_CLIENTS_LIMIT },
+	{ "backend", config_backend, 0, 0, 0 },
+	{ "device", config_device, 0, 0, 0 },
+	{ "runtime_dir", config_abs_path, FIELD(runtime_dir), 0, 0 },
+	{ "admin_group", config_string, FIELD(admin_group), 0, 0 },
+	{ "pin_grace_ms", config_uint, FIELD(pin_grace_ms), 0, 600000 },
+	{ "send_timeout_s", config_uint, FIELD(send_timeout_s), 1, 3600 },
+	{ "idle_timeout_s", config_uint, FIELD(idle_timeout_s), 0, 86400 * 365 },
+	{ "metrics_file", config_abs_path, FIELD(metrics_file), 0, 0 },
+	{ "metrics_interval_s", config_uint, FIELD(metrics_interval_s), 1, 3600 },
+	{ "records", config_records, 0, 0, 0 },
+	{ "busy_poll_us", config_uint, FIELD(busy_poll_us), 0, 100000 },
+	{ "isolation", config_isolation, 0, 0, 0 },
+	{ "tenant", config_tenant, 0, 0, 0 },
+	{ "quota", config_quota, 0, 0, 0 },
+	{ "quotas", config_quotas, 0, 0, 0 },
+	{ "limits", config_limits, 0, 0, 0 },
+};
+
 int options_load_config(struct daxpoold_options *opts, const char *path)
 {
 	json_object *root;
-	const char *s = NULL;
-	bool saw_backend = false;
 	int r = 0;
 
 	root = json_object_from_file(path);
@@ -424,90 +568,16 @@ int options_load_config(struct daxpoold_options *opts, const char *path)
 	}
 	json_object_object_foreach(root, key, v)
 	{
-		if (strcmp(key, "socket") == 0) {
-			r = config_get_string(v, "socket", &s);
-			if (r == 0)
-				r = set_string(&opts->socket_path, s);
-		} else if (strcmp(key, "socket_mode") == 0) {
-			r = config_get_string(v, "socket_mode", &s);
-			if (r == 0 && parse_mode(s, &opts->socket_mode) < 0)
-				r = log_error_errno(-EINVAL, "config: \"socket_mode\" must be an octal mode such as \"0660\"");
-		} else if (strcmp(key, "log_level") == 0) {
-			r = config_get_string(v, "log_level", &s);
-			if (r == 0 && parse_log_level(s, &opts->log_level) < 0)
-				r = log_error_errno(-EINVAL, "config: \"log_level\" must be emerg..debug, not \"%s\"", s);
-		} else if (strcmp(key, "max_clients") == 0) {
-			int64_t n = json_object_get_int64(v);
+		const struct config_key *k = NULL;
 
-			if (!json_object_is_type(v, json_type_int) || n < 1 || n > MAX_CLIENTS_LIMIT)
-				r = log_error_errno(-EINVAL, "config: \"max_clients\" must be an integer in 1..%d", MAX_CLIENTS_LIMIT);
-			else
-				opts->max_clients = (unsigned)n;
-		} else if (strcmp(key, "backend") == 0) {
-			r = config_load_backend(opts, v);
-			saw_backend = true;
-		} else if (strcmp(key, "device") == 0) {
-			r = config_load_device(opts, v);
-		} else if (strcmp(key, "runtime_dir") == 0) {
-			r = config_get_string(v, "runtime_dir", &s);
-			if (r == 0 && s[0] != '/')
-				r = log_error_errno(-EINVAL, "config: \"runtime_dir\" must be an absolute path");
-			if (r == 0)
-				r = set_string(&opts->runtime_dir, s);
-		} else if (strcmp(key, "admin_group") == 0) {
-			r = config_get_string(v, "admin_group", &s);
-			if (r == 0)
-				r = set_string(&opts->admin_group, s);
-		} else if (strcmp(key, "pin_grace_ms") == 0) {
-			r = config_get_uint(v, "pin_grace_ms", 600000, &opts->pin_grace_ms);
-		} else if (strcmp(key, "send_timeout_s") == 0) {
-			r = config_get_uint(v, "send_timeout_s", 3600, &opts->send_timeout_s);
-			if (r == 0 && opts->send_timeout_s == 0)
-				r = log_error_errno(-EINVAL, "config: \"send_timeout_s\" must be at least 1");
-		} else if (strcmp(key, "idle_timeout_s") == 0) {
-			r = config_get_uint(v, "idle_timeout_s", 86400 * 365, &opts->idle_timeout_s);
-		} else if (strcmp(key, "metrics_file") == 0) {
-			r = config_get_string(v, "metrics_file", &s);
-			if (r == 0 && s[0] != '/')
-				r = log_error_errno(-EINVAL, "config: \"metrics_file\" must be an absolute path");
-			if (r == 0)
-				r = set_string(&opts->metrics_file, s);
-		} else if (strcmp(key, "metrics_interval_s") == 0) {
-			r = config_get_uint(v, "metrics_interval_s", 3600, &opts->metrics_interval_s);
-			if (r == 0 && opts->metrics_interval_s == 0)
-				r = log_error_errno(-EINVAL, "config: \"metrics_interval_s\" must be at least 1");
-		} else if (strcmp(key, "records") == 0) {
-			r = config_get_uint(v, "records", RECORDS_MAX, &opts->records);
-			if (r == 0 && opts->records && opts->records < RECORDS_MIN)
-				r = log_error_errno(-EINVAL, "config: \"records\" must be %u..%u (or 0 for the default)",
-						    RECORDS_MIN, RECORDS_MAX);
-		} else if (strcmp(key, "busy_poll_us") == 0) {
-			r = config_get_uint(v, "busy_poll_us", 100000, &opts->busy_poll_us);
-		} else if (strcmp(key, "isolation") == 0) {
-			r = config_get_string(v, "isolation", &s);
-			if (r == 0 && !isolation_name_valid(s))
-				r = log_error_errno(-EINVAL, "config: \"isolation\" must be \"auto\", \"slice\", \"owner\" or \"shared\", not \"%s\"", s);
-			if (r == 0)
-				r = set_string(&opts->isolation, s);
-		} else if (strcmp(key, "tenant") == 0) {
-			r = config_get_string(v, "tenant", &s);
-			if (r == 0 && (!s[0] || strlen(s) > 64))
-				r = log_error_errno(-EINVAL, "config: \"tenant\" must be a user name or uid");
-			if (r == 0)
-				r = set_string(&opts->tenant, s);
-		} else if (strcmp(key, "quota") == 0) {
-			r = config_get_quota(v, "quota", &opts->default_quota);
-		} else if (strcmp(key, "quotas") == 0) {
-			r = config_load_quotas(opts, v);
-		} else if (strcmp(key, "limits") == 0) {
-			r = config_load_limits(opts, v);
-		} else {
-			r = log_error_errno(-EINVAL, "config: unknown key \"%s\"", key);
-		}
+		for (size_t i = 0; i < ARRAY_SIZE(config_keys) && !k; i++)
+			if (strcmp(key, config_keys[i].name) == 0)
+				k = &config_keys[i];
+		r = k ? k->parse(opts, k, v) : log_error_errno(-EINVAL, "config: unknown key \"%s\"", key);
 		if (r < 0)
 			break;
 	}
-	if (r == 0 && saw_backend && opts->device.set)
+	if (r == 0 && json_object_object_get_ex(root, "backend", NULL) && opts->device.set)
 		r = log_error_errno(-EINVAL, "config: \"backend\" and \"device\" are alternatives: use \"device\" for device-dax");
 	json_object_put(root);
 	if (r < 0)
@@ -585,7 +655,31 @@ bool isolation_name_valid(const char *name)
 	return false;
 }
 
-int options_parse(struct daxpoold_options *opts, int argc, char **argv)
+void options_defaults(struct daxpoold_options *opts)
+{
+	*opts = (struct daxpoold_options){
+		.socket_mode = 0660,
+		.log_level = LOG_INFO,
+		.max_clients = 1024,
+		.limits = LIMITS_DEFAULTS,
+		.page_size = 2u << 20,
+		.format_if_empty = -1,
+		.pin_grace_ms = 1000,
+		.send_timeout_s = 30,
+		.busy_poll_us = 50,
+	};
+}
+
+/* The command line, collected before the config file is read and applied over it afterwards. */
+struct cmdline {
+	const char *socket, *device, *emulate, *config, *isolation, *metrics_file;
+	uint64_t size, page;
+	int level, format;
+	long busy_poll, records;
+	bool foreground, page_given;
+};
+
+static int cmdline_parse(struct daxpoold_options *opts, int argc, char **argv, struct cmdline *cl)
 {
 	static const struct option long_options[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -606,66 +700,50 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{}
 	};
-	/* Command-line values are collected first and applied over the config file afterwards. */
-	const char *socket = NULL, *device = NULL, *emulate = NULL, *config = NULL;
-	uint64_t size = 0, page = 0;
-	int level = -1, format = -1, c, r;
-	long busy_poll = -1, records = -1;
-	const char *isolation = NULL, *metrics_file = NULL;
-	bool foreground = false, page_given = false;
+	int c, r;
 
-	*opts = (struct daxpoold_options){
-		.socket_mode = 0660,
-		.log_level = LOG_INFO,
-		.max_clients = 1024,
-		.limits = LIMITS_DEFAULTS,
-		.page_size = 2u << 20,
-		.format_if_empty = -1,
-		.pin_grace_ms = 1000,
-		.send_timeout_s = 30,
-		.busy_poll_us = 50,
-	};
+	*cl = (struct cmdline){ .level = -1, .format = -1, .busy_poll = -1, .records = -1 };
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":c:s:fl:hV", long_options, NULL)) >= 0) {
 		switch (c) {
 		case 'c':
-			config = optarg;
+			cl->config = optarg;
 			break;
 		case 's':
-			socket = optarg;
+			cl->socket = optarg;
 			break;
 		case 'f':
-			foreground = true;
+			cl->foreground = true;
 			break;
 		case OPT_DEVICE:
-			device = optarg;
+			cl->device = optarg;
 			break;
 		case OPT_EMULATE:
-			emulate = optarg;
+			cl->emulate = optarg;
 			break;
 		case OPT_SIZE:
-			r = parse_size(optarg, &size);
-			if (r < 0 || size == 0)
+			r = parse_size(optarg, &cl->size);
+			if (r < 0 || cl->size == 0)
 				return log_error_errno(-EINVAL, "--size: \"%s\" is not a size such as 4G", optarg);
 			break;
 		case OPT_PAGE:
-			if (parse_page_size(optarg, &page) < 0)
+			if (parse_page_size(optarg, &cl->page) < 0)
 				return log_error_errno(-EINVAL, "--page: must be 4K, 2M or 1G, not \"%s\"", optarg);
-			page_given = true;
+			cl->page_given = true;
 			break;
 		case OPT_FORMAT:
-			format = 1;
+			cl->format = 1;
 			break;
 		case OPT_NO_FORMAT:
-			format = 0;
+			cl->format = 0;
 			break;
 		case OPT_BUSY_POLL: {
 			char *end;
 
 			errno = 0;
-			busy_poll = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || busy_poll < 0 || busy_poll > 100000)
+			cl->busy_poll = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || cl->busy_poll < 0 || cl->busy_poll > 100000)
 				return log_error_errno(-EINVAL, "--busy-poll-us: must be 0..100000, not \"%s\"", optarg);
 			break;
 		}
@@ -673,8 +751,8 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 			char *end;
 
 			errno = 0;
-			records = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || records < RECORDS_MIN || records > RECORDS_MAX)
+			cl->records = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || cl->records < RECORDS_MIN || cl->records > RECORDS_MAX)
 				return log_error_errno(-EINVAL, "--records: must be %u..%u, not \"%s\"",
 						       RECORDS_MIN, RECORDS_MAX, optarg);
 			break;
@@ -682,15 +760,15 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 		case OPT_METRICS_FILE:
 			if (optarg[0] != '/')
 				return log_error_errno(-EINVAL, "--metrics-file: must be an absolute path, not \"%s\"", optarg);
-			metrics_file = optarg;
+			cl->metrics_file = optarg;
 			break;
 		case OPT_ISOLATION:
 			if (!isolation_name_valid(optarg))
 				return log_error_errno(-EINVAL, "--isolation: must be auto, slice, owner or shared, not \"%s\"", optarg);
-			isolation = optarg;
+			cl->isolation = optarg;
 			break;
 		case 'l':
-			if (parse_log_level(optarg, &level) < 0)
+			if (parse_log_level(optarg, &cl->level) < 0)
 				return log_error_errno(-EINVAL, "--log-level: must be emerg..debug, not \"%s\"", optarg);
 			break;
 		case 'h':
@@ -708,61 +786,64 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 	}
 	if (optind < argc)
 		return log_error_errno(-EINVAL, "unexpected argument \"%s\" (see --help)", argv[optind]);
+	return 0;
+}
 
-	r = set_string(&opts->config_path, config ? config : DAXPOOL_DEFAULT_CONFIG);
-	if (r < 0)
-		return r;
-	opts->config_explicit = config != NULL;
-	if (opts->config_explicit || access(opts->config_path, F_OK) == 0) {
-		r = options_load_config(opts, opts->config_path);
+/* What the command line says, over the config file's values. */
+static int cmdline_apply(struct daxpoold_options *opts, const struct cmdline *cl)
+{
+	int r;
+
+	if (!opts->socket_path || cl->socket) {
+		r = set_string(&opts->socket_path, cl->socket ? cl->socket : DAXPOOL_DEFAULT_SOCKET);
 		if (r < 0)
 			return r;
 	}
-
-	if (!opts->socket_path || socket) {
-		r = set_string(&opts->socket_path, socket ? socket : DAXPOOL_DEFAULT_SOCKET);
-		if (r < 0)
-			return r;
-	}
-	opts->foreground = foreground;
-	if (busy_poll >= 0)
-		opts->busy_poll_us = (unsigned)busy_poll;
-	if (records >= 0)
-		opts->records = (unsigned)records;
-	if (metrics_file && set_string(&opts->metrics_file, metrics_file) < 0)
+	opts->foreground = cl->foreground;
+	if (cl->busy_poll >= 0)
+		opts->busy_poll_us = (unsigned)cl->busy_poll;
+	if (cl->records >= 0)
+		opts->records = (unsigned)cl->records;
+	if (cl->metrics_file && set_string(&opts->metrics_file, cl->metrics_file) < 0)
 		return log_error_errno(-ENOMEM, "out of memory");
-	if (isolation) {
-		r = set_string(&opts->isolation, isolation);
+	if (cl->isolation) {
+		r = set_string(&opts->isolation, cl->isolation);
 		if (r < 0)
 			return r;
 	}
-	if (level >= 0)
-		opts->log_level = level;
+	if (cl->level >= 0)
+		opts->log_level = cl->level;
 	/* A backend on the command line replaces the config file's backend as a whole. */
-	if (device || emulate) {
+	if (cl->device || cl->emulate) {
 		free(opts->device_path);
 		free(opts->emulate_path);
-		opts->device_path = device ? strdup(device) : NULL;
-		opts->emulate_path = emulate ? strdup(emulate) : NULL;
-		if ((device && !opts->device_path) || (emulate && !opts->emulate_path))
+		opts->device_path = cl->device ? strdup(cl->device) : NULL;
+		opts->emulate_path = cl->emulate ? strdup(cl->emulate) : NULL;
+		if ((cl->device && !opts->device_path) || (cl->emulate && !opts->emulate_path))
 			return log_error_errno(-ENOMEM, "out of memory");
-		opts->backend = device ? BACKEND_DEVDAX : BACKEND_EMULATED;
+		opts->backend = cl->device ? BACKEND_DEVDAX : BACKEND_EMULATED;
 		opts->size = 0;
 		device_spec_free(&opts->device);
-		if (device && emulate)
+		if (cl->device && cl->emulate)
 			return log_error_errno(-EINVAL, "--device and --emulate are mutually exclusive");
 	}
-	if (size)
-		opts->size = size;
-	if (page_given) {
+	if (cl->size)
+		opts->size = cl->size;
+	if (cl->page_given) {
 		if (opts->backend != BACKEND_EMULATED)
 			return log_error_errno(-EINVAL, "--page needs --emulate");
-		opts->page_size = page;
+		opts->page_size = cl->page;
 	}
-	if (size && opts->backend != BACKEND_EMULATED)
+	if (cl->size && opts->backend != BACKEND_EMULATED)
 		return log_error_errno(-EINVAL, "--size needs --emulate");
-	if (format >= 0)
-		opts->format_if_empty = format;
+	if (cl->format >= 0)
+		opts->format_if_empty = cl->format;
+	return 0;
+}
+
+/* The defaults that follow from the rest. */
+static int options_derive(struct daxpoold_options *opts)
+{
 	if (opts->format_if_empty < 0)
 		opts->format_if_empty = opts->backend == BACKEND_EMULATED;
 	if (!opts->admin_group && set_string(&opts->admin_group, "daxpool-admin") < 0)
@@ -773,7 +854,31 @@ int options_parse(struct daxpoold_options *opts, int argc, char **argv)
 		if (!copy || set_string(&opts->runtime_dir, dirname(copy)) < 0)
 			return log_error_errno(-ENOMEM, "out of memory");
 	}
-	return options_validate(opts);
+	return 0;
+}
+
+int options_parse(struct daxpoold_options *opts, int argc, char **argv)
+{
+	struct cmdline cl;
+	int r;
+
+	options_defaults(opts);
+	r = cmdline_parse(opts, argc, argv, &cl);
+	if (r < 0 || opts->show_help || opts->show_version)
+		return r;
+	r = set_string(&opts->config_path, cl.config ? cl.config : DAXPOOL_DEFAULT_CONFIG);
+	if (r < 0)
+		return r;
+	opts->config_explicit = cl.config != NULL;
+	if (opts->config_explicit || access(opts->config_path, F_OK) == 0) {
+		r = options_load_config(opts, opts->config_path);
+		if (r < 0)
+			return r;
+	}
+	r = cmdline_apply(opts, &cl);
+	if (r == 0)
+		r = options_derive(opts);
+	return r < 0 ? r : options_validate(opts);
 }
 
 void options_free(struct daxpoold_options *opts)

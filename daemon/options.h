@@ -84,6 +84,8 @@ struct daxpoold_options {
 /* Fills opts from defaults, the config file and argv. Returns 0, or a negative errno after
  * writing a message that names the offending flag or config key to stderr through the log. */
 int options_parse(struct daxpoold_options *opts, int argc, char **argv);
+/* The built-in defaults, before any command line or config file (options_parse starts here). */
+void options_defaults(struct daxpoold_options *opts);
 
 /* Reads a JSON config file into opts; unknown keys and wrong types are errors. */
 int options_load_config(struct daxpoold_options *opts, const char *path);

@@ -19,17 +19,11 @@ static int memfd = -1;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct daxpoold_options opts = {
-		.socket_mode = 0660,
-		.log_level = LOG_INFO,
-		.max_clients = 1024,
-		.page_size = 2u << 20,
-		.format_if_empty = -1,
-		.pin_grace_ms = 1000,
-		.send_timeout_s = 30,
-	};
+	struct daxpoold_options opts;
 	char path[64];
 	int r;
+
+	options_defaults(&opts);
 
 	if (memfd < 0) {
 		/* Every error is logged: silence it, or the fuzzer spends its time writing to stderr. */

@@ -83,16 +83,11 @@ DAXPOOL_EXPORT int daxpool_ping(struct daxpool *dp);
  * daxpool_set_reply_spin - how long a request on dp polls for its reply before it sleeps.
  * @max_us: 0 to always sleep; at most DAXPOOL_REPLY_SPIN_MAX_US. A new connection starts with
  *          $DAXPOOL_REPLY_SPIN_US if that is set (and valid), else DAXPOOL_REPLY_SPIN_DEFAULT_US.
- * Why: a reply usually comes within tens of µs. A thread that slept for it must be woken, and on
- * a VM whose idle vCPU halted that is an interrupt and a halted vCPU's wake-up, costing more than
- * the daemon's work. Polling (a non-blocking receive, then sched_yield() so that other runnable
- * threads on the CPU go first) skips the wake-up. The price is CPU time of the calling thread,
- * at most max_us per request; after a poll that ran out without a reply the connection sleeps at
- * once for the next 1, 2, 4 ... 64 requests before it polls again (a busy daemon, e.g. with
- * many clients, makes polling pointless), and each poll that finds its reply within the budget
- * halves that (one found only later, after other threads ran, leaves it as it is).
- * After 64 yields without sleeping one request sleeps, so the thread keeps its place in the
- * scheduler's queue.
+ * Polling spends up to max_us of the calling thread's CPU per request (yielding to other
+ * runnable threads meanwhile) to save the wake-up a sleeping thread costs when the reply comes.
+ * The connection stops polling by itself for a while when replies keep coming too late for it
+ * (a busy daemon), so a budget never costs more than it saves for long; the result of every
+ * request is the same whatever the budget.
  * Errors: -EINVAL (dp NULL, max_us too large).
  * Thread safety: safe on a shared connection; requests already waiting keep their budget.
  */

@@ -325,13 +325,5 @@ int cmd_destroy(struct ctl *ctl, int argc, char **argv)
 		log_error("destroy: %s", namespace_errormsg());
 		return CTL_EXIT_FAILURE;
 	}
-	if (ctl->json) {
-		_cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "name", json_object_new_string(name));
-		json_object_object_add(o, "destroyed", json_object_new_boolean(1));
-		ctl_print_json(o);
-	} else {
-		printf("destroyed %s\n", name);
-	}
-	return CTL_EXIT_OK;
+	return ctl_print_done(ctl, "name", name, "destroyed");
 }

@@ -270,15 +270,7 @@ int cmd_format(struct ctl *ctl, int argc, char **argv)
 		log_error("format %s: %s", path, pool_errormsg());
 		return CTL_EXIT_FAILURE;
 	}
-	if (ctl->json) {
-		_cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "path", json_object_new_string(path));
-		json_object_object_add(o, "formatted", json_object_new_boolean(1));
-		ctl_print_json(o);
-	} else {
-		printf("formatted %s\n", path);
-	}
-	return CTL_EXIT_OK;
+	return ctl_print_done(ctl, "path", path, "formatted");
 }
 
 int cmd_fsck(struct ctl *ctl, int argc, char **argv)

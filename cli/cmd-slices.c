@@ -324,15 +324,7 @@ int cmd_free(struct ctl *ctl, int argc, char **argv)
 		daxpool_close(dp, &s);
 		return CTL_EXIT_FAILURE;
 	}
-	if (ctl->json) {
-		_cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
-		json_object_object_add(o, "name", json_object_new_string(name));
-		json_object_object_add(o, "freed", json_object_new_boolean(1));
-		ctl_print_json(o);
-	} else {
-		printf("freed %s\n", name);
-	}
-	return CTL_EXIT_OK;
+	return ctl_print_done(ctl, "name", name, "freed");
 }
 
 /* ---- stats ------------------------------------------------------------------------------- */

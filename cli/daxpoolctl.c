@@ -110,6 +110,20 @@ void ctl_print_json(struct json_object *obj)
 	puts(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
+int ctl_print_done(const struct ctl *ctl, const char *key, const char *value, const char *done)
+{
+	if (ctl->json) {
+		_cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, key, json_object_new_string(value));
+		json_object_object_add(o, done, json_object_new_boolean(1));
+		ctl_print_json(o);
+	} else {
+		printf("%s %s\n", done, value);
+	}
+	return CTL_EXIT_OK;
+}
+
 static void print_usage(FILE *f)
 {
 	fprintf(f, "Usage: daxpoolctl [--socket PATH] [--json] COMMAND [ARGS]\n\nCommands:\n");

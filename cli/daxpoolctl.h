@@ -43,6 +43,9 @@ enum {
 
 /* Prints obj as JSON (--json) or through the human formatter. */
 void ctl_print_json(struct json_object *obj);
+/* What a command did to one object: {"KEY": VALUE, "DONE": true} with --json, else "DONE VALUE"
+ * ("freed NAME", "formatted PATH"). Returns CTL_EXIT_OK. */
+int ctl_print_done(const struct ctl *ctl, const char *key, const char *value, const char *done);
 
 /* Prints the usage of the named command (daxpoolctl help NAME). */
 void ctl_print_command_help(const char *name);

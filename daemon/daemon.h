@@ -88,7 +88,7 @@ int server_check_socket(struct daxpoold *d);
 int server_start(struct daxpoold *d);
 void server_stop(struct daxpoold *d);
 
-/* SIGHUP: re-reads the config and applies what can change while serving (config.c). */
+/* SIGHUP: re-reads the config and applies what can change while serving (reload.c). */
 void daemon_reload(struct daxpoold *d);
 
 /* Monotonic nanoseconds since the daemon started. */

@@ -254,9 +254,15 @@ static int alloc_off_loop(struct conn *c, const struct dxp_header *h,
 		return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s",
 				       strerror(-r));
 	}
-	*job = (struct carve_job){ .conn = c, .request = *h, .rec = *rec, .anonymous = anonymous,
-				   .start_ns = metrics_clock_ns() };
-	carver_submit(d->carver, job);
+	*job = (struct carve_job){ .item.uid = c->uid, .conn = c, .request = *h, .rec = *rec,
+				   .anonymous = anonymous, .start_ns = metrics_clock_ns() };
+	r = carver_submit(d->carver, job);
+	if (r < 0) {
+		free(job);
+		alloc_undo(d, rec->id, rec->offset, rec->length, rec->uid, false);
+		return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s",
+				       strerror(-r));
+	}
 	return 0;
 }
 

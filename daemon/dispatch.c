@@ -638,7 +638,7 @@ static int handle_stat(struct conn *c, const struct dxp_header *h, const uint8_t
 	struct backend_badblock_stats bb;
 	struct lease_stats ls;
 	struct pool_stats ps;
-	uint8_t out[DXP_STAT_REPLY_SIZE + DXP_STAT_LIMITS_SIZE];
+	uint8_t out[DXP_STAT_REPLY_SIZE + DXP_STAT_LIMITS_SIZE + DXP_STAT_LIMIT_DETAIL_SIZE];
 
 	if (require_pool(c, h) < 0)
 		return 0;

@@ -168,10 +168,15 @@ static void wait_settled(struct daxpool *dp)
 	fail_msg("the pool did not settle: %llu leases waiting", (unsigned long long)st.leases_waiting);
 }
 
+static void become_as(uid_t uid, gid_t gid)
+{
+	if (uid && (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0))
+		_exit(99);
+}
+
 static void become(uid_t uid)
 {
-	if (uid && (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0))
-		_exit(99);
+	become_as(uid, uid);
 }
 
 /* A victim, as uid (0: root, which also asks STATUS): connect, PING; the time it took in µs, or
@@ -183,7 +188,7 @@ static void probe_alarm(int sig)
 	_exit(50 + probe_stage);
 }
 
-static long probe(uid_t uid)
+static long probe_as(uid_t uid, gid_t gid)
 {
 	int p[2], status;
 	long us = -1;
@@ -198,7 +203,7 @@ static long probe(uid_t uid)
 		uint64_t t0 = now_us();
 
 		close(p[0]);
-		become(uid);
+		become_as(uid, gid);
 		signal(SIGALRM, probe_alarm);
 		alarm(SERVED_WITHIN_MS / 1000);
 		if (daxpool_connect(daemon_.socket, &dp) < 0) {
@@ -230,6 +235,11 @@ static long probe(uid_t uid)
 	return us;
 }
 
+static long probe(uid_t uid)
+{
+	return probe_as(uid, uid);
+}
+
 static void assert_victims_served(const char *during)
 {
 	long other = probe(OTHER), root = probe(0);
@@ -256,7 +266,8 @@ struct attacker {
 
 /* Runs fn(report, release_fd) as ATTACKER; fn fills the report, sends it and waits for the
  * release (or the alarm: every attacker is bounded in time). */
-static void attacker_start(struct attacker *a, void (*fn)(struct report *r, int report_fd, int release_fd))
+static void attacker_start_as(struct attacker *a, uid_t uid,
+			      void (*fn)(struct report *r, int report_fd, int release_fd))
 {
 	int rep[2], rel[2];
 
@@ -270,7 +281,7 @@ static void attacker_start(struct attacker *a, void (*fn)(struct report *r, int 
 		close(rep[0]);
 		close(rel[1]);
 		alarm(60);
-		become(ATTACKER);
+		become(uid);
 		fn(&r, rep[1], rel[0]);
 		_exit(0);
 	}
@@ -278,6 +289,11 @@ static void attacker_start(struct attacker *a, void (*fn)(struct report *r, int 
 	close(rel[0]);
 	a->report_fd = rep[0];
 	a->release_fd = rel[1];
+}
+
+static void attacker_start(struct attacker *a, void (*fn)(struct report *r, int report_fd, int release_fd))
+{
+	attacker_start_as(a, ATTACKER, fn);
 }
 
 static void attacker_report(struct attacker *a, struct report *r)
@@ -364,6 +380,64 @@ static void test_connection_flood(void **state)
 	/* A second flood costs nothing more: what a flood takes is given back. */
 	if (!memory_instrumented(daemon_.pid))
 		assert_true(rss2 <= rss1 + 1024);
+}
+
+/* ---- reserved administrator slots -------------------------------------------------------- */
+
+#define FILLER2 65532	   /* a second non-admin uid filling slots */
+#define ADMIN_MEMBER 65531 /* a non-root uid whose group is the admin group */
+
+/* max_clients 40 with 8 reserved: two non-admin uids take 16 each (connections_per_uid), which
+ * is every slot but the reserved 8. A third non-admin uid is then refused with the documented
+ * message; root and a member of admin_group still connect and are served. */
+static void test_reserved_admin_slots(void **state)
+{
+	struct attacker a[3];
+	struct report r[3];
+	struct group *g = getgrnam("users");
+	char extra[256];
+	struct daxpool *dp = NULL;
+	struct daxpool_stats st;
+
+	/* The admin group: one that exists on the host ("users" on Debian and most others). */
+	snprintf(extra, sizeof(extra), "\"max_clients\": 40, %s%s%s\"limits\": { \"connections_per_uid\": 16,"
+		 " \"reserved_admin_connections\": 8 },", g ? "\"admin_group\": \"" : "", g ? g->gr_name : "",
+		 g ? "\", " : "");
+	start_daemon(extra);
+	attacker_start_as(&a[0], ATTACKER, flood_connections);
+	attacker_report(&a[0], &r[0]);
+	assert_int_equal(r[0].held, 16);
+	attacker_start_as(&a[1], FILLER2, flood_connections);
+	attacker_report(&a[1], &r[1]);
+	assert_int_equal(r[1].held, 16);
+	/* 32 of 40 held by non-administrators: the rest is reserved. */
+	attacker_start_as(&a[2], OTHER, flood_connections);
+	attacker_report(&a[2], &r[2]);
+	assert_int_equal(r[2].held, 0);
+	assert_int_equal(r[2].status, -EUSERS);
+	assert_non_null(strstr(r[2].msg, "daxpoold serves at most 40 clients (max_clients; the last 8 are "
+					 "reserved for administrators)"));
+	assert_true(probe(0) >= 0); /* root: connect, PING, STATUS */
+	if (g) {
+		long us = probe_as(ADMIN_MEMBER, g->gr_gid);
+
+		print_message("admin group \"%s\" member uid %u served in %ld us\n", g->gr_name,
+			      ADMIN_MEMBER, us);
+		assert_true(us >= 0);
+	} else {
+		print_message("no group \"users\" on this host: the admin-group member is not tried\n");
+	}
+	/* Root stays served while holding reserved slots itself. */
+	assert_int_equal(daxpool_connect(daemon_.socket, &dp), 0);
+	assert_int_equal(daxpool_ping(dp), 0);
+	assert_int_equal(daxpool_stat(dp, &st, sizeof(st)), 0);
+	print_message("clients %u, refused at the reserved slots %llu\n", st.clients,
+		      (unsigned long long)st.refused_reserved_admin);
+	assert_true(st.has_limit_detail);
+	assert_true(st.refused_reserved_admin >= (uint64_t)r[2].refused);
+	daxpool_disconnect(&dp);
+	for (int i = 0; i < 3; i++)
+		attacker_stop(&a[i]);
 }
 
 /* ---- pre-HELLO flood ---------------------------------------------------------------------- */
@@ -816,6 +890,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_connection_flood, stop_daemon),
+		cmocka_unit_test_teardown(test_reserved_admin_slots, stop_daemon),
 		cmocka_unit_test_teardown(test_prehello_flood, stop_daemon),
 		cmocka_unit_test_teardown(test_limit_errors, stop_daemon),
 		cmocka_unit_test_teardown(test_never_readers, stop_daemon),

@@ -5,6 +5,22 @@
 #include <errno.h>
 #include <string.h>
 
+const char *dxp_limit_name(unsigned limit)
+{
+	static const char *const names[DXP_LIMIT_COUNT] = {
+		[DXP_LIMIT_MAX_CLIENTS] = "max_clients",
+		[DXP_LIMIT_RESERVED_ADMIN] = "reserved_admin_connections",
+		[DXP_LIMIT_CONNECTIONS] = "connections_per_uid",
+		[DXP_LIMIT_UNAUTHENTICATED] = "unauthenticated_per_uid",
+		[DXP_LIMIT_HANDLES] = "handles_per_uid",
+		[DXP_LIMIT_HOLDERS] = "holders_per_uid",
+		[DXP_LIMIT_PINS] = "pins_per_uid",
+		[DXP_LIMIT_CARVES] = "carves_per_uid",
+	};
+
+	return limit < DXP_LIMIT_COUNT ? names[limit] : "?";
+}
+
 const char *dxp_msg_type_name(uint16_t type)
 {
 	switch (type & ~DXP_REPLY_BIT) {

@@ -82,6 +82,9 @@ struct dxp_status_reply {
 #define DXP_STATUS_REPLY_SIZE 64
 
 const char *dxp_msg_type_name(uint16_t type);
+/* The config key of a DXP_LIMIT_* bound ("connections_per_uid", ...), "?" for others: the label
+ * of its refusals in stats and metrics. */
+const char *dxp_limit_name(unsigned limit);
 
 /* Header: encode writes DXP_HEADER_SIZE bytes. decode checks magic, reserved fields and that
  * payload_len equals len - DXP_HEADER_SIZE; it does not judge the version (callers do). */

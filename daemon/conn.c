@@ -210,7 +210,7 @@ void conn_free(struct conn *c)
 void conn_note_freed(struct daxpoold *d, size_t bytes)
 {
 	d->freed_since_trim += bytes;
-	if (d->freed_since_trim >= CONN_TRIM_BYTES && !ev_is_active(&d->trim_timer))
+	if (!ev_is_active(&d->trim_timer))
 		ev_timer_start(d->loop, &d->trim_timer);
 }
 

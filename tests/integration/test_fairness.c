@@ -176,7 +176,7 @@ static void assert_fds_return(int fds)
 
 /* What the daemon's own memory (rss_anon_kib) may stay above its value before an attack, once
  * the attacker left: 256 KiB. Freed memory goes back to the kernel in whole pages (malloc_trim
- * a second after a burst of connections closed), so a page that still holds one live small
+ * a second after connections or holder processes went), so a page that still holds one live small
  * allocation stays; libev's per-descriptor arrays, grown to the highest descriptor the attack
  * used, and the uthash bucket arrays never shrink. Measured: 0 to +116 KiB after these
  * attacks; without the trim, +2.2 MiB after the never-readers (48 connections of ~64 KiB). */
@@ -906,7 +906,8 @@ static int raw_hello_fd(int fd)
 	size_t n = dxp_hello_request_encode(&req, payload);
 
 	n = dxp_frame_encode(frame, DXP_PROTOCOL_VERSION_MIN, DXP_MSG_HELLO, 1, 0, payload, (uint32_t)n);
-	if (send(fd, frame, n, MSG_NOSIGNAL) != (ssize_t)n || poll(&pfd, 1, 1000) <= 0)
+	/* 3 s: under load a HELLO may wait long; a throttled uid's is closed by hello_timeout_ms (2 s). */
+	if (send(fd, frame, n, MSG_NOSIGNAL) != (ssize_t)n || poll(&pfd, 1, 3000) <= 0)
 		return -1;
 	return recv(fd, frame, sizeof(frame), 0) > 0 ? 0 : -1;
 }

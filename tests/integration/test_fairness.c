@@ -1,11 +1,12 @@
 /*
  * No tenant can deny service to another: one uid (65534) floods the daemon with connections,
  * with connections that never send HELLO, with requests whose replies it never reads, and runs
- * into every per-uid bound (docs/CONFIG.md "limits"); meanwhile another uid (65533) and root are
- * served within a bound, the attacker gets -EUSERS naming the bound, and once it leaves the
- * daemon has the descriptors it started with. Runs as root (skipped otherwise): the tenants are
- * children that setuid. Every test here fails against the daemon before the per-uid bounds
- * (docs/RELIABILITY.md "Denial of service" records how).
+ * into every per-uid bound (docs/CONFIG.md "limits"), fills the pool; meanwhile another uid
+ * (65533), root and an admin-group member are served within a bound, the attacker gets -EUSERS
+ * naming the bound (or the others a clear -ENOSPC), and once it leaves the daemon has the
+ * descriptors and about the memory it started with. Runs as root (skipped otherwise): the
+ * tenants are children that setuid. docs/RELIABILITY.md "Denial of service" records how each
+ * test failed on the code before the change it checks.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -421,6 +421,25 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 			json_object_object_add(c, cur[i].key, json_object_new_uint64(cur[i].v));
 		json_object_object_add(c, "busiest_uid", st.busiest_uid == (uid_t)-1 ? NULL :
 					  json_object_new_uint64(st.busiest_uid));
+		if (st.has_limit_detail) {
+			struct json_object *by = json_object_new_object();
+			const struct { const char *key; uint64_t v; } refused[] = {
+				{ "max_clients", st.refused_max_clients },
+				{ "reserved_admin_connections", st.refused_reserved_admin },
+				{ "connections_per_uid", st.refused_connections_per_uid },
+				{ "unauthenticated_per_uid", st.refused_unauthenticated_per_uid },
+				{ "handles_per_uid", st.refused_handles_per_uid },
+				{ "holders_per_uid", st.refused_holders_per_uid },
+				{ "pins_per_uid", st.refused_pins_per_uid },
+				{ "carves_per_uid", st.refused_carves_per_uid },
+			};
+
+			json_object_object_add(l, "carves_per_uid", json_object_new_uint64(st.carves_per_uid));
+			json_object_object_add(c, "carves_pending", json_object_new_uint64(st.carves_pending));
+			for (size_t i = 0; i < ARRAY_SIZE(refused); i++)
+				json_object_object_add(by, refused[i].key, json_object_new_uint64(refused[i].v));
+			json_object_object_add(c, "refused_by_limit", by);
+		}
 		json_object_object_add(o, "limits", l);
 		json_object_object_add(o, "clients", c);
 	}
@@ -471,6 +490,16 @@ int cmd_stats(struct ctl *ctl, int argc, char **argv)
 		printf("%-22s %" PRIu64 " connections, %" PRIu64 " requests at a bound; %" PRIu64
 		       " HELLO timeouts; %" PRIu64 " reads deferred for fairness\n", "refused:",
 		       st.refused_connections, st.refused_requests, st.hello_timeouts, st.deferred_turns);
+		if (st.has_limit_detail) {
+			printf("%-22s max_clients %" PRIu64 ", reserved %" PRIu64 ", connections %" PRIu64
+			       ", before HELLO %" PRIu64 ", handles %" PRIu64 ", holders %" PRIu64 ", pins %" PRIu64
+			       ", carves %" PRIu64 "\n", "refused by limit:", st.refused_max_clients,
+			       st.refused_reserved_admin, st.refused_connections_per_uid,
+			       st.refused_unauthenticated_per_uid, st.refused_handles_per_uid,
+			       st.refused_holders_per_uid, st.refused_pins_per_uid, st.refused_carves_per_uid);
+			printf("%-22s %u ALLOCs waiting for a carved object (limit %u per uid)\n", "carving:",
+			       st.carves_pending, st.carves_per_uid);
+		}
 	}
 	return CTL_EXIT_OK;
 }

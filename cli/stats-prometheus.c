@@ -6,6 +6,7 @@
  */
 #include "daxpoolctl.h"
 #include "daxpool.h"
+#include "protocol.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -60,5 +61,42 @@ int ctl_print_stats_prometheus(const struct daxpool_stats *st)
 	one("daxpool_pins", "gauge", "Declared long-term pins.", st->pins);
 	one("daxpool_leases_waiting", "gauge", "Freed slices waiting for their holders or pins to end.",
 	    st->leases_waiting);
+	if (st->has_limits) {
+		one("daxpool_clients", "gauge", "Connected clients.", st->clients);
+		one("daxpool_unauthenticated_clients", "gauge", "Connected clients that have not completed HELLO.",
+		    st->unauthenticated_clients);
+		one("daxpool_hello_timeouts_total", "counter",
+		    "Connections closed for not sending HELLO within limits.hello_timeout_ms.", st->hello_timeouts);
+		one("daxpool_parked_replies", "gauge", "Replies parked because their clients do not read them.",
+		    st->parked_replies);
+		one("daxpool_throttled_connections", "gauge",
+		    "Connections not read because their uid has limits.inflight_per_uid replies parked.",
+		    st->throttled_connections);
+		one("daxpool_throttled_connections_total", "counter",
+		    "Times a connection was held back for its uid's parked replies.", st->throttled_total);
+		one("daxpool_deferred_reads_total", "counter",
+		    "Reads put off to the next loop turn so that another uid is served (limits.requests_per_turn).",
+		    st->deferred_turns);
+	}
+	if (st->has_limits && st->has_limit_detail) {
+		const uint64_t refused[DXP_LIMIT_COUNT] = {
+			[DXP_LIMIT_MAX_CLIENTS] = st->refused_max_clients,
+			[DXP_LIMIT_RESERVED_ADMIN] = st->refused_reserved_admin,
+			[DXP_LIMIT_CONNECTIONS] = st->refused_connections_per_uid,
+			[DXP_LIMIT_UNAUTHENTICATED] = st->refused_unauthenticated_per_uid,
+			[DXP_LIMIT_HANDLES] = st->refused_handles_per_uid,
+			[DXP_LIMIT_HOLDERS] = st->refused_holders_per_uid,
+			[DXP_LIMIT_PINS] = st->refused_pins_per_uid,
+			[DXP_LIMIT_CARVES] = st->refused_carves_per_uid,
+		};
+
+		family("daxpool_limit_refusals_total", "counter",
+		       "Connections and requests refused with EUSERS, by the bound (config key) that refused them.");
+		for (unsigned i = 0; i < DXP_LIMIT_COUNT; i++)
+			printf("daxpool_limit_refusals_total{limit=\"%s\"} %" PRIu64 "\n", dxp_limit_name(i),
+			       refused[i]);
+		one("daxpool_carves_pending", "gauge", "ALLOCs waiting for their carved sub-device (dynamic dax regions).",
+		    st->carves_pending);
+	}
 	return fflush(stdout) == 0 && !ferror(stdout) ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
 }

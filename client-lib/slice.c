@@ -374,6 +374,21 @@ DAXPOOL_EXPORT int daxpool_stat(struct daxpool *dp, struct daxpool_stats *ret, s
 		out.deferred_turns = l->deferred_turns;
 		out.throttled_total = l->throttled_total;
 	}
+	if (st.has_limits && st.has_limit_detail) {
+		const struct dxp_stat_limits *l = &st.limits;
+
+		out.has_limit_detail = 1;
+		out.carves_per_uid = l->carves_per_uid;
+		out.carves_pending = l->carves_pending;
+		out.refused_max_clients = l->refused_by[DXP_LIMIT_MAX_CLIENTS];
+		out.refused_reserved_admin = l->refused_by[DXP_LIMIT_RESERVED_ADMIN];
+		out.refused_connections_per_uid = l->refused_by[DXP_LIMIT_CONNECTIONS];
+		out.refused_unauthenticated_per_uid = l->refused_by[DXP_LIMIT_UNAUTHENTICATED];
+		out.refused_handles_per_uid = l->refused_by[DXP_LIMIT_HANDLES];
+		out.refused_holders_per_uid = l->refused_by[DXP_LIMIT_HOLDERS];
+		out.refused_pins_per_uid = l->refused_by[DXP_LIMIT_PINS];
+		out.refused_carves_per_uid = l->refused_by[DXP_LIMIT_CARVES];
+	}
 	memcpy(ret, &out, MIN(size, sizeof(out)));
 	return 0;
 }

@@ -8,6 +8,11 @@
  * record) and the connection reads again. Other clients are served meanwhile — their grants of
  * slices already carved, their PINGs and FREEs.
  *
+ * The worker takes the queued jobs in round-robin order over uids (carve-queue.c), so one uid
+ * with many connections, each with a slow carve queued, delays another uid's carve by one carve,
+ * not by all of them; limits.carves_per_uid bounds how many one uid may have waiting at once
+ * (uid-limits.c), counted here on the loop thread.
+ *
  * The worker calls only backend_slice_create (the backend's sub-device code takes its own
  * libdaxctl context per call and locks its table); the pool is touched by the loop thread only.
  */
@@ -22,8 +27,16 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <uthash.h>
 
-STAILQ_HEAD(carve_queue, carve_job);
+STAILQ_HEAD(carve_list, carve_job);
+
+/* ALLOCs of one uid waiting for their object, from carver_submit to done() (loop thread). */
+struct carve_pending {
+	uid_t uid;
+	unsigned n;
+	UT_hash_handle hh;
+};
 
 struct carver {
 	struct daxpoold *d;
@@ -34,10 +47,37 @@ struct carver {
 	bool thread_started;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct carve_queue todo, finished;
+	struct carve_queue todo;	/* under lock */
+	struct carve_list finished;	/* under lock */
 	struct carve_job *current; /* being made by the worker */
 	bool stop;
+	struct carve_pending *pending; /* by uid; loop thread only */
+	unsigned n_pending;
 };
+
+static void pending_add(struct carver *cv, uid_t uid, int delta)
+{
+	struct carve_pending *p;
+
+	HASH_FIND(hh, cv->pending, &uid, sizeof(uid), p);
+	if (!p) {
+		if (delta < 0)
+			return;
+		p = calloc(1, sizeof(*p));
+		if (!p)
+			return; /* uncounted: the bound is then looser, never stricter */
+		p->uid = uid;
+		HASH_ADD(hh, cv->pending, uid, sizeof(p->uid), p);
+	}
+	if (delta < 0 && p->n == 0)
+		return;
+	p->n += (unsigned)delta;
+	cv->n_pending += (unsigned)delta;
+	if (!p->n) {
+		HASH_DEL(cv->pending, p);
+		free(p);
+	}
+}
 
 static void *carve_worker(void *arg)
 {
@@ -47,12 +87,11 @@ static void *carve_worker(void *arg)
 	for (;;) {
 		struct carve_job *job;
 
-		while (STAILQ_EMPTY(&cv->todo) && !cv->stop)
+		while (!cv->todo.n && !cv->stop)
 			pthread_cond_wait(&cv->cond, &cv->lock);
 		if (cv->stop)
 			break;
-		job = STAILQ_FIRST(&cv->todo);
-		STAILQ_REMOVE_HEAD(&cv->todo, link);
+		job = (struct carve_job *)carve_queue_pop(&cv->todo);
 		cv->current = job;
 		pthread_mutex_unlock(&cv->lock);
 		job->result = backend_slice_create(cv->d->backend, job->rec.offset, job->rec.length,
@@ -72,7 +111,7 @@ static void *carve_worker(void *arg)
 static void carve_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
 	struct carver *cv = w->data;
-	struct carve_queue done = STAILQ_HEAD_INITIALIZER(done);
+	struct carve_list done = STAILQ_HEAD_INITIALIZER(done);
 	struct carve_job *job;
 
 	(void)loop;
@@ -82,6 +121,7 @@ static void carve_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 	pthread_mutex_unlock(&cv->lock);
 	while ((job = STAILQ_FIRST(&done))) {
 		STAILQ_REMOVE_HEAD(&done, link);
+		pending_add(cv, job->item.uid, -1);
 		cv->done(cv->d, job);
 		free(job);
 	}
@@ -98,7 +138,7 @@ int carver_new(struct daxpoold *d, carve_done_fn done, struct carver **ret)
 	cv->d = d;
 	cv->done = done;
 	cv->loop = d->loop;
-	STAILQ_INIT(&cv->todo);
+	carve_queue_init(&cv->todo);
 	STAILQ_INIT(&cv->finished);
 	pthread_mutex_init(&cv->lock, NULL);
 	pthread_cond_init(&cv->cond, NULL);
@@ -119,14 +159,39 @@ int carver_new(struct daxpoold *d, carve_done_fn done, struct carver **ret)
 	return 0;
 }
 
-void carver_submit(struct carver *cv, struct carve_job *job)
+int carver_submit(struct carver *cv, struct carve_job *job)
 {
+	int r;
+
+	pthread_mutex_lock(&cv->lock);
+	r = carve_queue_push(&cv->todo, &job->item);
+	if (r == 0)
+		pthread_cond_signal(&cv->cond);
+	pthread_mutex_unlock(&cv->lock);
+	if (r < 0)
+		return r;
 	if (job->conn)
 		job->conn->carving = job;
-	pthread_mutex_lock(&cv->lock);
-	STAILQ_INSERT_TAIL(&cv->todo, job, link);
-	pthread_cond_signal(&cv->cond);
-	pthread_mutex_unlock(&cv->lock);
+	pending_add(cv, job->item.uid, 1);
+	return 0;
+}
+
+unsigned carver_pending_uid(struct carver *cv, uid_t uid)
+{
+	struct carve_pending *p;
+
+	HASH_FIND(hh, cv->pending, &uid, sizeof(uid), p);
+	return p ? p->n : 0;
+}
+
+unsigned carver_pending(struct carver *cv)
+{
+	return cv->n_pending;
+}
+
+static bool job_is_record(const struct carve_queue_item *item, const void *arg)
+{
+	return ((const struct carve_job *)item)->rec.id == *(const uint64_t *)arg;
 }
 
 bool carver_is_making(struct carver *cv, uint64_t record_id)
@@ -137,8 +202,7 @@ bool carver_is_making(struct carver *cv, uint64_t record_id)
 	pthread_mutex_lock(&cv->lock);
 	if (cv->current && cv->current->rec.id == record_id)
 		found = true;
-	STAILQ_FOREACH(job, &cv->todo, link)
-		found = found || job->rec.id == record_id;
+	found = found || carve_queue_any(&cv->todo, job_is_record, &record_id);
 	STAILQ_FOREACH(job, &cv->finished, link)
 		found = found || job->rec.id == record_id;
 	pthread_mutex_unlock(&cv->lock);
@@ -148,6 +212,7 @@ bool carver_is_making(struct carver *cv, uint64_t record_id)
 void carver_delete(struct carver **cvp)
 {
 	struct carver *cv = cvp ? *cvp : NULL;
+	struct carve_pending *p, *ptmp;
 	struct carve_job *job;
 
 	if (!cv)
@@ -160,12 +225,18 @@ void carver_delete(struct carver **cvp)
 		pthread_join(cv->thread, NULL);
 	}
 	ev_async_stop(cv->loop, &cv->async);
-	STAILQ_CONCAT(&cv->todo, &cv->finished);
-	while ((job = STAILQ_FIRST(&cv->todo))) {
-		STAILQ_REMOVE_HEAD(&cv->todo, link);
+	while ((job = (struct carve_job *)carve_queue_pop(&cv->todo)))
+		STAILQ_INSERT_TAIL(&cv->finished, job, link);
+	carve_queue_done(&cv->todo);
+	while ((job = STAILQ_FIRST(&cv->finished))) {
+		STAILQ_REMOVE_HEAD(&cv->finished, link);
 		if (job->conn)
 			job->conn->carving = NULL;
 		free(job);
+	}
+	HASH_ITER(hh, cv->pending, p, ptmp) {
+		HASH_DEL(cv->pending, p);
+		free(p);
 	}
 	pthread_mutex_destroy(&cv->lock);
 	pthread_cond_destroy(&cv->cond);

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "carve-queue.h"
 #include "pool.h"
 #include "protocol.h"
 
@@ -15,6 +16,7 @@ struct carver;
 /* One ALLOC waiting for its slice's object. The loop thread owns every field but result, which
  * the worker writes before it hands the job back. */
 struct carve_job {
+	struct carve_queue_item item; /* item.uid: the uid whose turn it takes (the ALLOC's caller) */
 	struct conn *conn;	     /* NULL once the connection has gone */
 	struct dxp_header request;   /* the ALLOC to answer (type, request id) */
 	struct pool_record_info rec; /* the record, persisted before the job was queued */
@@ -33,9 +35,14 @@ int carver_new(struct daxpoold *d, carve_done_fn done, struct carver **ret);
  * as after a crash between a record and its object), frees every job and clears the
  * connections' references to them. Accepts NULL / *NULL. */
 void carver_delete(struct carver **cv);
-/* Queues the object of job->rec; job->conn's requests are not read until done() ran for it.
- * Takes ownership of job. Never fails. */
-void carver_submit(struct carver *cv, struct carve_job *job);
+/* Queues the object of job->rec behind the jobs of other uids in round-robin order
+ * (carve-queue.h); job->conn's requests are not read until done() ran for it. Takes ownership
+ * of job on success. Errors: -ENOMEM (nothing queued; the caller still owns job). */
+int carver_submit(struct carver *cv, struct carve_job *job);
+/* ALLOCs waiting for their object (queued, being made, or made and not answered yet): of uid,
+ * and in all. Loop thread only. */
+unsigned carver_pending_uid(struct carver *cv, uid_t uid);
+unsigned carver_pending(struct carver *cv);
 /* True while the ALLOC of record_id waits for its object (queued, being made, or made and not
  * answered yet): nobody else may be granted the slice before its creator. */
 bool carver_is_making(struct carver *cv, uint64_t record_id);

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,7 +203,28 @@ void conn_free(struct conn *c)
 	if (c->pending_fd >= 0)
 		close(c->pending_fd);
 	free(c->pending);
+	conn_note_freed(c->daemon, sizeof(*c) + c->pending_len);
 	free(c);
+}
+
+void conn_note_freed(struct daxpoold *d, size_t bytes)
+{
+	d->freed_since_trim += bytes;
+	if (!ev_is_active(&d->trim_timer))
+		ev_timer_start(d->loop, &d->trim_timer);
+}
+
+void conn_trim_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct daxpoold *d = (struct daxpoold *)((char *)w - offsetof(struct daxpoold, trim_timer));
+
+	(void)loop;
+	(void)revents;
+	d->freed_since_trim = 0;
+	/* glibc keeps freed chunks below the top of the heap resident (a connection is ~64 KiB,
+	 * its input buffer); what a flood of connections or parked replies took would stay with
+	 * the daemon until it exits. This returns whole free pages to the kernel. */
+	malloc_trim(0);
 }
 
 /* Switches the watcher between reading requests and waiting to flush the pending reply. */

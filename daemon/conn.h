@@ -73,6 +73,13 @@ int conn_new(struct daxpoold *d, int fd, struct conn **ret);
 /* Sends one error frame (the lowest protocol version, which any client parses) and closes fd. */
 void conn_reject(int fd, int32_t status, const char *text);
 void conn_free(struct conn *c);
+/* What freed connections (and their parked replies) and gone holder processes (their leases)
+ * took is given back to the kernel in one malloc_trim, CONN_TRIM_DELAY_S after the first of them
+ * went: once a second at most during a flood, so what a flood took does not stay with the
+ * daemon (docs/RELIABILITY.md). */
+#define CONN_TRIM_DELAY_S 1.0
+void conn_note_freed(struct daxpoold *d, size_t bytes);
+void conn_trim_cb(struct ev_loop *loop, ev_timer *w, int revents);
 /* Reads requests again after an ALLOC that waited for its object was answered. */
 void conn_resume(struct conn *c);
 /* At shutdown: tries briefly to deliver a parked reply. */

@@ -29,6 +29,8 @@ struct daxpoold {
 	bool socket_bound;     /* we created the socket file and must unlink it on exit */
 	ev_io listen_watcher;
 	ev_timer accept_retry; /* re-arms accept after EMFILE/ENFILE */
+	ev_timer trim_timer;   /* gives freed connection memory back to the kernel (conn.c) */
+	size_t freed_since_trim;
 	bool accept_paused;
 
 	ev_signal sigterm, sigint, sighup;

@@ -224,6 +224,23 @@ static void alloc_undo(struct daxpoold *d, uint64_t id, uint64_t offset, uint64_
 	usage_sub(d, uid, length);
 }
 
+/* -ENOSPC from pool_alloc: says that the pool (or its record table) is full and what is free,
+ * so a tenant that finds another one took the pool can tell that from a bad request. */
+static int alloc_pool_full(struct conn *c, const struct dxp_header *h, uint64_t align)
+{
+	const char *msg = pool_errormsg();
+	struct pool_stats ps;
+	int k = align >= (1ull << 30) ? 2 : align >= (2ull << 20) ? 1 : 0;
+
+	if (strncmp(msg, "pool_alloc: ", 12) == 0)
+		msg += 12;
+	pool_get_stats(c->daemon->pool, &ps);
+	return conn_send_error(c, h->type, h->request_id, -ENOSPC,
+			       "the pool is full: %s (%" PRIu64 " bytes free at this alignment, the largest "
+			       "%" PRIu64 "; %" PRIu64 " freed slices wait for their holders or zeroing)", msg,
+			       ps.free_bytes[k], ps.largest_free[k], ps.records_quarantined);
+}
+
 /* The reply to an ALLOC whose object could not be made (r from backend_slice_create). */
 static int alloc_create_failed(struct conn *c, const struct dxp_header *h, int r)
 {
@@ -254,9 +271,15 @@ static int alloc_off_loop(struct conn *c, const struct dxp_header *h,
 		return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s",
 				       strerror(-r));
 	}
-	*job = (struct carve_job){ .conn = c, .request = *h, .rec = *rec, .anonymous = anonymous,
-				   .start_ns = metrics_clock_ns() };
-	carver_submit(d->carver, job);
+	*job = (struct carve_job){ .item.uid = c->uid, .conn = c, .request = *h, .rec = *rec,
+				   .anonymous = anonymous, .start_ns = metrics_clock_ns() };
+	r = carver_submit(d->carver, job);
+	if (r < 0) {
+		free(job);
+		alloc_undo(d, rec->id, rec->offset, rec->length, rec->uid, false);
+		return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s",
+				       strerror(-r));
+	}
 	return 0;
 }
 
@@ -367,6 +390,8 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 		return conn_send_error(c, h->type, h->request_id, -EAGAIN,
 				       "%s; %" PRIu64 " bytes are being zeroed: retry", pool_errormsg(),
 				       zeroing);
+	if (r == -ENOSPC)
+		return alloc_pool_full(c, h, req.align);
 	if (r < 0)
 		return conn_send_error(c, h->type, h->request_id, r, "%s", pool_errormsg());
 	r = pool_get(d->pool, ext.id, &rec);
@@ -623,7 +648,7 @@ static int handle_stat(struct conn *c, const struct dxp_header *h, const uint8_t
 	struct backend_badblock_stats bb;
 	struct lease_stats ls;
 	struct pool_stats ps;
-	uint8_t out[DXP_STAT_REPLY_SIZE + DXP_STAT_LIMITS_SIZE];
+	uint8_t out[DXP_STAT_REPLY_SIZE + DXP_STAT_LIMITS_SIZE + DXP_STAT_LIMIT_DETAIL_SIZE];
 
 	if (require_pool(c, h) < 0)
 		return 0;

@@ -1,5 +1,6 @@
 /* Leases, holder processes, quarantine and reclaim; see lease.h for the rule. */
 #include "lease.h"
+#include "conn.h"
 #include "daemon.h"
 #include "uid-limits.h"
 #include "log.h"
@@ -171,6 +172,7 @@ static void proc_free(struct proc *p)
 	}
 	HASH_DEL(t->by_pid, p);
 	limits_holder_gone(p->d, p->pid); /* its uid's holder slot (uid-limits.c) */
+	conn_note_freed(p->d, sizeof(*p)); /* its leases' memory goes back with the next trim */
 	free(p);
 }
 

@@ -8,6 +8,7 @@
 #include "macro.h"
 #include "pool.h"
 #include "protocol.h"
+#include "uid-limits.h"
 #include "zero.h"
 
 #include <errno.h>
@@ -304,6 +305,35 @@ static void print_requests(struct metrics *m, FILE *f)
 	}
 }
 
+/* The per-uid bounds at work (uid-limits.c): the same names as daxpoolctl stats --prometheus. */
+static void print_limits(struct daxpoold *d, FILE *f)
+{
+	struct limits_stats ls;
+
+	limits_get_stats(d, &ls);
+	gauge(f, "daxpool_unauthenticated_clients", "Connected clients that have not completed HELLO.",
+	      ls.unauthenticated);
+	family(f, "daxpool_limit_refusals_total", "counter",
+	       "Connections and requests refused with EUSERS, by the bound (config key) that refused them.");
+	for (unsigned i = 0; i < DXP_LIMIT_COUNT; i++)
+		fprintf(f, "daxpool_limit_refusals_total{limit=\"%s\"} %" PRIu64 "\n", dxp_limit_name(i),
+			ls.refused_by[i]);
+	counter(f, "daxpool_hello_timeouts_total",
+		"Connections closed for not sending HELLO within limits.hello_timeout_ms.", ls.hello_timeouts);
+	gauge(f, "daxpool_parked_replies", "Replies parked because their clients do not read them.",
+	      ls.parked);
+	gauge(f, "daxpool_throttled_connections",
+	      "Connections not read because their uid has limits.inflight_per_uid replies parked.",
+	      ls.throttled);
+	counter(f, "daxpool_throttled_connections_total",
+		"Times a connection was held back for its uid's parked replies.", ls.throttled_total);
+	counter(f, "daxpool_deferred_reads_total",
+		"Reads put off to the next loop turn so that another uid is served (limits.requests_per_turn).",
+		ls.deferred_turns);
+	gauge(f, "daxpool_carves_pending",
+	      "ALLOCs waiting for their carved sub-device (dynamic dax regions).", ls.carves_pending);
+}
+
 int metrics_print(struct daxpoold *d, FILE *f)
 {
 	struct owner_walk w = {};
@@ -321,6 +351,7 @@ int metrics_print(struct daxpoold *d, FILE *f)
 	counter(f, "daxpool_protocol_errors_total",
 		"Malformed or out-of-order frames answered with an error before dispatch.",
 		d->protocol_errors);
+	print_limits(d, f);
 	gauge(f, "daxpool_start_time_seconds", "When the daemon started, seconds since the epoch.",
 	      (uint64_t)d->start_realtime);
 	if (d->metrics) {

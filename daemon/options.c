@@ -32,6 +32,7 @@
 	{                                                                                          \
 		.connections = 128, .unauthenticated = 16, .hello_timeout_ms = 2000, .handles = 4096, \
 		.holders = 256, .pins = 4096, .inflight = 32, .reserved_admin = 16, .turn_requests = 1, \
+		.carves = 8,                                                                       \
 	}
 
 static int parse_uuid(const char *s, uint8_t out[16]);
@@ -320,6 +321,7 @@ static int config_load_limits(struct daxpoold_options *opts, json_object *v)
 		{ "inflight_per_uid", offsetof(struct uid_limits, inflight), 0, MAX_CLIENTS_LIMIT },
 		{ "reserved_admin_connections", offsetof(struct uid_limits, reserved_admin), 0, MAX_CLIENTS_LIMIT - 1 },
 		{ "requests_per_turn", offsetof(struct uid_limits, turn_requests), 1, 4096 },
+		{ "carves_per_uid", offsetof(struct uid_limits, carves), 0, MAX_CLIENTS_LIMIT },
 	};
 
 	if (!json_object_is_type(v, json_type_object))

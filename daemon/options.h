@@ -42,6 +42,7 @@ struct uid_limits {
 	unsigned inflight;	  /* replies per uid parked unread; beyond, its requests wait */
 	unsigned reserved_admin;  /* of max_clients, connections only administrators may take */
 	unsigned turn_requests;	  /* requests served per uid per loop turn while other uids wait */
+	unsigned carves;	  /* ALLOCs per uid waiting for a carved object (dynamic regions) */
 };
 
 struct daxpoold_options {

@@ -226,6 +226,7 @@ int server_start(struct daxpoold *d)
 	ev_io_init(&d->listen_watcher, accept_cb, d->listen_fd, EV_READ);
 	ev_io_start(d->loop, &d->listen_watcher);
 	ev_timer_init(&d->accept_retry, accept_retry_cb, ACCEPT_RETRY_S, 0.);
+	ev_timer_init(&d->trim_timer, conn_trim_cb, CONN_TRIM_DELAY_S, 0.);
 
 	ev_signal_init(&d->sigterm, signal_cb, SIGTERM);
 	ev_signal_init(&d->sigint, signal_cb, SIGINT);
@@ -269,6 +270,7 @@ void server_stop(struct daxpoold *d)
 		log_warning_errno(-errno, "unlink %s: %m", d->opts.socket_path);
 	d->socket_bound = false;
 	ev_timer_stop(d->loop, &d->watchdog);
+	ev_timer_stop(d->loop, &d->trim_timer);
 	metrics_stop(d);
 	ev_signal_stop(d->loop, &d->sigterm);
 	ev_signal_stop(d->loop, &d->sigint);

@@ -1,5 +1,6 @@
 /* Per-uid accounting and bounds; see uid-limits.h. */
 #include "uid-limits.h"
+#include "carve.h"
 #include "conn.h"
 #include "daemon.h"
 #include "log.h"
@@ -36,6 +37,7 @@ struct limits_table {
 	ev_tstamp last_log;
 	uint64_t unlogged;
 	uint64_t refused_connections, refused_requests, hello_timeouts, deferred_turns, throttled_total;
+	uint64_t refused_by[DXP_LIMIT_COUNT];
 };
 
 int limits_init(struct daxpoold *d)
@@ -135,7 +137,12 @@ void limits_stat_fill(struct daxpoold *d, struct dxp_stat_reply *st)
 		.hello_timeouts = s.hello_timeouts,
 		.deferred_turns = s.deferred_turns,
 		.throttled_total = s.throttled_total,
+		.carves_per_uid = L->carves,
+		.carves_pending = s.carves_pending,
 	};
+	for (size_t i = 0; i < DXP_LIMIT_COUNT; i++)
+		st->limits.refused_by[i] = s.refused_by[i];
+	st->has_limit_detail = true;
 }
 
 unsigned limits_reserved_admin(const struct daxpoold *d)
@@ -151,9 +158,11 @@ int limits_admit_connection(struct daxpoold *d, uid_t uid, bool admin, char *why
 	const struct uid_limits *L = &d->opts.limits;
 	unsigned max = d->opts.max_clients, reserved = limits_reserved_admin(d);
 	struct uid_entry *e = uid_find(t, uid);
+	unsigned kind;
 
 	if (d->n_conns >= max) {
 		snprintf(why, why_size, "daxpoold serves at most %u clients", max);
+		kind = DXP_LIMIT_MAX_CLIENTS;
 		goto refuse;
 	}
 	if (admin)
@@ -161,21 +170,25 @@ int limits_admit_connection(struct daxpoold *d, uid_t uid, bool admin, char *why
 	if (d->n_conns >= max - reserved) {
 		snprintf(why, why_size, "daxpoold serves at most %u clients (max_clients; the last %u are "
 			 "reserved for administrators)", max, reserved);
+		kind = DXP_LIMIT_RESERVED_ADMIN;
 		goto refuse;
 	}
 	if (e && L->connections && e->conns >= L->connections) {
 		snprintf(why, why_size, "uid %u has %u connections, its limit (limits.connections_per_uid)",
 			 (unsigned)uid, e->conns);
+		kind = DXP_LIMIT_CONNECTIONS;
 		goto refuse;
 	}
 	if (e && L->unauthenticated && e->unauth >= L->unauthenticated) {
 		snprintf(why, why_size, "uid %u has %u connections that have not sent HELLO, its limit "
 			 "(limits.unauthenticated_per_uid)", (unsigned)uid, e->unauth);
+		kind = DXP_LIMIT_UNAUTHENTICATED;
 		goto refuse;
 	}
 	return 0;
 refuse:
 	t->refused_connections++;
+	t->refused_by[kind]++;
 	return -EUSERS;
 }
 
@@ -287,6 +300,7 @@ int limits_check_request(struct conn *c, uint16_t type, char *why, size_t why_si
 	const struct uid_limits *L = &c->daemon->opts.limits;
 	struct uid_entry *e = c->uent;
 	struct holder *h;
+	unsigned kind, carving;
 
 	if (!e || c->admin)
 		return 0;
@@ -296,6 +310,18 @@ int limits_check_request(struct conn *c, uint16_t type, char *why, size_t why_si
 		if (L->handles && e->handles >= L->handles) {
 			snprintf(why, why_size, "uid %u holds %u slice handles, its limit "
 				 "(limits.handles_per_uid): CLOSE or FREE some first", (unsigned)c->uid, e->handles);
+			kind = DXP_LIMIT_HANDLES;
+			break;
+		}
+		/* On a dynamic region every ALLOC waits for the carving worker (carve.c): its queue
+		 * is fair between uids, and this bounds what one uid keeps waiting in it. */
+		carving = type == DXP_MSG_ALLOC && c->daemon->carver ?
+				  carver_pending_uid(c->daemon->carver, c->uid) : 0;
+		if (L->carves && carving >= L->carves) {
+			snprintf(why, why_size, "uid %u has %u ALLOCs waiting for their memory to be carved, "
+				 "its limit (limits.carves_per_uid): retry when one is answered",
+				 (unsigned)c->uid, carving);
+			kind = DXP_LIMIT_CARVES;
 			break;
 		}
 		h = c->pid > 0 ? holder_find(t, c->pid) : NULL;
@@ -303,6 +329,7 @@ int limits_check_request(struct conn *c, uint16_t type, char *why, size_t why_si
 			snprintf(why, why_size, "uid %u has %u processes holding slices, its limit "
 				 "(limits.holders_per_uid): a holder counts until it exits", (unsigned)c->uid,
 				 e->holders);
+			kind = DXP_LIMIT_HOLDERS;
 			break;
 		}
 		return 0;
@@ -310,6 +337,7 @@ int limits_check_request(struct conn *c, uint16_t type, char *why, size_t why_si
 		if (L->pins && e->pins >= L->pins) {
 			snprintf(why, why_size, "uid %u has %u pins declared, its limit "
 				 "(limits.pins_per_uid): UNPIN some first", (unsigned)c->uid, e->pins);
+			kind = DXP_LIMIT_PINS;
 			break;
 		}
 		return 0;
@@ -317,6 +345,7 @@ int limits_check_request(struct conn *c, uint16_t type, char *why, size_t why_si
 		return 0;
 	}
 	t->refused_requests++;
+	t->refused_by[kind]++;
 	return -EUSERS;
 }
 
@@ -448,4 +477,7 @@ void limits_get_stats(struct daxpoold *d, struct limits_stats *ret)
 	ret->hello_timeouts = t->hello_timeouts;
 	ret->deferred_turns = t->deferred_turns;
 	ret->throttled_total = t->throttled_total;
+	for (size_t i = 0; i < DXP_LIMIT_COUNT; i++)
+		ret->refused_by[i] = t->refused_by[i];
+	ret->carves_pending = d->carver ? carver_pending(d->carver) : 0;
 }

@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "protocol.h"
+
 struct daxpoold;
 struct conn;
 
@@ -35,6 +37,8 @@ struct limits_stats {
 	uint64_t hello_timeouts;
 	uint64_t deferred_turns;      /* reads put off to the next loop turn for fairness */
 	uint64_t throttled_total;     /* connections held back because their uid had inflight parked replies */
+	uint64_t refused_by[DXP_LIMIT_COUNT]; /* the refusals above, by the bound that refused */
+	uint32_t carves_pending;      /* ALLOCs waiting for a carved object (carve.c) */
 };
 
 int limits_init(struct daxpoold *d);

@@ -362,6 +362,14 @@ struct daxpool_stats {
 	uint64_t refused_connections; /* by max_clients, reserved slots or a per-uid bound */
 	uint64_t refused_requests;    /* ALLOC/OPEN/PIN refused at a per-uid bound (-EUSERS) */
 	uint64_t hello_timeouts, deferred_turns, throttled_total;
+	/* has_limit_detail is 0 when the daemon does not report what follows (older daemons). */
+	int has_limit_detail;
+	unsigned carves_per_uid; /* limits.carves_per_uid (0 = unlimited) */
+	unsigned carves_pending; /* ALLOCs waiting for a carved object (dynamic regions only) */
+	/* The refusals counted above, by the bound that refused them. */
+	uint64_t refused_max_clients, refused_reserved_admin, refused_connections_per_uid;
+	uint64_t refused_unauthenticated_per_uid, refused_handles_per_uid, refused_holders_per_uid;
+	uint64_t refused_pins_per_uid, refused_carves_per_uid;
 };
 
 /* daxpool_stat - pool statistics. Errors: -EINVAL (NULL, size too small), -ENODEV, connection errors. */

@@ -5,6 +5,22 @@
 #include <errno.h>
 #include <string.h>
 
+const char *dxp_limit_name(unsigned limit)
+{
+	static const char *const names[DXP_LIMIT_COUNT] = {
+		[DXP_LIMIT_MAX_CLIENTS] = "max_clients",
+		[DXP_LIMIT_RESERVED_ADMIN] = "reserved_admin_connections",
+		[DXP_LIMIT_CONNECTIONS] = "connections_per_uid",
+		[DXP_LIMIT_UNAUTHENTICATED] = "unauthenticated_per_uid",
+		[DXP_LIMIT_HANDLES] = "handles_per_uid",
+		[DXP_LIMIT_HOLDERS] = "holders_per_uid",
+		[DXP_LIMIT_PINS] = "pins_per_uid",
+		[DXP_LIMIT_CARVES] = "carves_per_uid",
+	};
+
+	return limit < DXP_LIMIT_COUNT ? names[limit] : "?";
+}
+
 const char *dxp_msg_type_name(uint16_t type)
 {
 	switch (type & ~DXP_REPLY_BIT) {
@@ -495,6 +511,13 @@ size_t dxp_stat_reply_encode(const struct dxp_stat_reply *m, uint8_t *buf)
 			put_le32(buf + off, u32s[i]);
 		for (size_t i = 0; i < sizeof(u64s) / sizeof(u64s[0]); i++, off += 8)
 			put_le64(buf + off, u64s[i]);
+		if (m->has_limit_detail) {
+			put_le32(buf + off, l->carves_per_uid);
+			put_le32(buf + off + 4, l->carves_pending);
+			off += 8;
+			for (size_t i = 0; i < DXP_LIMIT_COUNT; i++, off += 8)
+				put_le64(buf + off, l->refused_by[i]);
+		}
 	}
 	return off;
 }
@@ -542,6 +565,16 @@ int dxp_stat_reply_decode(const uint8_t *p, size_t len, struct dxp_stat_reply *r
 			*u32s[i] = get_le32(p + off);
 		for (size_t i = 0; i < sizeof(u64s) / sizeof(u64s[0]); i++, off += 8)
 			*u64s[i] = get_le64(p + off);
+	}
+	m.has_limit_detail = len >= DXP_STAT_REPLY_SIZE + DXP_STAT_LIMITS_SIZE + DXP_STAT_LIMIT_DETAIL_SIZE;
+	if (m.has_limit_detail) {
+		struct dxp_stat_limits *l = &m.limits;
+
+		l->carves_per_uid = get_le32(p + off);
+		l->carves_pending = get_le32(p + off + 4);
+		off += 8;
+		for (size_t i = 0; i < DXP_LIMIT_COUNT; i++, off += 8)
+			l->refused_by[i] = get_le64(p + off);
 	}
 	*ret = m;
 	return 0;

@@ -30,7 +30,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 prom=$dir/textfile/daxpoold.prom
 mkdir "$dir/textfile"
 cat >"$dir/config.json" <<EOF
-{ "metrics_file": "$prom", "metrics_interval_s": 1 }
+{ "metrics_file": "$prom", "metrics_interval_s": 1, "limits": { "hello_timeout_ms": 300 } }
 EOF
 daemon_start "$dir" --config "$dir/config.json"
 ctl() { "$DAXPOOLCTL" -s "$dir/daxpoold.sock" "$@"; }
@@ -47,6 +47,10 @@ ctl free m-none >/dev/null 2>&1 && fail "freed a slice that does not exist"
 "$PYTHON" -c 'import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 s.connect(sys.argv[1]); s.send(b"junk"); s.recv(4096)' "$dir/daxpoold.sock"
+# One connection that never sends HELLO: closed after limits.hello_timeout_ms (300 ms).
+"$PYTHON" -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.connect(sys.argv[1]); s.settimeout(5); s.recv(4096)' "$dir/daxpoold.sock"
 
 # Wait for a rewrite that saw all of it (interval 1 s).
 want='daxpool_request_errors_total{type="alloc",error="EEXIST"} 1'
@@ -55,6 +59,12 @@ for ((i = 0; i < 50; i++)); do
 	sleep 0.1
 done
 grep -qF "$want" "$prom" || { cat "$prom" 2>/dev/null; fail "the metrics file never counted the EEXIST"; }
+want='daxpool_hello_timeouts_total 1'
+for ((i = 0; i < 50; i++)); do
+	grep -qF "$want" "$prom" 2>/dev/null && break
+	sleep 0.1
+done
+grep -qF "$want" "$prom" || { cat "$prom" 2>/dev/null; fail "the metrics file never counted the HELLO timeout"; }
 
 out=$(promtool check metrics <"$prom" 2>&1) || fail "promtool check metrics (file): $out"
 [ -z "$out" ] || fail "promtool check metrics (file) complained: $out"
@@ -94,6 +104,8 @@ expect 'daxpool_request_duration_seconds_bucket{type="alloc",le="+Inf"} 4'
 expect 'daxpool_info{backend="emulated"'
 expect 'daxpool_pool_size_bytes 1.6777216e+07' # node_exporter prints floats
 expect 'daxpool_zeroed_bytes_total'
+expect 'daxpool_hello_timeouts_total 1'
+expect 'daxpool_limit_refusals_total{limit="connections_per_uid"} 0'
 series=$(grep -c '^daxpool_' "$dir/scrape")
 echo "node_exporter /metrics: $series daxpool series"
 grep '^daxpool_' "$dir/scrape" >"$dir/scraped.prom"

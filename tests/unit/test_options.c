@@ -180,11 +180,12 @@ static void test_config_file(void **state)
 	assert_int_equal(o.limits.inflight, 32);
 	assert_int_equal(o.limits.reserved_admin, 16);
 	assert_int_equal(o.limits.turn_requests, 1);
+	assert_int_equal(o.limits.carves, 8);
 	options_free(&o);
 	write_config("{ \"limits\": { \"connections_per_uid\": 3, \"unauthenticated_per_uid\": 0,"
 		     " \"hello_timeout_ms\": 50, \"handles_per_uid\": 5, \"holders_per_uid\": 6,"
 		     " \"pins_per_uid\": 7, \"inflight_per_uid\": 8, \"reserved_admin_connections\": 9,"
-		     " \"requests_per_turn\": 10 } }");
+		     " \"requests_per_turn\": 10, \"carves_per_uid\": 11 } }");
 	assert_int_equal(parse(&o, (const char *[]){ "--config", config_path, NULL }), 0);
 	assert_int_equal(o.limits.connections, 3);
 	assert_int_equal(o.limits.unauthenticated, 0);
@@ -195,6 +196,7 @@ static void test_config_file(void **state)
 	assert_int_equal(o.limits.inflight, 8);
 	assert_int_equal(o.limits.reserved_admin, 9);
 	assert_int_equal(o.limits.turn_requests, 10);
+	assert_int_equal(o.limits.carves, 11);
 	options_free(&o);
 }
 

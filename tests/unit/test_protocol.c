@@ -240,8 +240,28 @@ static void test_encoded_sizes(void **state)
 	assert_int_equal(back.limits.requests_per_turn, 1);
 	assert_int_equal(back.limits.busiest_uid, 65534);
 	assert_int_equal(back.limits.throttled_total, 1ull << 40);
+	assert_false(back.has_limit_detail);
+	/* And the detail after it (carving queue, refusals by bound). */
+	st.has_limit_detail = true;
+	st.limits.carves_per_uid = 8;
+	st.limits.carves_pending = 3;
+	st.limits.refused_by[DXP_LIMIT_CARVES] = 7;
+	st.limits.refused_by[DXP_LIMIT_MAX_CLIENTS] = 1ull << 33;
+	size_t full = DXP_STAT_REPLY_SIZE + DXP_STAT_LIMITS_SIZE + DXP_STAT_LIMIT_DETAIL_SIZE;
+	assert_int_equal(dxp_stat_reply_encode(&st, a), full);
+	assert_int_equal(dxp_stat_reply_encode(&st, b), full);
+	assert_memory_equal(a, b, full);
+	assert_int_equal(dxp_stat_reply_decode(a, full, &back), 0);
+	assert_true(back.has_limits && back.has_limit_detail);
+	assert_int_equal(back.limits.carves_per_uid, 8);
+	assert_int_equal(back.limits.carves_pending, 3);
+	assert_int_equal(back.limits.refused_by[DXP_LIMIT_CARVES], 7);
+	assert_int_equal(back.limits.refused_by[DXP_LIMIT_MAX_CLIENTS], 1ull << 33);
+	assert_int_equal(back.limits.throttled_total, 1ull << 40);
+	st.has_limit_detail = false;
 	assert_int_equal(dxp_stat_reply_decode(a, DXP_STAT_REPLY_SIZE, &back), 0);
 	assert_false(back.has_limits);
+	assert_false(back.has_limit_detail);
 	assert_int_equal(back.limits.max_clients, 0);
 	st.has_limits = false;
 	assert_int_equal(dxp_slice_encode(&sl, a), DXP_SLICE_FIXED + 3);

@@ -82,6 +82,9 @@ struct dxp_status_reply {
 #define DXP_STATUS_REPLY_SIZE 64
 
 const char *dxp_msg_type_name(uint16_t type);
+/* The config key of a DXP_LIMIT_* bound ("connections_per_uid", ...), "?" for others: the label
+ * of its refusals in stats and metrics. */
+const char *dxp_limit_name(unsigned limit);
 
 /* Header: encode writes DXP_HEADER_SIZE bytes. decode checks magic, reserved fields and that
  * payload_len equals len - DXP_HEADER_SIZE; it does not judge the version (callers do). */
@@ -191,6 +194,19 @@ struct dxp_pin_reply {
 };
 #define DXP_PIN_REPLY_SIZE 8
 
+/* The bounds a refusal (-EUSERS) is counted under, in the STAT reply's order. */
+enum {
+	DXP_LIMIT_MAX_CLIENTS,
+	DXP_LIMIT_RESERVED_ADMIN,
+	DXP_LIMIT_CONNECTIONS,
+	DXP_LIMIT_UNAUTHENTICATED,
+	DXP_LIMIT_HANDLES,
+	DXP_LIMIT_HOLDERS,
+	DXP_LIMIT_PINS,
+	DXP_LIMIT_CARVES,
+	DXP_LIMIT_COUNT
+};
+
 struct dxp_stat_reply {
 	uint64_t pool_size, data_size, device_align;
 	uint64_t allocated_bytes;
@@ -214,10 +230,16 @@ struct dxp_stat_reply {
 		uint32_t busiest_uid, busiest_uid_connections;
 		uint64_t refused_connections, refused_requests, hello_timeouts, deferred_turns;
 		uint64_t throttled_total;
+		/* Appended after them (has_limit_detail): the carving queue and the refusals by the
+		 * bound that refused them (DXP_LIMIT_*). */
+		uint32_t carves_per_uid, carves_pending;
+		uint64_t refused_by[DXP_LIMIT_COUNT];
 	} limits;
+	bool has_limit_detail;
 };
 #define DXP_STAT_REPLY_SIZE 192 /* 20 x u64, 2 x u32, 16-byte uuid, u32 isolation, u32 reserved */
 #define DXP_STAT_LIMITS_SIZE 120 /* 20 x u32, 5 x u64, after the 192 bytes */
+#define DXP_STAT_LIMIT_DETAIL_SIZE 72 /* 2 x u32, 8 x u64, after those */
 
 struct dxp_list_request {
 	uint64_t cursor; /* 0 to start; the previous reply's next_cursor to go on */

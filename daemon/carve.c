@@ -40,7 +40,7 @@ struct carve_pending {
 
 struct carver {
 	struct daxpoold *d;
-	carve_done_fn done;
+	carve_done_fn done, dropped;
 	struct ev_loop *loop;
 	ev_async async;
 	pthread_t thread;
@@ -127,7 +127,7 @@ static void carve_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 	}
 }
 
-int carver_new(struct daxpoold *d, carve_done_fn done, struct carver **ret)
+int carver_new(struct daxpoold *d, carve_done_fn done, carve_done_fn dropped, struct carver **ret)
 {
 	struct carver *cv = calloc(1, sizeof(*cv));
 	sigset_t all, old;
@@ -137,6 +137,7 @@ int carver_new(struct daxpoold *d, carve_done_fn done, struct carver **ret)
 		return -ENOMEM;
 	cv->d = d;
 	cv->done = done;
+	cv->dropped = dropped;
 	cv->loop = d->loop;
 	carve_queue_init(&cv->todo);
 	STAILQ_INIT(&cv->finished);
@@ -170,8 +171,6 @@ int carver_submit(struct carver *cv, struct carve_job *job)
 	pthread_mutex_unlock(&cv->lock);
 	if (r < 0)
 		return r;
-	if (job->conn)
-		job->conn->carving = job;
 	pending_add(cv, job->item.uid, 1);
 	return 0;
 }
@@ -230,8 +229,7 @@ void carver_delete(struct carver **cvp)
 	carve_queue_done(&cv->todo);
 	while ((job = STAILQ_FIRST(&cv->finished))) {
 		STAILQ_REMOVE_HEAD(&cv->finished, link);
-		if (job->conn)
-			job->conn->carving = NULL;
+		cv->dropped(cv->d, job);
 		free(job);
 	}
 	HASH_ITER(hh, cv->pending, p, ptmp) {

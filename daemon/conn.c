@@ -168,8 +168,7 @@ void conn_free(struct conn *c)
 	struct conn_pin *pin, *ptmp;
 
 	log_debug("client %" PRIu64 " (pid %d) disconnected", c->id, (int)c->pid);
-	if (c->carving)
-		c->carving->conn = NULL; /* its ALLOC is undone when the object is made */
+	c->daemon->conn_handler->closing(c);
 	limits_conn_remove(c); /* before its handles, pins and parked reply go */
 	ev_io_stop(c->daemon->loop, &c->io);
 	ev_timer_stop(c->daemon->loop, &c->hello_timer);
@@ -181,18 +180,7 @@ void conn_free(struct conn *c)
 		HASH_DEL(c->pins, pin);
 		free(pin);
 	}
-	/* Anonymous slices die with their connection; the process may still map them, so the lease
-	 * keeps them quarantined until it exits or closes them. */
 	HASH_ITER(hh, c->slices, sl, stmp) {
-		struct pool_record_info info;
-		int r;
-
-		if (sl->anonymous && c->daemon->pool && pool_get(c->daemon->pool, sl->record_id, &info) == 0) {
-			r = slice_free_record(c->daemon, &info, 0); /* the process may still map it */
-			if (r < 0 && r != -ENOENT)
-				log_error_errno(r, "reclaiming anonymous record %" PRIu64 " of client %" PRIu64 ": %m",
-						sl->record_id, c->id);
-		}
 		HASH_DEL(c->slices, sl);
 		free(sl);
 	}
@@ -386,7 +374,7 @@ static int conn_handle_frame(struct conn *c, size_t len)
 	unsigned handles = HASH_COUNT(c->slices), pins = HASH_COUNT(c->pins);
 	bool hello = c->version != 0;
 
-	r = dispatch_request(c, &h, c->in + DXP_HEADER_SIZE);
+	r = c->daemon->conn_handler->request(c, &h, c->in + DXP_HEADER_SIZE);
 	limits_after_request(c, handles, pins, hello);
 	return r;
 }

@@ -96,16 +96,12 @@ bool conn_in_group(const struct conn *c, gid_t gid);
 int conn_send_error(struct conn *c, uint16_t type, uint32_t request_id, int error, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
-struct pool_record_info;
-/* Frees a live record handed out to clients (dispatch.c): quarantined in the pool until the lease
- * rule allows reuse, and no longer counted against its owner's quota. -ENOENT if already freed.
- * unmapped_by: the pid whose FREE/CLOSE this is (it unmapped first, as the protocol requires),
- * so a small slice only it holds is freed at once (lease_free_by_sole_holder); 0 otherwise. */
-int slice_free_record(struct daxpoold *d, const struct pool_record_info *rec, pid_t unmapped_by);
-
-/* Handles one decoded request (dispatch.c). Returns 0, or a negative errno to close the connection. */
-int dispatch_request(struct conn *c, const struct dxp_header *h, const uint8_t *payload);
-struct carve_job;
-/* Answers an ALLOC whose object the carver made (or could not): grants the slice, or undoes the
- * record; then the connection reads again (or is closed if the reply could not be sent). */
-void dispatch_alloc_object_made(struct daxpoold *d, struct carve_job *job);
+/* What the connection layer hands requests to (the daemon's handlers, dispatch.c; set in
+ * struct daxpoold by server_start): the connection knows framing, not requests. */
+struct conn_handler {
+	/* One decoded request. Returns 0, or a negative errno to close the connection. */
+	int (*request)(struct conn *c, const struct dxp_header *h, const uint8_t *payload);
+	/* The connection is going: give up what its requests made (anonymous slices, a carve it
+	 * waits for) before its handles are freed. */
+	void (*closing)(struct conn *c);
+};

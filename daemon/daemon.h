@@ -44,6 +44,7 @@ struct daxpoold {
 	uint64_t watchdog_usec;
 
 	LIST_HEAD(, conn) conns;
+	const struct conn_handler *conn_handler; /* what connections hand requests to (dispatch.c) */
 	unsigned n_conns;
 	uint64_t conns_total;	 /* accepted since start, for status */
 	uint64_t protocol_errors;
@@ -94,7 +95,14 @@ void server_stop(struct daxpoold *d);
 void daemon_reload(struct daxpoold *d);
 
 /* Monotonic nanoseconds since the daemon started. */
-uint64_t daemon_uptime_ns(const struct daxpoold *d);
+static inline uint64_t daemon_uptime_ns(const struct daxpoold *d)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)(now.tv_sec - d->start_mono.tv_sec) * 1000000000ull +
+	       (uint64_t)(now.tv_nsec - d->start_mono.tv_nsec);
+}
 
 /*
  * The path of a file of the pool's runtime state (the holder journal, the tenant binding):

@@ -2,6 +2,7 @@
 #include "build-config.h"
 #include "carve.h"
 #include "conn.h"
+#include "dispatch.h"
 #include "endian-util.h"
 #include "macro.h"
 #include "backend.h"
@@ -271,7 +272,7 @@ static int alloc_off_loop(struct conn *c, const struct dxp_header *h,
 		return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s",
 				       strerror(-r));
 	}
-	*job = (struct carve_job){ .item.uid = c->uid, .conn = c, .request = *h, .rec = *rec,
+	*job = (struct carve_job){ .item.uid = c->uid, .owner = c, .request = *h, .rec = *rec,
 				   .anonymous = anonymous, .start_ns = metrics_clock_ns() };
 	r = carver_submit(d->carver, job);
 	if (r < 0) {
@@ -280,12 +281,22 @@ static int alloc_off_loop(struct conn *c, const struct dxp_header *h,
 		return conn_send_error(c, h->type, h->request_id, r, "cannot grant the slice: %s",
 				       strerror(-r));
 	}
+	c->carving = job; /* no further request is read until it is answered */
 	return 0;
+}
+
+void dispatch_alloc_dropped(struct daxpoold *d, struct carve_job *job)
+{
+	struct conn *c = job->owner;
+
+	(void)d;
+	if (c)
+		c->carving = NULL;
 }
 
 void dispatch_alloc_object_made(struct daxpoold *d, struct carve_job *job)
 {
-	struct conn *c = job->conn;
+	struct conn *c = job->owner;
 	const struct pool_record_info *rec = &job->rec;
 	int r = job->result;
 
@@ -772,7 +783,7 @@ static int dispatch_one(struct conn *c, const struct dxp_header *h, const uint8_
 	}
 }
 
-int dispatch_request(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
+static int dispatch_request(struct conn *c, const struct dxp_header *h, const uint8_t *payload)
 {
 	uint64_t start = metrics_clock_ns();
 	int r = dispatch_one(c, h, payload);
@@ -783,3 +794,30 @@ int dispatch_request(struct conn *c, const struct dxp_header *h, const uint8_t *
 		metrics_request(c->daemon, h->type, c->last_status, start);
 	return r;
 }
+
+/* The connection is going. Anonymous slices die with it; the process may still map them, so the
+ * lease keeps them quarantined until it exits or closes them. An ALLOC it waits for is undone when
+ * its object is made. */
+static void dispatch_closing(struct conn *c)
+{
+	struct conn_slice *sl, *stmp;
+
+	if (c->carving)
+		c->carving->owner = NULL;
+	HASH_ITER(hh, c->slices, sl, stmp) {
+		struct pool_record_info info;
+		int r;
+
+		if (sl->anonymous && c->daemon->pool && pool_get(c->daemon->pool, sl->record_id, &info) == 0) {
+			r = slice_free_record(c->daemon, &info, 0); /* the process may still map it */
+			if (r < 0 && r != -ENOENT)
+				log_error_errno(r, "reclaiming anonymous record %" PRIu64 " of client %" PRIu64 ": %m",
+						sl->record_id, c->id);
+		}
+	}
+}
+
+const struct conn_handler dispatch_handler = {
+	.request = dispatch_request,
+	.closing = dispatch_closing,
+};

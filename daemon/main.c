@@ -4,6 +4,7 @@
 #include "sweep.h"
 #include "carve.h"
 #include "conn.h"
+#include "dispatch.h"
 #include "daemon.h"
 #include "backend.h"
 #include "tenant.h"
@@ -175,7 +176,7 @@ static int pool_start(struct daxpoold *d)
 	if (r < 0)
 		return log_error_errno(r, "recovering leases: %m");
 	if (backend_slice_create_is_slow(d->backend)) {
-		r = carver_new(d, dispatch_alloc_object_made, &d->carver);
+		r = carver_new(d, dispatch_alloc_object_made, dispatch_alloc_dropped, &d->carver);
 		if (r < 0)
 			return log_error_errno(r, "starting the carving thread: %m");
 	}

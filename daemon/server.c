@@ -1,5 +1,6 @@
 /* The listening socket (own or socket-activated), accept, signals and the systemd watchdog. */
 #include "conn.h"
+#include "dispatch.h"
 #include "daemon.h"
 #include "uid-limits.h"
 #include "log.h"
@@ -21,14 +22,6 @@
 #define ACCEPT_BATCH 64
 #define ACCEPT_RETRY_S 0.1
 
-uint64_t daemon_uptime_ns(const struct daxpoold *d)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64_t)(now.tv_sec - d->start_mono.tv_sec) * 1000000000ull +
-	       (uint64_t)(now.tv_nsec - d->start_mono.tv_nsec);
-}
 
 static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -213,6 +206,7 @@ int server_start(struct daxpoold *d)
 	int n, r;
 
 	LIST_INIT(&d->conns);
+	d->conn_handler = &dispatch_handler;
 	r = limits_init(d);
 	if (r < 0)
 		return log_error_errno(r, "out of memory");

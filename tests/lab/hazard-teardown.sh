@@ -15,18 +15,34 @@
 # exit status and time; the pinning process is lab-pin-hold. Exit 0 when the sequence ran to the
 # end (the verdict is the kernel's: the lab run fails on the oops it logs).
 #
+# Outside the lab, as root on a machine (or VM) you can afford to crash, with ndctl, daxctl and
+# iproute2's rdma installed and lab-pin-hold built (`cmake --build BUILD --target lab-pin-hold`;
+# tests/lab/pin-hold.c needs liburing, and libibverbs with the rdma_rxe module for the RDMA pin
+# that kernels whose io_uring refuses device-dax, 5.10 and 6.1, need):
+#
+#   DAXPOOL_LAB_DEVICE=/dev/dax0.0 BUILD/tests/lab/hazard-teardown.sh namespace
+#       # a devdax namespace (2M alignment in the lab); the copy in the build tree finds
+#       # lab-pin-hold beside it, elsewhere set LAB_PIN_HOLD=PATH
+#   BUILD/tests/lab/hazard-teardown.sh subdevice
+#       # a kernel booted with memmap=2G%4G+0xefffffff (or any soft-reserved range: an hmem
+#       # dax region whose device dax*.0 may be emptied)
+#
+# Modules come from the running kernel's own tree (plain modprobe) unless DAXPOOL_LAB_MODROOT
+# names another. The namespace kind destroys the namespace it is given: its data is gone.
+#
 # The daxpool side of the same sequence: `daxpoolctl verify`'s teardown checks (destroy refused
 # while a slice is pinned; a freed extent with a declared pin is never handed out again).
 set -uo pipefail
 KIND=${1:?usage: hazard-teardown.sh namespace|subdevice [io_uring|rdma|auto]}
 MODE=${2:-auto}
-BUILD=${DAXPOOL_LAB_BUILD:?no DAXPOOL_LAB_BUILD}
 MODROOT=${DAXPOOL_LAB_MODROOT:-}
-HOLD=$BUILD/tests/lab/lab-pin-hold
+if [ -n "${LAB_PIN_HOLD:-}" ]; then HOLD=$LAB_PIN_HOLD
+elif [ -n "${DAXPOOL_LAB_BUILD:-}" ]; then HOLD=$DAXPOOL_LAB_BUILD/tests/lab/lab-pin-hold
+else HOLD=$(dirname "$0")/lab-pin-hold; fi
 LEN=$((4 << 20))
 t0=${EPOCHREALTIME/./}
 say() { printf 'hazard[%6d ms]: %s\n' $(((${EPOCHREALTIME/./} - t0) / 1000)) "$*"; }
-modload() { modprobe -C /dev/null -d "$MODROOT" -a "$@"; }
+modload() { if [ -n "$MODROOT" ]; then modprobe -C /dev/null -d "$MODROOT" -a "$@"; else modprobe -a "$@"; fi; }
 step() { # DESCRIPTION CMD...: runs, prints exit status and milliseconds
 	local d=$1 s e rc out
 	shift
@@ -37,7 +53,7 @@ step() { # DESCRIPTION CMD...: runs, prints exit status and milliseconds
 	say "$d: exit $rc in $(((e - s) / 1000)) ms${out:+ — $(tr '\n' ' ' <<<"$out" | cut -c1-200)}"
 	return $rc
 }
-[ -x "$HOLD" ] || { say "no $HOLD (cmake --build BUILD)"; exit 2; }
+[ -x "$HOLD" ] || { say "no $HOLD (cmake --build BUILD --target lab-pin-hold; LAB_PIN_HOLD=PATH)"; exit 2; }
 say "kernel $(uname -r), $KIND, pin $MODE"
 
 # RDMA for the kernels whose io_uring refuses device-dax (soft-RoCE on a dummy netdev, as
@@ -53,7 +69,7 @@ fi
 
 case "$KIND" in
 namespace)
-	DEV=${DAXPOOL_LAB_DEVICE:?run with a namespace: --align 2M}
+	DEV=${DAXPOOL_LAB_DEVICE:?DAXPOOL_LAB_DEVICE=/dev/daxX.Y of a devdax namespace (lab: --align 2M)}
 	name=${DEV#/dev/}
 	ns=$(ndctl list -N 2>/dev/null | sed -n 's/.*"dev":"\(namespace[0-9.]*\)".*/\1/p' | head -n1)
 	;;

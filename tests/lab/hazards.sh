@@ -9,6 +9,8 @@
 # region). A reproducer's guest is expected to oops: the lab run's own verdict is recorded, not
 # obeyed. For every run DIR/GEN-NAME.txt holds the reproducer's lines and the first kernel oops
 # (from its "BUG:"/"Oops" line to the end of its trace); DIR/summary.txt one line per run.
+# The guests boot with oops=panic: an oopsing guest powers off at once (the console has the
+# oops) instead of hanging until the lab's timeout.
 # Never run by ctest: an oops is what these are for.
 set -euo pipefail
 # shellcheck source=lib/common.sh
@@ -34,6 +36,7 @@ results=${results:-$LAB_CACHE/hazards-$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$results"
 results=$(cd "$results" && pwd)
 dyn=(--align none --memory 6G --append "memmap=2G%4G+0xefffffff")
+panic=(--append oops=panic)
 : >"$results/summary.txt"
 for g in "${gens[@]}"; do
 	g=$(lab_generation "$g")
@@ -46,7 +49,7 @@ for g in "${gens[@]}"; do
 		esac
 		run=$results/$g-$n
 		set +e
-		"$lab_dir/lab.sh" run --kernel "$g" --quiet --timeout 600 --build "$build" --results "$run" "${args[@]}" \
+		"$lab_dir/lab.sh" run --kernel "$g" --quiet --timeout 600 --build "$build" --results "$run" "${panic[@]}" "${args[@]}" \
 			>"$run.lab.log" 2>&1
 		rc=$?
 		set -e

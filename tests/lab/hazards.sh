@@ -62,7 +62,7 @@ for g in "${gens[@]}"; do
 				     on { print; if (/---\[ end trace/ || ++n >= 45) exit }' || true
 		} >"$run.txt"
 		oops=$(grep -a -m1 -E '\] (BUG: |Oops|general protection fault|kernel BUG at)' "$run.txt" | sed -E 's/^\[ *[0-9.]+\] //' || true)
-		result=$(grep -a -m1 'RESULT:' "$run.txt" | sed 's/^hazard: RESULT: //' || true)
+		result=$(grep -a -m1 'RESULT:' "$run.txt" | sed 's/^hazard[^:]*: RESULT: //' || true)
 		printf '%-5s %-19s lab exit %d; %s%s\n' "$g" "$n" "$rc" "${oops:-no oops}" "${result:+; $result}" |
 			tee -a "$results/summary.txt"
 	done

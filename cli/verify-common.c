@@ -185,6 +185,30 @@ int verify_wait_ref(struct verify *v, const void *addr, int64_t want, int timeou
 	}
 }
 
+int64_t verify_pin_share(const struct verify *v, enum vpin_kind kind, uint64_t len, bool large, int64_t *alt)
+{
+	int64_t sub = (int64_t)(MIN(len, v->granule) / 4096);
+
+	*alt = 0;
+	if (kind == VPIN_PIPE)
+		return 1;
+	if (!large)
+		return GUP_PIN_COUNTING_BIAS;
+	if (kind == VPIN_IO_URING && sub != 1)
+		*alt = 1;
+	return sub;
+}
+
+struct json_object *verify_share_json(int64_t want, int64_t alt)
+{
+	char buf[64];
+
+	if (alt == 0 || alt == want)
+		return json_object_new_int64(want);
+	snprintf(buf, sizeof(buf), "%lld or %lld", (long long)alt, (long long)want);
+	return json_object_new_string(buf);
+}
+
 int64_t verify_map_share(const struct verify *v)
 {
 	return v->gen == VGEN_AFTER ? 1 : 0;

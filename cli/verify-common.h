@@ -167,6 +167,24 @@ int vpin_read(struct vpin *p, void *out, size_t len, char *err, size_t errsize);
 void vpin_release(struct vpin *p);
 const char *vpin_kind_name(enum vpin_kind k);
 
+/*
+ * What a pin of kind over len bytes from the start of a device page adds to that page's
+ * refcount (mm/gup.c try_grab_folio / 5.10 try_grab_page): FOLL_PIN of a small page (large
+ * false) GUP_PIN_COUNTING_BIAS; of a large folio 1 ref (and 1 pincount) per pinned 4 KiB
+ * subpage — RDMA's ib_umem_get pins every subpage; io_uring's io_pin_pages too, unless the
+ * registration is coalesced to one pin per folio: then *alt is 1 (else 0; both are accepted,
+ * the kernel has no symbol that tells them apart). vmsplice takes a plain reference (FOLL_GET)
+ * on its one page: 1.
+ */
+int64_t verify_pin_share(const struct verify *v, enum vpin_kind kind, uint64_t len, bool large, int64_t *alt);
+/* observed == want, or == alt where alt is not 0. */
+static inline bool verify_share_ok(int64_t observed, int64_t want, int64_t alt)
+{
+	return observed == want || (alt != 0 && observed == alt);
+}
+/* The expectation for a report: want, or "alt or want". */
+struct json_object *verify_share_json(int64_t want, int64_t alt);
+
 /* The scenarios (cli/verify-*.c); each adds its checks to v->rep. */
 void verify_generation(struct verify *v);
 void verify_faults(struct verify *v);

@@ -24,32 +24,31 @@ static uint64_t pins_now(struct verify *v)
 }
 
 /*
- * Checks the share a long-term pin of len bytes from the start of the read page added. A small
- * page gets GUP_PIN_COUNTING_BIAS refs (one pin of it). A compound page gets one ref and one
- * pincount per pin: RDMA pins every 4 KiB subpage the MR covers (min(len, page) / 4 KiB);
- * io_uring coalesces a registration to one pin per folio where it can (6.12, 7.3), else pins per
- * subpage — alt says whether that second value is accepted too (the note says which was seen).
+ * Checks the share a long-term pin of len bytes from the start of the read page added
+ * (verify_pin_share): a small page GUP_PIN_COUNTING_BIAS refs; a compound page one ref and one
+ * pincount per pinned 4 KiB subpage (RDMA), or per folio where io_uring coalesced the
+ * registration (6.12, 7.3) — the note says which was seen.
  */
 static void check_pinned(struct verify *v, const char *S, const char *name, const struct vref *idle,
-			 const struct vref *pinned, uint64_t len, bool alt, const char *what)
+			 const struct vref *pinned, uint64_t len, enum vpin_kind kind, const char *what)
 {
-	int64_t sub = (int64_t)(MIN(len, v->granule) / 4096), dref = pinned->ref - idle->ref;
-	int64_t dpin = pinned->pin - idle->pin;
+	int64_t alt, want = verify_pin_share(v, kind, len, pinned->large, &alt);
+	int64_t dref = pinned->ref - idle->ref, dpin = pinned->pin - idle->pin;
 	bool ok;
 
 	if (!pinned->large) {
-		vreport_eq(v->rep, S, name, dref, GUP_PIN_COUNTING_BIAS,
+		vreport_eq(v->rep, S, name, dref, want,
 			   "%s: refcount %lld -> %lld (a small page: one pin is GUP_PIN_COUNTING_BIAS refs)", what,
 			   (long long)idle->ref, (long long)pinned->ref);
 		return;
 	}
-	ok = dref == dpin && (alt ? dref == 1 || dref == sub : dref == sub);
+	ok = dref == dpin && verify_share_ok(dref, want, alt);
 	vreport_add(v->rep, S, name, ok ? VCHECK_PASSED : VCHECK_FAILED, json_object_new_int64(dref),
-		    alt ? json_object_new_string(sub == 1 ? "1" : "1 or per subpage") : json_object_new_int64(sub),
+		    verify_share_json(want, alt),
 		    "%s: refcount %lld -> %lld, pincount %lld -> %lld (+1 each per pin; %lld subpages of the page "
 		    "pinned%s)", what, (long long)idle->ref, (long long)pinned->ref, (long long)idle->pin,
-		    (long long)pinned->pin, (long long)sub,
-		    alt ? (dref == 1 ? ", coalesced to one pin" : ", one pin per subpage") : "");
+		    (long long)pinned->pin, (long long)MIN(len, v->granule) / 4096,
+		    alt ? (dref == alt ? ", coalesced to one pin" : ", one pin per subpage") : "");
 }
 
 static void longterm_uring(struct verify *v, struct daxpool_slice *s, void *a, uint64_t len)
@@ -90,7 +89,7 @@ static void longterm_uring(struct verify *v, struct daxpool_slice *s, void *a, u
 		vreport_eq(v->rep, S, "io_uring-declared", (int64_t)(p1 - p0), 1,
 			   "daxpoold's pin count while registered (daxpool_pin_declare by the library)");
 		if (refs && verify_read_ref(v, a, &r1) == 0)
-			check_pinned(v, S, "io_uring-pinned", &r0, &r1, len, true, "registered");
+			check_pinned(v, S, "io_uring-pinned", &r0, &r1, len, VPIN_IO_URING, "registered");
 		else
 			vreport_skip(v->rep, S, "io_uring-pinned", "%s", v->devdax ? v->ref_reason : "emulated backend");
 		r = daxpool_unpin(v->dp, &pin);
@@ -139,7 +138,7 @@ static void longterm_rdma(struct verify *v, struct daxpool_slice *s, void *a, ui
 	vreport_eq(v->rep, S, "rdma-declared", r == 0 ? (int64_t)(pins_now(v) - p0) : r, 1,
 		   "daxpool_pin_declare of the MR%s%s", r ? ": " : "", r ? daxpool_errormsg() : "");
 	if (refs && verify_read_ref(v, a, &r1) == 0)
-		check_pinned(v, S, "rdma-pinned", &r0, &r1, len, false, "MR registered");
+		check_pinned(v, S, "rdma-pinned", &r0, &r1, len, VPIN_RDMA, "MR registered");
 	else
 		vreport_skip(v->rep, S, "rdma-pinned", "%s", v->devdax ? v->ref_reason : "emulated backend");
 	verify_pattern(data, sizeof(data), v->seed + 7);
@@ -271,10 +270,9 @@ static void gup_vmsplice(struct verify *v, uint8_t *a, const struct vref *idle, 
 	}
 	n = vmsplice(fds[1], &iov, 1, 0);
 	if (n == (ssize_t)sizeof(want) && refs && verify_read_ref(v, a, &r1) == 0)
-		vreport_add(v->rep, S, "vmsplice-held", r1.ref > idle->ref ? VCHECK_PASSED : VCHECK_FAILED,
-			    json_object_new_int64(r1.ref), json_object_new_int64(idle->ref + 1),
-			    "the pipe holds a reference on the page: refcount %lld -> %lld",
-			    (long long)idle->ref, (long long)r1.ref);
+		vreport_eq(v->rep, S, "vmsplice-held", r1.ref, idle->ref + 1,
+			   "the pipe holds a reference on the page (FOLL_GET of its one page: +1): refcount "
+			   "%lld -> %lld", (long long)idle->ref, (long long)r1.ref);
 	else
 		vreport_skip(v->rep, S, "vmsplice-held", "%s", !refs ? (v->devdax ? v->ref_reason : "emulated backend")
 								      : "vmsplice failed");

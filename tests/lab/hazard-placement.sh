@@ -11,6 +11,11 @@
 # pattern into every page of B; then count A's pages that lost their pattern. Prints B's start,
 # whether it is 1 GiB-aligned, and the count; exit 0 when the sequence ran (1 if it could not).
 #
+# Outside the lab, as root on a machine booted with a soft-reserved range (memmap=2G%4G+0xefffffff,
+# or EFI_MEMORY_SP memory: an hmem dax region) whose device dax*.0 may be emptied, with daxctl
+# and python3: `tests/lab/hazard-placement.sh` (nothing else of daxpool is needed). Modules come
+# from the running kernel's tree unless DAXPOOL_LAB_MODROOT names another.
+#
 # The daxpool side: daxpoold never lets the kernel place a sub-device — it writes each slice's
 # exact range to the seed's `mapping` (docs/BACKENDS.md "Dynamic dax regions"), checked by
 # lab-dyn-check in tests/lab/dynamic-region.sh (every sub-device at exactly region start + pool
@@ -18,7 +23,8 @@
 set -uo pipefail
 MODROOT=${DAXPOOL_LAB_MODROOT:-}
 say() { printf 'hazard: %s\n' "$*"; }
-modprobe -C /dev/null -d "$MODROOT" -a device_dax dax_hmem || { say "modprobe device_dax dax_hmem failed"; exit 1; }
+modload() { if [ -n "$MODROOT" ]; then modprobe -C /dev/null -d "$MODROOT" -a "$@"; else modprobe -a "$@"; fi; }
+modload device_dax dax_hmem || { say "modprobe device_dax dax_hmem failed"; exit 1; }
 seed=""
 for d in /sys/bus/dax/devices/dax*.0; do
 	[ -e "$d" ] && seed=${d##*/} && break

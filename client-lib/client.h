@@ -12,6 +12,9 @@
 
 /* How long a request waits for its reply before failing with -ETIMEDOUT. */
 #define DAXPOOL_REPLY_TIMEOUT_MS 10000
+/* An ALLOC may wait for its slice's object to be made: on a dynamic dax region a sub-device is
+ * carved and zeroed (seconds for 1 GiB, more behind other uids' carves in the daemon's queue). */
+#define DAXPOOL_ALLOC_TIMEOUT_MS 120000
 
 /* How long daxpool_alloc waits for freed space to finish zeroing before it says -ENOSPC. */
 #define DAXPOOL_ZEROING_WAIT_MS 2000

@@ -146,8 +146,7 @@ static int recv_frame(struct daxpool *dp, int64_t deadline_ms, size_t *ret_len, 
 		int r;
 
 		if (left <= 0)
-			return dp_error(-ETIMEDOUT, "daxpoold did not reply within %d ms",
-					DAXPOOL_REPLY_TIMEOUT_MS);
+			return dp_error(-ETIMEDOUT, "daxpoold did not reply in time");
 		if (spin) {
 			/* Nothing yet (EAGAIN) goes round again, to sleep this time. */
 			spin = false;
@@ -197,7 +196,8 @@ int dp_request_fd(struct daxpool *dp, uint16_t type, const void *payload, uint32
 		  size_t *ret_len, int *ret_fd)
 {
 	_cleanup_(closep) int fd = -1;
-	int64_t deadline = now_ms() + DAXPOOL_REPLY_TIMEOUT_MS;
+	int64_t deadline = now_ms() + (type == DXP_MSG_ALLOC ? DAXPOOL_ALLOC_TIMEOUT_MS
+							     : DAXPOOL_REPLY_TIMEOUT_MS);
 	uint32_t id = ++dp->next_request_id;
 	struct dxp_header h;
 	size_t len;

@@ -1,4 +1,5 @@
 /* daxpoolctl regions, devices, create, destroy: device-dax namespaces through libndctl/libdaxctl. */
+#include "proc-util.h"
 #include "daxpoolctl.h"
 #include "log.h"
 #include "macro.h"
@@ -141,7 +142,7 @@ static struct json_object *device_json(const struct namespace_device_info *info)
 	int n, pool = -1;
 
 	snprintf(path, sizeof(path), "/dev/%s", info->name);
-	n = ctl_path_users(path, &pid, 1);
+	n = proc_path_users(path, &pid, 1);
 	if (info->enabled && !info->system_ram)
 		pool = holds_pool(path, info->align);
 	json_object_object_add(o, "name", json_object_new_string(info->name));

@@ -84,11 +84,6 @@ const char *ctl_user_name(uid_t uid);
 const char *ctl_isolation_name(int isolation);
 const char *ctl_group_name(gid_t gid);
 
-/* Lists the processes (other than this one) that hold path open or mapped: fills up to max pids
- * and returns how many there are (may exceed max), or a negative errno. */
-int ctl_path_users(const char *path, pid_t *pids, size_t max);
-/* 1 if this process holds path open or mapped, 0 if not, or a negative errno. */
-int ctl_self_uses(const char *path);
 /* Refuses (logs, returns CTL_EXIT_FAILURE) if another process holds path; what says why it
  * matters. CTL_EXIT_OK otherwise. */
 int ctl_refuse_if_in_use(const char *path, const char *what);

@@ -8,6 +8,7 @@
  * unpin later oopses: docs/VERIFICATION.md), so the only defence is in daxpool — daxpoolctl
  * destroy must refuse while the device is in use, and daxpoold must not hand out a freed extent
  * while a pin on it is declared. The device is never actually disabled here. */
+#include "proc-util.h"
 #include "daxpoolctl.h"
 #include "verify-common.h"
 #include "macro.h"
@@ -248,8 +249,8 @@ static void teardown_destroy(struct verify *v, struct daxpool_slice *s, void *a)
 	/* Who holds the device: this process (it maps the slice, pinned), and daxpoold where the
 	 * slice is part of the device it serves (a carved sub-device is this slice's alone). A
 	 * destroy command, another process, must see at least one. */
-	users = ctl_path_users(dev, pids, ARRAY_SIZE(pids));
-	if (users >= 0 && ctl_self_uses(dev) == 1)
+	users = proc_path_users(dev, pids, ARRAY_SIZE(pids));
+	if (users >= 0 && proc_self_uses(dev) == 1)
 		users++;
 	vreport_add(v->rep, S, "device-in-use", users >= 1 ? VCHECK_PASSED : VCHECK_FAILED,
 		    json_object_new_int(users), json_object_new_string(">=1"),

@@ -21,37 +21,16 @@
 /* The suites daxpool-bench has (bench/main.c); checked here for a clear error before exec. */
 static const char *const suites[] = { "alloc", "service", "touch", "provision", "pin", "zero", "scale", "isolation", "fairness" };
 
-static const char *find_bench(char *buf, size_t size)
-{
-	const char *env = getenv("DAXPOOL_BENCH");
-	ssize_t n;
-
-	if (env && *env)
-		return env;
-	n = readlink("/proc/self/exe", buf, size - 1);
-	if (n > 0) {
-		static const char rel[] = "/../bench/daxpool-bench";
-		char *slash;
-
-		buf[n] = 0;
-		slash = strrchr(buf, '/');
-		if (slash && (size_t)(slash - buf) + sizeof(rel) <= size) {
-			memcpy(slash, rel, sizeof(rel));
-			if (access(buf, X_OK) == 0)
-				return buf;
-		}
-	}
-#ifdef DAXPOOL_BENCH_PATH
-	return DAXPOOL_BENCH_PATH;
-#else
-	return "daxpool-bench";
-#endif
-}
-
 int cmd_bench(struct ctl *ctl, int argc, char **argv)
 {
 	char buf[PATH_MAX];
-	const char *bench = find_bench(buf, sizeof(buf));
+	const char *bench = ctl_find_helper("DAXPOOL_BENCH", "bench/daxpool-bench",
+#ifdef DAXPOOL_BENCH_PATH
+					    DAXPOOL_BENCH_PATH,
+#else
+					    "daxpool-bench",
+#endif
+					    buf, sizeof(buf));
 	bool known = false;
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {

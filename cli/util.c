@@ -280,3 +280,27 @@ int ctl_refuse_if_in_use(const char *path, const char *what)
 		  n > 1 ? " and others" : "", what);
 	return CTL_EXIT_FAILURE;
 }
+
+const char *ctl_find_helper(const char *env_name, const char *build_rel, const char *installed,
+			    char *buf, size_t size)
+{
+	const char *env = getenv(env_name);
+	ssize_t n;
+
+	if (env && *env)
+		return env;
+	/* A build tree: BUILD/cli/daxpoolctl beside BUILD/<build_rel>. */
+	n = readlink("/proc/self/exe", buf, size - 1);
+	if (n > 0) {
+		char *slash;
+
+		buf[n] = 0;
+		slash = strrchr(buf, '/');
+		if (slash && (size_t)(slash - buf) + strlen(build_rel) + 5 <= size) {
+			snprintf(slash, size - (size_t)(slash - buf), "/../%s", build_rel);
+			if (access(buf, X_OK) == 0)
+				return buf;
+		}
+	}
+	return installed;
+}

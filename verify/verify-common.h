@@ -27,6 +27,13 @@ enum vuring {
 };
 
 /* What this kernel has, each probed on its own (cli/verify-probes.c). */
+
+/* _cleanup_ of a connection. */
+static inline void disconnectp(struct daxpool **dp)
+{
+	daxpool_disconnect(dp);
+}
+
 struct vfacts {
 	const char *insert[3];	/* the fault path's insert function per level (PTE, PMD, PUD) */
 	enum vgen insert_model[3];
@@ -48,7 +55,7 @@ struct verify {
 	char ref_reason[256];
 	bool insert_probes;
 	char insert_reason[256];
-	const char *self_exe; /* this daxpoolctl, for the destroy refusal */
+	const char *ctl_exe;  /* daxpoolctl, for the destroy refusal */
 	const char *socket_path;
 	const char *scratch; /* file or block device for O_DIRECT; NULL: a temp file */
 	uint64_t align, size;

@@ -18,7 +18,6 @@
  */
 #include "carve.h"
 #include "backend.h"
-#include "conn.h"
 #include "daemon.h"
 #include "log.h"
 

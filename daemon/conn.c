@@ -1,7 +1,6 @@
 /* Client connections: reading frames, validating them, queuing replies; see conn.h. */
 #include "busy-poll.h"
 #include "conn.h"
-#include "carve.h"
 #include "uid-limits.h"
 #include "pool.h"
 #include "log.h"

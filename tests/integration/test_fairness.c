@@ -119,9 +119,11 @@ static int count_fds(pid_t pid)
 	return n;
 }
 
-static long rss_kib(pid_t pid)
+/* A "Field: N kB" line of /proc/PID/status, in KiB, or -1. */
+static long status_kib(pid_t pid, const char *field)
 {
 	char path[64], line[256];
+	size_t len = strlen(field);
 	long kib = -1;
 	FILE *f;
 
@@ -129,11 +131,16 @@ static long rss_kib(pid_t pid)
 	f = fopen(path, "re");
 	if (!f)
 		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
+	while (kib < 0 && fgets(line, sizeof(line), f))
+		if (strncmp(line, field, len) == 0 && line[len] == ':')
+			kib = strtol(line + len + 1, NULL, 10);
 	fclose(f);
 	return kib;
+}
+
+static long rss_kib(pid_t pid)
+{
+	return status_kib(pid, "VmRSS");
 }
 
 /* The daemon's own memory: RssAnon (heap, stacks) of /proc/PID/status, in KiB. VmRSS would also
@@ -141,19 +148,7 @@ static long rss_kib(pid_t pid)
  * in once and which stay resident without being anything the daemon keeps. */
 static long rss_anon_kib(pid_t pid)
 {
-	char path[64], line[256];
-	long kib = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "RssAnon: %ld kB", &kib) == 1)
-			break;
-	fclose(f);
-	return kib;
+	return status_kib(pid, "RssAnon");
 }
 
 /* The daemon's descriptors come back to (at most) `fds` (its holder processes' pidfds go when they are

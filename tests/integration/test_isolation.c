@@ -586,11 +586,72 @@ static void test_owner_isolation(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Re-grants: what one who allocates 2 MiB slices until it is given the extent at offset saw. */
+struct regrant_arg {
+	const char *socket;
+	uint64_t offset;
+};
+struct regrant_report {
+	int found;
+	int tries;
+	uint64_t nonzero; /* bytes not zero in every extent granted, that one above all */
+};
+
+/* Allocates 2 MiB anonymous slices on dp until one is at offset (waiting while freed extents are
+ * zeroed), reads every byte of each, then frees them all. */
+static struct regrant_report take_until(struct daxpool *dp, uint64_t offset)
+{
+	struct regrant_report rep = { 0 };
+	struct daxpool_slice *held[40];
+	int n = 0;
+
+	for (; rep.tries < 400 && !rep.found && n < 40; rep.tries++) {
+		struct daxpool_slice *b = NULL;
+		uint8_t *p;
+		int r = daxpool_alloc(dp, NULL, 2 * MiB, DAXPOOL_ALIGN_4K, 0600, DAXPOOL_ANONYMOUS, &b);
+
+		if (r == -EAGAIN || r == -ENOSPC) { /* still being zeroed */
+			usleep(10000);
+			continue;
+		}
+		if (r < 0 || daxpool_map(b, 0, (void **)&p) < 0) {
+			rep.found = -1;
+			break;
+		}
+		for (size_t i = 0; i < 2 * MiB; i++)
+			rep.nonzero += p[i] != 0;
+		daxpool_unmap(b);
+		rep.found = daxpool_slice_get_pool_offset(b) == offset;
+		held[n++] = b;
+	}
+	while (n > 0)
+		daxpool_free(dp, &held[--n]);
+	return rep;
+}
+
+/* A former tenant's bytes are never readable by the next: root fills and frees a 2 MiB slice;
+ * uid 65534 allocates until it is granted that extent (once zeroed) and reads it whole. */
+static void regrant_child(const void *arg, int out)
+{
+	const struct regrant_arg *a = arg;
+	struct regrant_report rep;
+	struct daxpool *dp = NULL;
+
+	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0 ||
+	    daxpool_connect(a->socket, &dp) < 0)
+		_exit(2);
+	rep = take_until(dp, a->offset);
+	if (write(out, &rep, sizeof(rep)) != sizeof(rep))
+		_exit(4);
+	daxpool_disconnect(&dp);
+	_exit(rep.found < 0 ? 3 : 0);
+}
+
 /* A former tenant's bytes are never readable after free and re-grant. */
 static void test_regrant_is_zero(void **state)
 {
 	struct victim v;
-	struct daxpool_slice *a = NULL, *b = NULL;
+	struct daxpool_slice *a = NULL;
 	uint8_t *p;
 
 	(void)state;
@@ -609,78 +670,12 @@ static void test_regrant_is_zero(void **state)
 		assert_int_equal(daxpool_free(v.dp, &a), 0);
 		/* Take extents until the freed one comes back (it must once zeroed: the pool is
 		 * small); every one must read as zero, that one above all. */
-		struct daxpool_slice *held[40];
-		int n = 0;
-		bool found = false;
-		for (int tries = 0; tries < 400 && !found && n < 40; tries++) {
-			int r = daxpool_alloc(v.dp, NULL, 2 * MiB, DAXPOOL_ALIGN_4K, 0600,
-					      DAXPOOL_ANONYMOUS, &b);
-			if (r == -EAGAIN || r == -ENOSPC) { /* still being zeroed */
-				usleep(10000);
-				continue;
-			}
-			assert_int_equal(r, 0);
-			assert_int_equal(daxpool_map(b, 0, (void **)&p), 0);
-			for (size_t i = 0; i < 2 * MiB; i++)
-				if (p[i])
-					fail_msg("byte %zu of a granted extent is 0x%02x", i, p[i]);
-			daxpool_unmap(b);
-			found = daxpool_slice_get_pool_offset(b) == off;
-			held[n++] = b;
-		}
-		assert_true(found);
-		while (n > 0)
-			assert_int_equal(daxpool_free(v.dp, &held[--n]), 0);
+		struct regrant_report rep = take_until(v.dp, off);
+
+		assert_true(rep.found);
+		assert_int_equal(rep.nonzero, 0);
 	}
 	victim_teardown(&v, "slice");
-}
-
-/* A former tenant's bytes are never readable by the next: root fills and frees a 2 MiB slice;
- * uid 65534 allocates until it is granted that extent (once zeroed) and reads it whole. */
-struct regrant_arg {
-	const char *socket;
-	uint64_t offset;
-};
-struct regrant_report {
-	int found;
-	int tries;
-	uint64_t nonzero; /* bytes not zero in every extent granted, that one above all */
-};
-
-static void regrant_child(const void *arg, int out)
-{
-	const struct regrant_arg *a = arg;
-	struct regrant_report rep = { 0 };
-	struct daxpool_slice *held[40];
-	struct daxpool *dp = NULL;
-	int n = 0;
-
-	if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0 ||
-	    daxpool_connect(a->socket, &dp) < 0)
-		_exit(2);
-	for (; rep.tries < 400 && !rep.found && n < 40; rep.tries++) {
-		struct daxpool_slice *b = NULL;
-		uint8_t *p;
-		int r = daxpool_alloc(dp, NULL, 2 * MiB, DAXPOOL_ALIGN_4K, 0600, DAXPOOL_ANONYMOUS, &b);
-
-		if (r == -EAGAIN || r == -ENOSPC) { /* still being zeroed */
-			usleep(10000);
-			continue;
-		}
-		if (r < 0 || daxpool_map(b, 0, (void **)&p) < 0)
-			_exit(3);
-		for (size_t i = 0; i < 2 * MiB; i++)
-			rep.nonzero += p[i] != 0;
-		daxpool_unmap(b);
-		rep.found = daxpool_slice_get_pool_offset(b) == a->offset;
-		held[n++] = b;
-	}
-	if (write(out, &rep, sizeof(rep)) != sizeof(rep))
-		_exit(4);
-	while (n > 0)
-		daxpool_free(dp, &held[--n]);
-	daxpool_disconnect(&dp);
-	_exit(0);
 }
 
 static void test_regrant_cross_uid(void **state)

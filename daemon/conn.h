@@ -105,3 +105,22 @@ struct conn_handler {
 	 * waits for) before its handles are freed. */
 	void (*closing)(struct conn *c);
 };
+
+/* ---- the per-uid bounds applied to a connection (conn-limits.c, over uid-limits.c) ---- */
+/* Charges / releases a connection (conn_new / conn_free). */
+int limits_conn_add(struct conn *c);
+void limits_conn_remove(struct conn *c);
+
+/* Whether c may read a request now: false when its uid had its turn (the socket is reported
+ * again in the next loop turn) or has inflight replies parked (c's watcher is stopped until one
+ * is taken). */
+bool limits_may_read(struct conn *c);
+/* A request of c is about to be dispatched: 0, or -EUSERS with why filled when the request
+ * would take c's uid over a bound (it is then answered with that error, not dispatched). */
+int limits_check_request(struct conn *c, uint16_t type, char *why, size_t why_size);
+/* After dispatch: charges what the request changed (handles, pins, HELLO, a new holder). */
+void limits_after_request(struct conn *c, unsigned handles_before, unsigned pins_before,
+			  bool hello_before);
+/* A reply of c was parked (the client did not read) / was taken or dropped. */
+void limits_parked(struct conn *c);
+void limits_unparked(struct conn *c);

@@ -25,7 +25,6 @@
 #include "protocol.h"
 
 struct daxpoold;
-struct conn;
 
 /* What STAT reports (dispatch.c through limits_get_stats). */
 struct limits_stats {
@@ -47,23 +46,6 @@ void limits_done(struct daxpoold *d);
 /* The connection limits in effect for a peer: 0, or -EUSERS with a message for the client in
  * why (the connection is then refused). Called before the connection is counted. */
 int limits_admit_connection(struct daxpoold *d, uid_t uid, bool admin, char *why, size_t why_size);
-/* Charges / releases a connection (conn_new / conn_free). */
-int limits_conn_add(struct conn *c);
-void limits_conn_remove(struct conn *c);
-
-/* Whether c may read a request now: false when its uid had its turn (the socket is reported
- * again in the next loop turn) or has inflight replies parked (c's watcher is stopped until one
- * is taken). */
-bool limits_may_read(struct conn *c);
-/* A request of c is about to be dispatched: 0, or -EUSERS with why filled when the request
- * would take c's uid over a bound (it is then answered with that error, not dispatched). */
-int limits_check_request(struct conn *c, uint16_t type, char *why, size_t why_size);
-/* After dispatch: charges what the request changed (handles, pins, HELLO, a new holder). */
-void limits_after_request(struct conn *c, unsigned handles_before, unsigned pins_before,
-			  bool hello_before);
-/* A reply of c was parked (the client did not read) / was taken or dropped. */
-void limits_parked(struct conn *c);
-void limits_unparked(struct conn *c);
 /* A connection closed for not sending HELLO in time. */
 void limits_hello_timeout(struct daxpoold *d);
 /* A holder process is gone (lease.c): its uid's holder slot is free again. */

@@ -2,20 +2,12 @@
  * per device page (the device's alignment, which is device-dax's fault size) and as many minor
  * faults. Inserts are counted by kprobes on the generation's insert functions, filtered to this
  * process; minor faults by getrusage, which needs no privilege and runs on every backend. */
+#include "faults.h"
 #include "verify-common.h"
 
 #include <errno.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
-
-static long minflt(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_minflt;
-}
 
 void verify_faults(struct verify *v)
 {
@@ -52,11 +44,11 @@ void verify_faults(struct verify *v)
 		uint8_t warm[64];
 
 		verify_touch(warm, sizeof(warm));
-		(void)minflt();
+		(void)faults_minor();
 	}
-	f0 = minflt();
+	f0 = faults_minor();
 	verify_touch(a, len);
-	f1 = minflt();
+	f1 = faults_minor();
 	for (int i = 0; i < 3; i++)
 		if (counting[i] && vtrace_count_stop(v->trace, verify_insert_event(i), getpid(), &hits[i]) < 0)
 			counting[i] = false;

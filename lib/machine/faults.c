@@ -9,13 +9,19 @@
  * pages), and the count is about the kernel's mapping, not about this loop. */
 __attribute__((no_sanitize("address"))) long faults_touch(volatile char *addr, uint64_t len)
 {
-	struct rusage before, after;
+	long before = faults_minor();
 
-	getrusage(RUSAGE_SELF, &before);
 	for (uint64_t off = 0; off < len; off += 4096)
 		addr[off] = 1;
-	getrusage(RUSAGE_SELF, &after);
-	return after.ru_minflt - before.ru_minflt;
+	return faults_minor() - before;
+}
+
+long faults_minor(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
 }
 
 bool faults_meaningful(void)

@@ -647,12 +647,26 @@ static void regrant_child(const void *arg, int out)
 	_exit(rep.found < 0 ? 3 : 0);
 }
 
+/* A 2 MiB anonymous slice filled with 0x77 and freed: its pool offset. */
+static uint64_t fill_and_free(struct daxpool *dp)
+{
+	struct daxpool_slice *a = NULL;
+	uint64_t off;
+	uint8_t *p;
+
+	assert_int_equal(daxpool_alloc(dp, NULL, 2 * MiB, DAXPOOL_ALIGN_4K, 0600, DAXPOOL_ANONYMOUS, &a), 0);
+	off = daxpool_slice_get_pool_offset(a);
+	assert_int_equal(daxpool_map(a, 0, (void **)&p), 0);
+	memset(p, 0x77, 2 * MiB);
+	daxpool_unmap(a);
+	assert_int_equal(daxpool_free(dp, &a), 0);
+	return off;
+}
+
 /* A former tenant's bytes are never readable after free and re-grant. */
 static void test_regrant_is_zero(void **state)
 {
 	struct victim v;
-	struct daxpool_slice *a = NULL;
-	uint8_t *p;
 
 	(void)state;
 	if (test_device()) {
@@ -661,13 +675,7 @@ static void test_regrant_is_zero(void **state)
 	}
 	victim_setup(&v, "slice");
 	for (int round = 0; round < 3; round++) {
-		assert_int_equal(daxpool_alloc(v.dp, NULL, 2 * MiB, DAXPOOL_ALIGN_4K, 0600,
-					       DAXPOOL_ANONYMOUS, &a), 0);
-		uint64_t off = daxpool_slice_get_pool_offset(a);
-		assert_int_equal(daxpool_map(a, 0, (void **)&p), 0);
-		memset(p, 0x77, 2 * MiB);
-		daxpool_unmap(a);
-		assert_int_equal(daxpool_free(v.dp, &a), 0);
+		uint64_t off = fill_and_free(v.dp);
 		/* Take extents until the freed one comes back (it must once zeroed: the pool is
 		 * small); every one must read as zero, that one above all. */
 		struct regrant_report rep = take_until(v.dp, off);
@@ -681,10 +689,8 @@ static void test_regrant_is_zero(void **state)
 static void test_regrant_cross_uid(void **state)
 {
 	struct victim v;
-	struct daxpool_slice *a = NULL;
 	struct regrant_report rep;
 	struct regrant_arg arg;
-	uint8_t *p;
 
 	(void)state;
 	if (test_device()) {
@@ -693,14 +699,7 @@ static void test_regrant_cross_uid(void **state)
 	}
 	victim_setup(&v, "slice");
 	for (int round = 0; round < 2; round++) {
-		assert_int_equal(daxpool_alloc(v.dp, NULL, 2 * MiB, DAXPOOL_ALIGN_4K, 0600,
-					       DAXPOOL_ANONYMOUS, &a), 0);
-		arg = (struct regrant_arg){ .socket = v.d.socket,
-					    .offset = daxpool_slice_get_pool_offset(a) };
-		assert_int_equal(daxpool_map(a, 0, (void **)&p), 0);
-		memset(p, 0x5a, 2 * MiB);
-		daxpool_unmap(a);
-		assert_int_equal(daxpool_free(v.dp, &a), 0);
+		arg = (struct regrant_arg){ .socket = v.d.socket, .offset = fill_and_free(v.dp) };
 		run_in_child(regrant_child, &arg, &rep, sizeof(rep));
 		print_message("re-grant to uid %d: found after %d tries, non-zero bytes %llu\n", NOBODY,
 			      rep.tries, (unsigned long long)rep.nonzero);

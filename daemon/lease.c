@@ -1,5 +1,6 @@
 /* Leases, holder processes, quarantine and reclaim; see lease.h for the rule. */
 #include "lease.h"
+#include "lease-internal.h"
 #include "conn.h"
 #include "daemon.h"
 #include "uid-limits.h"
@@ -23,60 +24,6 @@
 #include <sys/queue.h>
 #include <unistd.h>
 #include <uthash.h>
-
-/* A process that holds slices; watched through a pidfd so its exit is an event, not a poll. */
-struct proc {
-	struct daxpoold *d;
-	pid_t pid;
-	uint64_t starttime; /* /proc/PID/stat field 22: tells a reused pid from the holder */
-	int pidfd;	       /* -1: pidfds unavailable, poll_timer watches instead */
-	ev_io exit_watcher;
-	ev_timer poll_timer;
-	LIST_HEAD(, hold) holds;
-	UT_hash_handle hh;
-};
-
-struct hold {
-	struct lease *lease;
-	struct proc *proc;
-	unsigned refs; /* grants not yet CLOSEd */
-	unsigned pins; /* declared pins not yet UNPINned */
-	LIST_ENTRY(hold) proc_link, lease_link;
-};
-
-enum lease_state {
-	LEASE_LIVE,    /* allocated, handed out */
-	LEASE_FREED,   /* freed; quarantined in the pool until holders and pins are gone */
-	LEASE_GRACE,   /* freed, holders gone, waiting out the pin grace period */
-	LEASE_ZEROING, /* queued for zeroing */
-};
-
-struct lease {
-	struct daxpoold *d;
-	uint64_t record_id;
-	uint64_t offset, length;
-	enum lease_state state;
-	bool had_pins;
-	unsigned pins;
-	LIST_HEAD(, hold) holds;
-	ev_timer grace;
-	UT_hash_handle hh;
-};
-
-struct lease_table {
-	struct lease *by_record;
-	struct proc *by_pid;
-	uint64_t pins;
-	/* The holder journal is a shared mapping of a file in the runtime dir: an append is a
-	 * memcpy, and what is stored is in the page cache, so it survives a crash of the daemon
-	 * (which is all it is for) without a write(2) per grant. */
-	int journal_fd;
-	char *journal_map;
-	size_t journal_size, journal_used;
-	char journal_path[PATH_MAX];
-	unsigned n_holds;	  /* live (record, process) pairs: what a compact journal holds */
-	uint64_t compactions;	  /* runtime rewrites of the journal, for tests and debugging */
-};
 
 static void lease_maybe_reclaim(struct lease *l);
 
@@ -113,7 +60,7 @@ static int proc_starttime(pid_t pid, uint64_t *ret)
 
 /* Whether pid is still the process that started at starttime: 1 yes, 0 no, or a negative errno
  * when it cannot be told now. */
-static int proc_is(pid_t pid, uint64_t starttime)
+int lease_proc_is(pid_t pid, uint64_t starttime)
 {
 	uint64_t now = 0;
 	int r = proc_starttime(pid, &now);
@@ -134,7 +81,6 @@ static void lease_unlink(struct lease *l)
 	free(l);
 }
 
-static int journal_append(struct lease_table *t, char op, uint64_t record_id, const struct proc *p);
 
 static void hold_drop(struct hold *h)
 {
@@ -149,7 +95,7 @@ static void hold_drop(struct hold *h)
 	LIST_REMOVE(h, lease_link);
 	l->d->leases->n_holds--;
 	/* After the unlinking: a compaction triggered by this line must not see the hold. */
-	journal_append(l->d->leases, '-', l->record_id, h->proc);
+	lease_journal_append(l->d->leases, '-', l->record_id, h->proc);
 	free(h);
 	if (LIST_EMPTY(&l->holds) && l->state == LEASE_LIVE) {
 		lease_unlink(l); /* nothing to remember about a live slice nobody holds */
@@ -191,7 +137,7 @@ static void proc_exit_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void proc_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct proc *p = w->data;
-	int r = proc_is(p->pid, p->starttime);
+	int r = lease_proc_is(p->pid, p->starttime);
 
 	/* Only a process known to be gone releases its holds: failing to look (out of
 	 * descriptors, say) must not let its extents be reused while it may map them. */
@@ -203,146 +149,7 @@ static void proc_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
-#define JOURNAL_CHUNK (1u << 20)
-/* A line is at most this long (2 + 20 + 1 + 10 + 1 + 20 + 1 = 55); a compact journal needs about
- * n_holds of them. */
-#define JOURNAL_LINE_MAX 64
-
-static int journal_grow(struct lease_table *t, size_t need)
-{
-	size_t size = t->journal_size ? t->journal_size : JOURNAL_CHUNK;
-	void *map;
-
-	while (size < need)
-		size *= 2;
-	if (ftruncate(t->journal_fd, (off_t)size) < 0)
-		return -errno;
-	map = t->journal_map ? mremap(t->journal_map, t->journal_size, size, MREMAP_MAYMOVE)
-			     : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, t->journal_fd, 0);
-	if (map == MAP_FAILED)
-		return -errno;
-	t->journal_map = map;
-	t->journal_size = size;
-	return 0;
-}
-
-/* Writes v in decimal at out; returns the end. */
-static char *put_decimal(char *out, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-
-	do
-		tmp[n++] = (char)('0' + v % 10);
-	while ((v /= 10));
-	while (n)
-		*out++ = tmp[--n];
-	return out;
-}
-
-/* "OP RECORD PID STARTTIME\n" (journal_load reads it with scanf). Formatted by hand: this runs
- * twice per anonymous ALLOC+FREE and snprintf was a measurable part of the daemon's time. */
-static int journal_put(struct lease_table *t, char op, uint64_t record_id, const struct proc *p)
-{
-	char line[JOURNAL_LINE_MAX], *e = line;
-	int n, r;
-
-	*e++ = op;
-	*e++ = ' ';
-	e = put_decimal(e, record_id);
-	*e++ = ' ';
-	e = put_decimal(e, (uint64_t)(unsigned)p->pid);
-	*e++ = ' ';
-	e = put_decimal(e, p->starttime);
-	*e++ = '\n';
-	n = (int)(e - line);
-	if (t->journal_used + (size_t)n + 1 > t->journal_size) {
-		r = journal_grow(t, t->journal_used + (size_t)n + 1);
-		if (r < 0)
-			return r;
-	}
-	memcpy(t->journal_map + t->journal_used, line, (size_t)n);
-	t->journal_used += (size_t)n;
-	return 0;
-}
-
-/* Writes a journal holding one '+' line per live hold to PATH.new and renames it over the old
- * one, so a daemon crash at any point leaves one complete journal (old or new) behind. On
- * failure the old journal stays in use. */
-static int journal_rewrite(struct lease_table *t)
-{
-	char tmp[PATH_MAX + 8];
-	int old_fd = t->journal_fd, r = 0;
-	char *old_map = t->journal_map;
-	size_t old_size = t->journal_size, old_used = t->journal_used;
-	struct lease *l, *ltmp;
-
-	snprintf(tmp, sizeof(tmp), "%s.new", t->journal_path);
-	t->journal_fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	t->journal_map = NULL;
-	t->journal_size = t->journal_used = 0;
-	if (t->journal_fd < 0)
-		r = -errno;
-	if (r == 0)
-		r = journal_grow(t, JOURNAL_CHUNK);
-	HASH_ITER(hh, t->by_record, l, ltmp) {
-		struct hold *h;
-
-		LIST_FOREACH(h, &l->holds, lease_link)
-			if (r == 0)
-				r = journal_put(t, '+', l->record_id, h->proc);
-	}
-	if (r == 0 && rename(tmp, t->journal_path) < 0)
-		r = -errno;
-	if (r < 0) {
-		if (t->journal_map)
-			munmap(t->journal_map, t->journal_size);
-		if (t->journal_fd >= 0) {
-			close(t->journal_fd);
-			unlink(tmp);
-		}
-		t->journal_fd = old_fd;
-		t->journal_map = old_map;
-		t->journal_size = old_size;
-		t->journal_used = old_used;
-		return r;
-	}
-	if (old_map)
-		munmap(old_map, old_size);
-	if (old_fd >= 0)
-		close(old_fd);
-	t->compactions++;
-	return 0;
-}
-
-
-/* "+ record pid starttime" when a process becomes a holder, "- ..." when it stops being one.
- * The journal only grows while the daemon runs; when it is full and mostly cancelled-out
- * pairs, it is rewritten compactly instead of grown (amortised: one rewrite of n_holds lines
- * per at least JOURNAL_CHUNK/2 bytes of appends). */
-static int journal_append(struct lease_table *t, char op, uint64_t record_id, const struct proc *p)
-{
-	int r;
-
-	if (t->journal_fd < 0)
-		return 0;
-	if (t->journal_used + JOURNAL_LINE_MAX + 1 > t->journal_size &&
-	    (size_t)t->n_holds * JOURNAL_LINE_MAX * 2 < t->journal_size) {
-		/* The hold this line records is already in (or already gone from) the tables:
-		 * the rewrite covers it, and the line itself is not needed. */
-		r = journal_rewrite(t);
-		if (r == 0)
-			return 0;
-		log_warning_errno(r, "holder journal %s: cannot compact: %m", t->journal_path);
-	}
-	r = journal_put(t, op, record_id, p);
-	if (r < 0)
-		return log_warning_errno(r, "holder journal %s: cannot grow: %m; a daemon crash now "
-					 "would keep affected extents quarantined until reboot", t->journal_path);
-	return 0;
-}
-
-static int proc_get(struct daxpoold *d, pid_t pid, uint64_t starttime, struct proc **ret)
+int lease_proc_get(struct daxpoold *d, pid_t pid, uint64_t starttime, struct proc **ret)
 {
 	struct lease_table *t = d->leases;
 	struct proc *p;
@@ -390,7 +197,7 @@ static int proc_get(struct daxpoold *d, pid_t pid, uint64_t starttime, struct pr
 	return 0;
 }
 
-static int lease_get(struct daxpoold *d, uint64_t record_id, struct lease **ret)
+int lease_get_or_make(struct daxpoold *d, uint64_t record_id, struct lease **ret)
 {
 	struct lease_table *t = d->leases;
 	struct pool_record_info info;
@@ -430,7 +237,7 @@ static struct hold *hold_find(struct lease *l, pid_t pid)
 	return NULL;
 }
 
-static int hold_add(struct lease *l, struct proc *p, struct hold **ret)
+int lease_hold_add(struct lease *l, struct proc *p, struct hold **ret)
 {
 	struct hold *h = hold_find(l, p->pid);
 
@@ -443,7 +250,7 @@ static int hold_add(struct lease *l, struct proc *p, struct hold **ret)
 		LIST_INSERT_HEAD(&l->holds, h, lease_link);
 		LIST_INSERT_HEAD(&p->holds, h, proc_link);
 		l->d->leases->n_holds++;
-		journal_append(l->d->leases, '+', l->record_id, p);
+		lease_journal_append(l->d->leases, '+', l->record_id, p);
 	}
 	*ret = h;
 	return 0;
@@ -456,18 +263,18 @@ int lease_grant(struct daxpoold *d, uint64_t record_id, pid_t pid, struct lease 
 	struct hold *h;
 	int r;
 
-	r = lease_get(d, record_id, &l);
+	r = lease_get_or_make(d, record_id, &l);
 	if (r < 0)
 		return r;
 	if (l->state != LEASE_LIVE)
 		return -ENOENT; /* freed: must never be handed out again */
-	r = proc_get(d, pid, 0, &p);
+	r = lease_proc_get(d, pid, 0, &p);
 	if (r < 0) {
 		if (LIST_EMPTY(&l->holds))
 			lease_unlink(l);
 		return r;
 	}
-	r = hold_add(l, p, &h);
+	r = lease_hold_add(l, p, &h);
 	if (r < 0)
 		return r;
 	h->refs++;
@@ -605,7 +412,7 @@ int lease_free(struct daxpoold *d, uint64_t record_id)
 	r = pool_quarantine(d->pool, record_id);
 	if (r < 0 && r != -EALREADY)
 		return r;
-	r = lease_get(d, record_id, &l);
+	r = lease_get_or_make(d, record_id, &l);
 	if (r < 0)
 		return r;
 	if (l->state == LEASE_LIVE)
@@ -652,88 +459,6 @@ int leases_init(struct daxpoold *d)
 	return 0;
 }
 
-/* One (record, process) pair of the journal and its net count of '+' minus '-' lines. */
-struct journal_entry {
-	struct {
-		uint64_t record;
-		uint64_t starttime;
-		int pid;
-	} key;
-	int count;
-	UT_hash_handle hh;
-};
-
-/* Replays the journal; keeps holders that are still the same live process. */
-static int journal_load(struct daxpoold *d)
-{
-	struct lease_table *t = d->leases;
-	struct journal_entry *entries = NULL, *e, *etmp;
-	unsigned long long rec, start;
-	unsigned kept = 0, dropped = 0;
-	char op;
-	int pid, r;
-	FILE *f;
-
-	runtime_state_path(d, "holders.journal", false, t->journal_path, sizeof(t->journal_path));
-	f = fopen(t->journal_path, "re");
-	if (!f && errno == ENOENT) {
-		/* An earlier version's journal, shared by every daemon whose socket was in this
-		 * directory: its holders keep extents quarantined at worst longer than needed (a
-		 * holder of another pool's record id, while that process lives), never shorter. */
-		char legacy[PATH_MAX];
-
-		runtime_state_path(d, "holders.journal", true, legacy, sizeof(legacy));
-		f = fopen(legacy, "re");
-	}
-	if (f) {
-		while (fscanf(f, " %c %llu %d %llu", &op, &rec, &pid, &start) == 4 && (op == '+' || op == '-')) {
-			struct journal_entry key = {};
-
-			key.key.record = rec;
-			key.key.starttime = start;
-			key.key.pid = pid;
-			HASH_FIND(hh, entries, &key.key, sizeof(key.key), e);
-			if (!e) {
-				e = calloc(1, sizeof(*e));
-				if (!e)
-					break;
-				e->key = key.key;
-				HASH_ADD(hh, entries, key, sizeof(e->key), e);
-			}
-			e->count += op == '+' ? 1 : -1;
-		}
-		fclose(f);
-	}
-	HASH_ITER(hh, entries, e, etmp) {
-		struct lease *l;
-		struct proc *p;
-		struct hold *h;
-
-		if (e->count > 0) {
-			if (e->key.pid <= 0 || proc_is(e->key.pid, e->key.starttime) != 1 ||
-			    lease_get(d, e->key.record, &l) < 0 ||
-			    proc_get(d, e->key.pid, e->key.starttime, &p) < 0 || hold_add(l, p, &h) < 0) {
-				dropped++;
-			} else {
-				h->refs = 1; /* it may map the slice until it exits or CLOSEs */
-				kept++;
-			}
-		}
-		HASH_DEL(entries, e);
-		free(e);
-	}
-	/* Rewrite compactly (what hold_add above appended went to no journal yet: fd -1), through
-	 * a new file renamed over the old one, so a crash now still leaves the old journal. The
-	 * file is NUL-padded past the last line; the reader stops there. */
-	r = journal_rewrite(t);
-	if (r < 0)
-		return log_warning_errno(r, "cannot write the holder journal %s: %m; quarantined "
-					 "extents will wait for a reboot after a daemon crash", t->journal_path);
-	if (kept || dropped)
-		log_info("holder journal: %u holders still alive, %u gone", kept, dropped);
-	return 0;
-}
-
 static int collect_orphans(const struct pool_record_info *info, void *userdata)
 {
 	struct daxpoold *d = userdata;
@@ -751,7 +476,7 @@ int leases_recover(struct daxpoold *d)
 	struct pool_stats st;
 	int r;
 
-	r = journal_load(d);
+	r = lease_journal_load(d);
 	if (r < 0 && r != -ENOENT)
 		log_debug_errno(r, "holder journal unavailable");
 	pool_get_stats(d->pool, &st);

@@ -1,4 +1,4 @@
-/* daxpoolctl verify: struct folio / struct page offsets from BTF (cli/verify-btf.h). The same numbers
+/* daxpoolctl verify: struct folio / struct page offsets from BTF (verify/verify-btf.h). The same numbers
  * `pahole -C folio /sys/kernel/btf/vmlinux` prints, computed at run time so a kernel update
  * that moves a field cannot make the probes read the wrong word. */
 #include "verify-btf.h"

@@ -1,4 +1,4 @@
-/* daxpoolctl verify: helpers the scenarios share (cli/verify-common.h). */
+/* daxpoolctl verify: helpers the scenarios share (verify/verify-common.h). */
 #include "verify-common.h"
 #include "log.h"
 #include "macro.h"

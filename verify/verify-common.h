@@ -1,4 +1,4 @@
-/* daxpoolctl verify: the state the scenarios share, and their helpers (cli/verify-common.c). */
+/* daxpoolctl verify: the state the scenarios share, and their helpers (verify/verify-common.c). */
 #pragma once
 
 #include "daxpool.h"
@@ -26,7 +26,7 @@ enum vuring {
 			       * refuse only fsdax and mappings that need dirty tracking */
 };
 
-/* What this kernel has, each probed on its own (cli/verify-probes.c). */
+/* What this kernel has, each probed on its own (verify/verify-probes.c). */
 
 /* _cleanup_ of a connection. */
 static inline void disconnectp(struct daxpool **dp)
@@ -134,14 +134,14 @@ int verify_other_mappings(const struct verify *v, const char *dev, uint64_t off,
 /* "6.1"/"new" style names. */
 const char *verify_gen_name(enum vgen g);
 
-/* Tracing set-up and the generation from kernel symbols (cli/verify-probes.c); fills the
+/* Tracing set-up and the generation from kernel symbols (verify/verify-probes.c); fills the
  * report's "kernel" and "tracing". */
 int verify_probes_setup(struct verify *v);
 /* Names of the insert-count events and their functions: level 0 PTE, 1 PMD, 2 PUD. */
 const char *verify_insert_event(int level);
 const char *verify_insert_func(const struct verify *v, int level);
 
-/* A kernel pin of a range, by whatever this kernel and machine allow (cli/verify-pin.c). */
+/* A kernel pin of a range, by whatever this kernel and machine allow (verify/verify-pin.c). */
 enum vpin_kind {
 	VPIN_NONE,
 	VPIN_IO_URING, /* io_uring fixed buffers: FOLL_LONGTERM (refused on 6.1 device-dax) */
@@ -192,7 +192,7 @@ static inline bool verify_share_ok(int64_t observed, int64_t want, int64_t alt)
 /* The expectation for a report: want, or "alt or want". */
 struct json_object *verify_share_json(int64_t want, int64_t alt);
 
-/* The scenarios (cli/verify-*.c); each adds its checks to v->rep. */
+/* The scenarios (verify/verify-*.c); each adds its checks to v->rep. */
 void verify_generation(struct verify *v);
 void verify_faults(struct verify *v);
 void verify_longterm(struct verify *v);

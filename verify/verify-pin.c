@@ -1,4 +1,4 @@
-/* daxpoolctl verify: taking a kernel pin of a range by whatever works here (cli/verify-common.h). */
+/* daxpoolctl verify: taking a kernel pin of a range by whatever works here (verify/verify-common.h). */
 #include "verify-common.h"
 #include "verify-rdma.h"
 #include "macro.h"

@@ -1,4 +1,4 @@
-/* daxpoolctl verify: libibverbs loopback (cli/verify-rdma.h). */
+/* daxpoolctl verify: libibverbs loopback (verify/verify-rdma.h). */
 #include "verify-rdma.h"
 #include "macro.h"
 

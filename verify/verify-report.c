@@ -1,4 +1,4 @@
-/* daxpoolctl verify: collecting checks and printing them (cli/verify-report.h). */
+/* daxpoolctl verify: collecting checks and printing them (verify/verify-report.h). */
 #include "verify-report.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* daxpoolctl verify: tracefs probes (cli/verify-trace.h).
+/* daxpoolctl verify: tracefs probes (verify/verify-trace.h).
  *
  * Why a private instance: events of the top-level buffer are seen by every tracing user of the
  * machine, and "echo 1 > enable" there would fight with them. Our events are defined in the

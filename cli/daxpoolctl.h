@@ -47,7 +47,9 @@ void ctl_print_json(struct json_object *obj);
  * ("freed NAME", "formatted PATH"). Returns CTL_EXIT_OK. */
 int ctl_print_done(const struct ctl *ctl, const char *key, const char *value, const char *done);
 /* Where a helper program daxpoolctl runs is (daxpool-bench, daxpool-verify): $ENV_NAME if set;
- * else BUILD_REL beside this daxpoolctl's build tree (BUILD/cli/..), if there; else installed.
+ * else BUILD_REL beside this daxpoolctl's build tree (BUILD/cli/..), if there; else
+ * ../libexec/daxpool/NAME beside this daxpoolctl (an installation under any prefix), if there;
+ * else installed.
  * buf (size bytes) may hold the answer. */
 const char *ctl_find_helper(const char *env_name, const char *build_rel, const char *installed,
 			    char *buf, size_t size);

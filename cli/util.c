@@ -289,15 +289,24 @@ const char *ctl_find_helper(const char *env_name, const char *build_rel, const c
 
 	if (env && *env)
 		return env;
-	/* A build tree: BUILD/cli/daxpoolctl beside BUILD/<build_rel>. */
-	n = readlink("/proc/self/exe", buf, size - 1);
-	if (n > 0) {
+	/* A build tree (BUILD/cli/daxpoolctl beside BUILD/<build_rel>), then an installation under
+	 * any prefix (PREFIX/sbin/daxpoolctl beside PREFIX/libexec/daxpool/<name>). */
+	const char *rel[] = { build_rel, NULL };
+	char libexec[PATH_MAX];
+	const char *base = strrchr(installed, '/');
+
+	snprintf(libexec, sizeof(libexec), "libexec/daxpool/%s", base ? base + 1 : installed);
+	rel[1] = libexec;
+	for (size_t i = 0; i < ARRAY_SIZE(rel); i++) {
 		char *slash;
 
+		n = readlink("/proc/self/exe", buf, size - 1);
+		if (n <= 0)
+			break;
 		buf[n] = 0;
 		slash = strrchr(buf, '/');
-		if (slash && (size_t)(slash - buf) + strlen(build_rel) + 5 <= size) {
-			snprintf(slash, size - (size_t)(slash - buf), "/../%s", build_rel);
+		if (slash && (size_t)(slash - buf) + strlen(rel[i]) + 5 <= size) {
+			snprintf(slash, size - (size_t)(slash - buf), "/../%s", rel[i]);
 			if (access(buf, X_OK) == 0)
 				return buf;
 		}

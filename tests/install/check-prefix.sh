@@ -45,7 +45,7 @@ libdir=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --variable=libdir daxpool)
 [ -e "$libdir/libdaxpool.so.0" ] || fail "daxpool.pc's libdir $libdir holds no libdaxpool.so.0"
 
 # 2. The installed programs find the installed library by themselves.
-for prog in sbin/daxpoolctl bin/daxpool-demo; do
+for prog in sbin/daxpoolctl bin/daxpool-demo libexec/daxpool/daxpool-verify; do
 	lib=$(env -u LD_LIBRARY_PATH ldd "$prefix/$prog" | awk '$1 ~ /^libdaxpool\.so/ { print $3 }')
 	[ "$(realpath -m "$lib")" = "$(realpath "$libdir/libdaxpool.so.0")" ] ||
 		fail "$prog loads libdaxpool from '${lib:-nowhere}', not from $libdir"
@@ -74,6 +74,9 @@ env -u LD_LIBRARY_PATH "$prefix/sbin/daxpoolctl" --socket "$tmp/daxpoold.sock" s
 LD_LIBRARY_PATH=$libdir "$tmp/app" "$tmp/daxpoold.sock" || fail "the application failed against the installed daemon"
 env -u LD_LIBRARY_PATH "$prefix/bin/daxpool-demo" --socket "$tmp/daxpoold.sock" --pings 100 >/dev/null ||
 	fail "the installed daxpool-demo failed"
+# daxpoolctl verify runs the installed daxpool-verify beside it (PREFIX/libexec/daxpool).
+env -u LD_LIBRARY_PATH -u DAXPOOL_VERIFY "$prefix/sbin/daxpoolctl" verify --help | grep -q "^Usage: daxpool-verify" ||
+	fail "the installed daxpoolctl verify does not run the installed daxpool-verify"
 kill -TERM "$daemon_pid"
 rc=0; wait "$daemon_pid" || rc=$?
 daemon_pid=""

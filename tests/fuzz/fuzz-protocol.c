@@ -232,9 +232,10 @@ static void reply(uint16_t type, int32_t status, const uint8_t *p, size_t len)
 		if (dxp_stat_reply_decode(p, len, &m) < 0)
 			return;
 		size_t n = dxp_stat_reply_encode(&m, out);
-		FUZZ_CHECK(n == DXP_STAT_REPLY_SIZE + (m.has_limits ? DXP_STAT_LIMITS_SIZE : 0) +
-				   (m.has_limits && m.has_limit_detail ? DXP_STAT_LIMIT_DETAIL_SIZE : 0),
-			   "stat size %zu", n);
+		size_t want = (size_t)DXP_STAT_REPLY_SIZE + (m.has_limits ? DXP_STAT_LIMITS_SIZE : 0) +
+			      (m.has_limits && m.has_limit_detail ? DXP_STAT_LIMIT_DETAIL_SIZE : 0);
+
+		FUZZ_CHECK(n == want, "stat size %zu, not %zu", n, want);
 		FUZZ_CHECK(dxp_stat_reply_decode(out, n, &t) == 0, "stat");
 		FUZZ_CHECK(memcmp(out, p, n) == 0, "stat reply re-encodes differently");
 		break;

@@ -299,6 +299,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	busy_poll_init(&d);
+	/* Before the pool: recovery can free a holder (conn_note_freed starts this timer), and a
+	 * started watcher that was never initialized fires a NULL callback. */
+	ev_timer_init(&d.trim_timer, conn_trim_cb, CONN_TRIM_DELAY_S, 0.);
 	clock_gettime(CLOCK_MONOTONIC, &d.start_mono);
 	d.start_realtime = time(NULL);
 	admin = getgrnam(d.opts.admin_group);

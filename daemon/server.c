@@ -220,7 +220,6 @@ int server_start(struct daxpoold *d)
 	ev_io_init(&d->listen_watcher, accept_cb, d->listen_fd, EV_READ);
 	ev_io_start(d->loop, &d->listen_watcher);
 	ev_timer_init(&d->accept_retry, accept_retry_cb, ACCEPT_RETRY_S, 0.);
-	ev_timer_init(&d->trim_timer, conn_trim_cb, CONN_TRIM_DELAY_S, 0.);
 
 	ev_signal_init(&d->sigterm, signal_cb, SIGTERM);
 	ev_signal_init(&d->sigint, signal_cb, SIGINT);

@@ -214,22 +214,18 @@ static int do_geometry(struct subdev_kernel *k, struct subdev_reply *reply)
 int subdev_kernel_check_carve(const struct subdev_kernel *k, uint64_t phys, uint64_t length,
 			      uint64_t align)
 {
-	uint64_t end = k->g.region_start + k->g.region_size;
+	uint64_t offset, phys_again;
 
 	if (!k->have_geometry)
 		return backend_err(-ENODATA, "no pool device laid out on a dynamic region yet");
-	if ((align != 4096 && align != (UINT64_C(1) << 21) && align != (UINT64_C(1) << 30)) ||
-	    align < k->g.region_align)
-		return backend_err(-EINVAL, "carve: alignment %" PRIu64 " is not 4K, 2M or 1G at least "
-				   "the region's %" PRIu64, align, k->g.region_align);
-	if (!length || phys % align || length % align)
-		return backend_err(-EINVAL, "carve: [%#" PRIx64 ", +%#" PRIx64 "] is not a non-empty "
-				   "multiple of %" PRIu64, phys, length, align);
-	if (phys < k->g.base + k->g.pool_dev_size || phys >= end || length > end - phys)
+	if (!length)
+		return backend_err(-EINVAL, "carve: an empty range");
+	/* The daemon's own placement rules (subdev-geometry.c), applied to the physical range. */
+	if (subdev_offset_of(&k->g, phys, length, &offset) < 0)
 		return backend_err(-ERANGE, "carve: [%#" PRIx64 ", +%#" PRIx64 "] is outside the pool's "
 				   "data area [%#" PRIx64 ", %#" PRIx64 ")", phys, length,
-				   k->g.base + k->g.pool_dev_size, end);
-	return 0;
+				   k->g.base + k->g.pool_dev_size, k->g.region_start + k->g.region_size);
+	return subdev_place(&k->g, offset, length, align, &phys_again);
 }
 
 int subdev_kernel_check_name(const struct subdev_kernel *k, const char *name)
@@ -261,8 +257,10 @@ static int give_node(const struct subdev_kernel *k, const struct subdev_dev *d)
 	if (fd < 0)
 		return backend_err(negative_errno(), "%s: %m", path);
 	if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != d->rdev)
-		r = backend_err(-ESTALE, "%s is not the device just carved", path);
-	else if (k->owner_uid && fchownat(fd, "", k->owner_uid, k->owner_gid, AT_EMPTY_PATH) < 0)
+		r = backend_err(-ESTALE, "%s is not the device %s (%u:%u)", path, d->name,
+				major((dev_t)d->rdev), minor((dev_t)d->rdev));
+	else if (k->owner_uid && (st.st_uid != k->owner_uid || st.st_gid != k->owner_gid) &&
+		 fchownat(fd, "", k->owner_uid, k->owner_gid, AT_EMPTY_PATH) < 0)
 		r = backend_err(negative_errno(), "%s: giving it to uid %u: %m", path,
 				(unsigned)k->owner_uid);
 	/* Given away, the node's mode is its new owner's to set (subdev_open does). */

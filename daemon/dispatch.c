@@ -27,7 +27,7 @@
 
 /*
  * A handler answers a request itself (conn_send_reply, then returns 0), or refuses it: it returns
- * refuse(c, -errno, message), and dispatch_request sends that status and message, once, for every
+ * refuse(-errno, message), and dispatch_request sends that status and message, once, for every
  * handler (send_refusal; the carving worker's late answers go through the same function). A
  * negative return means something else: close the connection.
  */
@@ -38,11 +38,10 @@ static struct {
 	char msg[DXP_MAX_ERROR_MESSAGE + 1];
 } refusal; /* the loop thread's, like every handler */
 
-__attribute__((format(printf, 3, 4))) static int refuse(struct conn *c, int status, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int refuse(int status, const char *fmt, ...)
 {
 	va_list ap;
 
-	(void)c;
 	refusal.status = status;
 	va_start(ap, fmt);
 	vsnprintf(refusal.msg, sizeof(refusal.msg), fmt, ap);
@@ -66,14 +65,14 @@ static int handle_hello(struct conn *c, const struct dxp_header *h, const uint8_
 	uint16_t version;
 
 	if (c->version)
-		return refuse(c, -EPROTO, "HELLO was already negotiated");
+		return refuse(-EPROTO, "HELLO was already negotiated");
 	if (dxp_hello_request_decode(payload, h->payload_len, &req) < 0)
-		return refuse(c, -EBADMSG, "malformed HELLO");
+		return refuse(-EBADMSG, "malformed HELLO");
 	if (dxp_negotiate_version(req.min_version, req.max_version, &version) < 0) {
 		log_info("client %" PRIu64 " (pid %d) speaks protocol %u..%u, we speak %u..%u", c->id,
 			 (int)c->pid, req.min_version, req.max_version, DXP_PROTOCOL_VERSION_MIN,
 			 DXP_PROTOCOL_VERSION_MAX);
-		return refuse(c, -EPROTONOSUPPORT,
+		return refuse(-EPROTONOSUPPORT,
 				       "client speaks protocol %u..%u, daxpoold %u..%u", req.min_version,
 				       req.max_version, DXP_PROTOCOL_VERSION_MIN, DXP_PROTOCOL_VERSION_MAX);
 	}
@@ -91,7 +90,7 @@ static int handle_ping(struct conn *c, const struct dxp_header *h, const uint8_t
 	uint8_t out[DXP_PING_SIZE];
 
 	if (dxp_ping_decode(payload, h->payload_len, &ping) < 0)
-		return refuse(c, -EBADMSG, "malformed PING");
+		return refuse(-EBADMSG, "malformed PING");
 	dxp_ping_encode(&ping, out);
 	return conn_send_reply(c, h->type, h->request_id, 0, out, sizeof(out));
 }
@@ -109,7 +108,7 @@ static int handle_status(struct conn *c, const struct dxp_header *h, const uint8
 	uint8_t out[DXP_STATUS_REPLY_SIZE];
 
 	if (h->payload_len != 0)
-		return refuse(c, -EBADMSG, "STATUS takes no payload");
+		return refuse(-EBADMSG, "STATUS takes no payload");
 	strncpy(reply.daemon_version, DAXPOOL_VERSION_STRING, sizeof(reply.daemon_version) - 1);
 	dxp_status_reply_encode(&reply, out);
 	return conn_send_reply(c, h->type, h->request_id, 0, out, sizeof(out));
@@ -241,7 +240,7 @@ static int grant_slice(struct conn *c, const struct dxp_header *h, const struct 
 /* 0 when the daemon serves a pool, else the refusal to return. */
 static int require_pool(struct conn *c)
 {
-	return c->daemon->pool ? 0 : refuse(c, -ENODEV, "daxpoold serves no pool (no backend configured)");
+	return c->daemon->pool ? 0 : refuse(-ENODEV, "daxpoold serves no pool (no backend configured)");
 }
 
 /* Undoes an ALLOC that reached nobody: its record (no zeroing needed), its object if one was
@@ -269,7 +268,7 @@ static int alloc_pool_full(struct conn *c, const struct dxp_header *h, uint64_t 
 	if (strncmp(msg, "pool_alloc: ", 12) == 0)
 		msg += 12;
 	pool_get_stats(c->daemon->pool, &ps);
-	return refuse(c, -ENOSPC,
+	return refuse(-ENOSPC,
 			       "the pool is full: %s (%" PRIu64 " bytes free at this alignment, the largest "
 			       "%" PRIu64 "; %" PRIu64 " freed slices wait for their holders or zeroing)", msg,
 			       ps.free_bytes[k], ps.largest_free[k], ps.records_quarantined);
@@ -279,11 +278,11 @@ static int alloc_pool_full(struct conn *c, const struct dxp_header *h, uint64_t 
 static int alloc_create_failed(struct conn *c, const struct dxp_header *h, int r)
 {
 	if (r == -ENOSPC)
-		return refuse(c, r, "not enough memory for the slice");
+		return refuse(r, "not enough memory for the slice");
 	if (r == -ENOMEM || r == -EMFILE || r == -ENFILE)
-		return refuse(c, r, "cannot grant the slice: %s",
+		return refuse(r, "cannot grant the slice: %s",
 				       strerror(-r));
-	return refuse(c, -EIO, "cannot make the slice's memory object");
+	return refuse(-EIO, "cannot make the slice's memory object");
 }
 
 /* The record is persisted and charged; its object is made by the carver's worker, and
@@ -302,7 +301,7 @@ static int alloc_off_loop(struct conn *c, const struct dxp_header *h,
 			log_error_errno(r2, "undoing allocation of record %" PRIu64 ": %s", rec->id,
 					pool_errormsg());
 		free(job);
-		return refuse(c, r, "cannot grant the slice: %s",
+		return refuse(r, "cannot grant the slice: %s",
 				       strerror(-r));
 	}
 	*job = (struct carve_job){ .item.uid = c->uid, .owner = c, .request = *h, .rec = *rec,
@@ -311,7 +310,7 @@ static int alloc_off_loop(struct conn *c, const struct dxp_header *h,
 	if (r < 0) {
 		free(job);
 		alloc_undo(d, rec->id, rec->offset, rec->length, rec->uid, false);
-		return refuse(c, r, "cannot grant the slice: %s",
+		return refuse(r, "cannot grant the slice: %s",
 				       strerror(-r));
 	}
 	c->carving = job; /* no further request is read until it is answered */
@@ -355,7 +354,7 @@ void dispatch_alloc_object_made(struct daxpoold *d, struct carve_job *job)
 			r = send_refusal(c, &job->request, alloc_create_failed(c, &job->request, job->result));
 		else if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE || r == -EIO)
 			r = send_refusal(c, &job->request,
-					 refuse(c, r, "cannot grant the slice: %s", strerror(-r)));
+					 refuse(r, "cannot grant the slice: %s", strerror(-r)));
 	}
 	metrics_request(d, job->request.type, c->last_status, job->start_ns);
 	if (r < 0) {
@@ -382,15 +381,15 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 		return r;
 	r = dxp_alloc_request_decode(payload, h->payload_len, &req);
 	if (r == -EINVAL)
-		return refuse(c, -EINVAL,
+		return refuse(-EINVAL,
 				       "invalid name: 1..%d printable ASCII bytes, no '/', not starting with '.'", DXP_NAME_MAX);
 	if (r < 0)
-		return refuse(c, -EBADMSG, "malformed ALLOC");
+		return refuse(-EBADMSG, "malformed ALLOC");
 	anonymous = req.flags & DXP_ALLOC_ANONYMOUS;
 	if (dxp_alloc_request_check(&req, &why_rule) < 0)
-		return refuse(c, -EINVAL, "%s", why_rule);
+		return refuse(-EINVAL, "%s", why_rule);
 	if (backend_name_is_reserved(req.name))
-		return refuse(c, -EPERM,
+		return refuse(-EPERM,
 				       "names starting with \"%s\" are reserved", BACKEND_RESERVED_NAME_PREFIX);
 	preq = (struct pool_alloc_req){
 		.size = req.size,
@@ -403,10 +402,10 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 	};
 	if (req.owner_uid != DXP_OWNER_CALLER || req.owner_gid != DXP_OWNER_CALLER) {
 		if (!c->admin)
-			return refuse(c, -EPERM,
+			return refuse(-EPERM,
 					       "only an administrator may allocate for another owner");
 		if (anonymous)
-			return refuse(c, -EINVAL,
+			return refuse(-EINVAL,
 					       "an anonymous slice belongs to its connection");
 		if (req.owner_uid != DXP_OWNER_CALLER)
 			preq.uid = req.owner_uid;
@@ -418,27 +417,27 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 	uint64_t charged = 0;
 	if (!c->admin && pool_alloc_length(d->pool, req.size, req.align, &charged) == 0 &&
 	    usage_check(d, preq.uid, charged, why, sizeof(why)) < 0)
-		return refuse(c, -EDQUOT, "%s", why);
+		return refuse(-EDQUOT, "%s", why);
 	/* Owner isolation: the new slice's owner must be the device's tenant (or become it), and
 	 * the caller, who receives the device, too unless it is an administrator. */
 	r = tenant_admit_owner(d, preq.uid, c->admin && preq.uid == c->uid, why, sizeof(why));
 	if (r == 0)
 		r = tenant_admit(d, c->uid, c->admin, why, sizeof(why));
 	if (r < 0)
-		return refuse(c, r, "%s", why);
+		return refuse(r, "%s", why);
 
 	r = pool_alloc(d->pool, &preq, &ext);
 	uint64_t zeroing = r == -ENOSPC && d->zeroer ? zeroer_pending_bytes(d->zeroer) : 0;
 	if (zeroing >= req.size) /* req.size > 0: checked above */
 		/* Space is on its way back (freed extents are zeroed before reuse): not a full pool.
 		 * libdaxpool asks again; the answer is -ENOSPC only when nothing is pending. */
-		return refuse(c, -EAGAIN,
+		return refuse(-EAGAIN,
 				       "%s; %" PRIu64 " bytes are being zeroed: retry", pool_errormsg(),
 				       zeroing);
 	if (r == -ENOSPC)
 		return alloc_pool_full(c, h, req.align);
 	if (r < 0)
-		return refuse(c, r, "%s", pool_errormsg());
+		return refuse(r, "%s", pool_errormsg());
 	r = pool_get(d->pool, ext.id, &rec);
 	if (r == 0 && d->carver)
 		return alloc_off_loop(c, h, &rec, anonymous);
@@ -467,7 +466,7 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 		/* Out of memory or of descriptors (the holder's pidfd) is answered, the connection
 		 * kept: only a failed send closes it. */
 		if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE || r == -EIO)
-			return refuse(c, r, "cannot grant the slice: %s",
+			return refuse(r, "cannot grant the slice: %s",
 					       strerror(-r));
 		return r;
 	}
@@ -490,32 +489,32 @@ static int handle_open(struct conn *c, const struct dxp_header *h, const uint8_t
 		return r;
 	r = dxp_open_request_decode(payload, h->payload_len, &req);
 	if (r == -EINVAL)
-		return refuse(c, -EINVAL, "invalid slice name");
+		return refuse(-EINVAL, "invalid slice name");
 	if (r < 0)
-		return refuse(c, -EBADMSG, "malformed OPEN");
+		return refuse(-EBADMSG, "malformed OPEN");
 	if (req.flags & ~DXP_OPEN_FLAGS_ALL)
-		return refuse(c, -EINVAL, "unknown OPEN flags 0x%x", req.flags);
+		return refuse(-EINVAL, "unknown OPEN flags 0x%x", req.flags);
 	write = req.flags & DXP_OPEN_WRITE;
 	if (backend_name_is_reserved(req.name) || pool_lookup(d->pool, req.name, &rec) < 0)
-		return refuse(c, -ENOENT, "no slice named \"%s\"", req.name);
+		return refuse(-ENOENT, "no slice named \"%s\"", req.name);
 	/* A slice the caller may not read is not there for it: the same answer as for a name that
 	 * does not exist, so that nothing about it (owner, mode, existence) leaks. */
 	if (!may_access(c, &rec, ACCESS_READ))
-		return refuse(c, -ENOENT, "no slice named \"%s\"", req.name);
+		return refuse(-ENOENT, "no slice named \"%s\"", req.name);
 	if (write && !may_access(c, &rec, ACCESS_READ | ACCESS_WRITE))
-		return refuse(c, -EACCES,
+		return refuse(-EACCES,
 				       "slice \"%s\" is not writable for uid %u", req.name, (unsigned)c->uid);
 	char why[160];
 	r = tenant_admit(d, c->uid, c->admin, why, sizeof(why));
 	if (r < 0)
-		return refuse(c, r, "%s", why);
+		return refuse(r, "%s", why);
 	/* Its ALLOC has not been answered yet: the object is being made off the loop. */
 	if (d->carver && carver_is_making(d->carver, rec.id))
-		return refuse(c, -EAGAIN,
+		return refuse(-EAGAIN,
 				       "slice \"%s\" is still being made for its ALLOC: try again", req.name);
 	r = grant_slice(c, h, &rec, write, false);
 	if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE || r == -EIO)
-		return refuse(c, r, "cannot grant the slice: %s", strerror(-r));
+		return refuse(r, "cannot grant the slice: %s", strerror(-r));
 	return r;
 }
 
@@ -555,22 +554,22 @@ static int handle_free(struct conn *c, const struct dxp_header *h, const uint8_t
 	if (r)
 		return r;
 	if (dxp_handle_request_decode(payload, h->payload_len, &req) < 0)
-		return refuse(c, -EBADMSG, "malformed FREE");
+		return refuse(-EBADMSG, "malformed FREE");
 	sl = find_handle(c, req.id);
 	if (!sl)
-		return refuse(c, -EBADF, "no slice handle %" PRIu64 " on this connection", req.id);
+		return refuse(-EBADF, "no slice handle %" PRIu64 " on this connection", req.id);
 	if (pool_get(d->pool, sl->record_id, &rec) < 0 || rec.flags & POOL_REC_QUARANTINED)
-		return refuse(c, -ENOENT, "the slice was already freed");
+		return refuse(-ENOENT, "the slice was already freed");
 	if (!sl->anonymous && !(sl->writable && (c->uid == rec.uid || c->admin)))
-		return refuse(c, -EACCES,
+		return refuse(-EACCES,
 				       "only the owner (uid %u) or an administrator may free \"%s\", through a writable handle",
 				       (unsigned)rec.uid, rec.name);
 	if (sl->pins)
-		return refuse(c, -EBUSY,
+		return refuse(-EBUSY,
 				       "%u pins declared on this handle: UNPIN first", sl->pins);
 	r = slice_free_record(d, &rec, c->pid);
 	if (r < 0)
-		return refuse(c, r, "%s", pool_errormsg());
+		return refuse(r, "%s", pool_errormsg());
 	/* FREE implies CLOSE for the caller (it unmapped first: docs/PROTOCOL.md). */
 	lease_ungrant(d, lease_find(d, sl->record_id), c->pid);
 	HASH_DEL(c->slices, sl);
@@ -586,12 +585,12 @@ static int handle_close(struct conn *c, const struct dxp_header *h, const uint8_
 	struct conn_slice *sl;
 
 	if (dxp_handle_request_decode(payload, h->payload_len, &req) < 0)
-		return refuse(c, -EBADMSG, "malformed CLOSE");
+		return refuse(-EBADMSG, "malformed CLOSE");
 	sl = find_handle(c, req.id);
 	if (!sl)
-		return refuse(c, -EBADF, "no slice handle %" PRIu64 " on this connection", req.id);
+		return refuse(-EBADF, "no slice handle %" PRIu64 " on this connection", req.id);
 	if (sl->pins)
-		return refuse(c, -EBUSY,
+		return refuse(-EBUSY,
 				       "%u pins declared on this handle: UNPIN first", sl->pins);
 	if (sl->anonymous) {
 		/* Closing an anonymous slice gives it up: nobody else can reach it. */
@@ -626,20 +625,20 @@ static int handle_pin(struct conn *c, const struct dxp_header *h, const uint8_t 
 	int r;
 
 	if (dxp_range_request_decode(payload, h->payload_len, &req) < 0)
-		return refuse(c, -EBADMSG, "malformed PIN");
+		return refuse(-EBADMSG, "malformed PIN");
 	sl = find_handle(c, req.handle);
 	if (!sl || pool_get(d->pool, sl->record_id, &rec) < 0)
-		return refuse(c, -EBADF, "no slice handle %" PRIu64, req.handle);
+		return refuse(-EBADF, "no slice handle %" PRIu64, req.handle);
 	if (check_range(&rec, &req) < 0)
-		return refuse(c, -ERANGE, "range %" PRIu64 "+%" PRIu64
+		return refuse(-ERANGE, "range %" PRIu64 "+%" PRIu64
 				       " is outside the slice (%" PRIu64 " bytes)", req.offset, req.length, rec.length);
 	pin = calloc(1, sizeof(*pin));
 	if (!pin)
-		return refuse(c, -ENOMEM, "out of memory");
+		return refuse(-ENOMEM, "out of memory");
 	r = lease_pin(d, lease_find(d, sl->record_id), c->pid);
 	if (r < 0) {
 		free(pin);
-		return refuse(c, r, "cannot record the pin");
+		return refuse(r, "cannot record the pin");
 	}
 	pin->pin_id = ++d->next_pin_id;
 	pin->slice = sl;
@@ -656,10 +655,10 @@ static int handle_unpin(struct conn *c, const struct dxp_header *h, const uint8_
 	struct conn_pin *pin;
 
 	if (dxp_handle_request_decode(payload, h->payload_len, &req) < 0)
-		return refuse(c, -EBADMSG, "malformed UNPIN");
+		return refuse(-EBADMSG, "malformed UNPIN");
 	HASH_FIND(hh, c->pins, &req.id, sizeof(req.id), pin);
 	if (!pin)
-		return refuse(c, -ENOENT, "no pin %" PRIu64 " on this connection", req.id);
+		return refuse(-ENOENT, "no pin %" PRIu64 " on this connection", req.id);
 	pin->slice->pins--;
 	lease_unpin(c->daemon, lease_find(c->daemon, pin->slice->record_id), c->pid);
 	HASH_DEL(c->pins, pin);
@@ -676,15 +675,15 @@ static int handle_deep_flush(struct conn *c, const struct dxp_header *h, const u
 	int r;
 
 	if (dxp_range_request_decode(payload, h->payload_len, &req) < 0)
-		return refuse(c, -EBADMSG, "malformed DEEP_FLUSH");
+		return refuse(-EBADMSG, "malformed DEEP_FLUSH");
 	sl = find_handle(c, req.handle);
 	if (!sl || pool_get(d->pool, sl->record_id, &rec) < 0)
-		return refuse(c, -EBADF, "no slice handle %" PRIu64, req.handle);
+		return refuse(-EBADF, "no slice handle %" PRIu64, req.handle);
 	if (check_range(&rec, &req) < 0)
-		return refuse(c, -ERANGE, "range outside the slice");
+		return refuse(-ERANGE, "range outside the slice");
 	r = backend_deep_flush(d->backend, rec.offset + req.offset, req.length);
 	if (r < 0)
-		return refuse(c, r, "deep flush: %s", backend_errormsg());
+		return refuse(r, "deep flush: %s", backend_errormsg());
 	return conn_send_reply(c, h->type, h->request_id, 0, NULL, 0);
 }
 
@@ -701,7 +700,7 @@ static int handle_stat(struct conn *c, const struct dxp_header *h, const uint8_t
 	if (r)
 		return r;
 	if (h->payload_len != 0)
-		return refuse(c, -EBADMSG, "STAT takes no payload");
+		return refuse(-EBADMSG, "STAT takes no payload");
 	pool_get_stats(d->pool, &ps);
 	backend_badblock_stats(d->backend, &bb);
 	leases_get_stats(d, &ls);
@@ -773,10 +772,10 @@ static int handle_list(struct conn *c, const struct dxp_header *h, const uint8_t
 	if (r)
 		return r;
 	if (dxp_list_request_decode(payload, h->payload_len, &req) < 0)
-		return refuse(c, -EBADMSG, "malformed LIST");
+		return refuse(-EBADMSG, "malformed LIST");
 	out = malloc(DXP_MAX_PAYLOAD);
 	if (!out)
-		return refuse(c, -ENOMEM, "out of memory");
+		return refuse(-ENOMEM, "out of memory");
 	w = (struct list_walk){ .c = c, .cursor = req.cursor, .max = req.max_entries, .out = out,
 				.used = DXP_LIST_REPLY_FIXED, .cap = DXP_MAX_PAYLOAD };
 	pool_iterate(c->daemon->pool, 0, list_one, &w);
@@ -816,7 +815,7 @@ static int dispatch_one(struct conn *c, const struct dxp_header *h, const uint8_
 	case DXP_MSG_DEEP_FLUSH:
 		return handle_deep_flush(c, h, payload);
 	default:
-		return refuse(c, -EOPNOTSUPP,
+		return refuse(-EOPNOTSUPP,
 				       "unknown request type %u", h->type);
 	}
 }

@@ -291,25 +291,22 @@ const char *ctl_find_helper(const char *env_name, const char *build_rel, const c
 		return env;
 	/* A build tree (BUILD/cli/daxpoolctl beside BUILD/<build_rel>), then an installation under
 	 * any prefix (PREFIX/sbin/daxpoolctl beside PREFIX/libexec/daxpool/<name>). */
-	const char *rel[] = { build_rel, NULL };
-	char libexec[PATH_MAX];
 	const char *base = strrchr(installed, '/');
+	char dir[PATH_MAX], libexec[PATH_MAX];
+	const char *rel[] = { build_rel, libexec };
+	char *slash;
 
+	n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+	if (n <= 0)
+		return installed;
+	dir[n] = 0;
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return installed;
+	*slash = 0;
 	snprintf(libexec, sizeof(libexec), "libexec/daxpool/%s", base ? base + 1 : installed);
-	rel[1] = libexec;
-	for (size_t i = 0; i < ARRAY_SIZE(rel); i++) {
-		char *slash;
-
-		n = readlink("/proc/self/exe", buf, size - 1);
-		if (n <= 0)
-			break;
-		buf[n] = 0;
-		slash = strrchr(buf, '/');
-		if (slash && (size_t)(slash - buf) + strlen(rel[i]) + 5 <= size) {
-			snprintf(slash, size - (size_t)(slash - buf), "/../%s", rel[i]);
-			if (access(buf, X_OK) == 0)
-				return buf;
-		}
-	}
+	for (size_t i = 0; i < ARRAY_SIZE(rel); i++)
+		if ((size_t)snprintf(buf, size, "%s/../%s", dir, rel[i]) < size && access(buf, X_OK) == 0)
+			return buf;
 	return installed;
 }

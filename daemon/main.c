@@ -216,11 +216,13 @@ static void deep_flush_prepare(struct daxpoold *d)
  * sub-device agent keeps them in a process of its own. Not for "shared" (nothing is carved). */
 static int subdev_agent_prepare(struct daxpoold *d)
 {
+	enum backend_isolation iso = BACKEND_ISOLATION_AUTO;
 	const char *path = device_path(d);
 	int r;
 
-	if (d->opts.backend != BACKEND_DEVDAX || !path ||
-	    (d->opts.isolation && strcmp(d->opts.isolation, "shared") == 0))
+	if (d->opts.isolation)
+		(void)backend_isolation_from_name(d->opts.isolation, &iso); /* validated already */
+	if (d->opts.backend != BACKEND_DEVDAX || !path || iso == BACKEND_ISOLATION_SHARED)
 		return 0;
 	r = backend_agent_start(path, &d->agent);
 	if (r < 0)

@@ -463,7 +463,8 @@ int slice_subdev_setup(struct backend *b, bool required)
 		return backend_err(-ENOMEM, "out of memory");
 	pthread_mutex_init(&s->lock, NULL);
 	s->agent = b->agent;
-	r = subdev_kernel_init(&s->local, b->path, geteuid(), getegid());
+	/* Without an agent the kernel's half runs here, with this scope. */
+	r = s->agent ? 0 : subdev_kernel_init(&s->local, b->path, geteuid(), getegid());
 	if (r == 0)
 		r = kernel_call(s, &req, &reply, NULL);
 	if (r < 0 && !(r == -ENOSPC && reply.dynamic)) {

@@ -78,6 +78,11 @@ const char *bench_daxpoold(const struct bench_opts *o);
  * stderr) and waits until it answers on sock. Returns 0 or -errno (message printed). */
 int bench_daemon_start(const struct bench_opts *o, const char *sock, const char *const *args,
 		       pid_t *ret_pid);
+/* Like bench_daemon_start, placed as systemd places a service: in a session of its own (so the
+ * scheduler's per-session groups do not share its CPU with the bench's processes), killed when
+ * the bench dies. */
+int bench_service_start(const struct bench_opts *o, const char *sock, const char *const *args,
+			pid_t *ret_pid);
 /* SIGTERM, SIGKILL after 10 s; returns the exit status, or -errno; sets *pid to 0. */
 int bench_daemon_stop(pid_t *pid);
 /* A daxpoold for a suite in a new temp dir DIR/daxpool-bench-TAG-XXXXXX (into dir): on

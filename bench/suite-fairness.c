@@ -6,8 +6,12 @@
  * and fd; the FREE after it is untimed) first with the daemon otherwise idle ("unloaded"), then
  * while an attacker (uid 65534) floods ALLOC/CLOSE/PING as fast as the daemon answers from
  * FLOOD_CONNS connections driven by FLOOD_PROCS processes ("flood"; CLOSE of an anonymous slice
- * frees it). Rounds repeat both phases; rows give p50/p99 of each
- * phase (median over rounds, min and max in params: the spread), the ratio flood p99 / unloaded
+ * frees it). Placement is a deployment's: daxpoold runs in a session of its own, as a systemd
+ * service does, and so do the victim and the attacker (its processes share one), as logins and
+ * services do; the scheduler then shares the CPUs between these groups, not between their
+ * processes (with the daemon in the bench's own session, a flood's processes took the daemon's
+ * CPU share). Rounds repeat both phases; rows give p50/p99 of each phase (median over rounds;
+ * min, max and every round's value in params: the spread), the ratio flood p99 / unloaded
  * p99 of the same round, the attacker's rate, and the target "the other tenant's p99 during the
  * flood within 5x its unloaded p99". The same rounds run against two more daxpoolds, with
  * limits.requests_per_turn 4 ("turns-4") and 4096 ("turns-off": turns not capped), to show what
@@ -66,6 +70,7 @@ static int victim(const char *sock, unsigned n, int fd)
 	struct samples s = { 0 };
 	struct phase out;
 
+	setsid(); /* each tenant is a session (a login, a service) of its own */
 	become(VICTIM_UID);
 	if (daxpool_connect(sock, &dp) < 0) {
 		fprintf(stderr, "daxpool-bench fairness: victim: %s\n", daxpool_errormsg());
@@ -249,9 +254,34 @@ static int run_victim(const char *sock, unsigned n, struct phase *ret)
 	return got == sizeof(*ret) && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
 }
 
-static int one_round(const char *sock, unsigned n, struct round *ret)
+/* The attacker: one session (as one user's login or service is) holding FLOOD_PROCS flooders;
+ * exits when they have. */
+static int attacker(const char *sock, int stop_fd, int ops_fd)
 {
 	pid_t pids[FLOOD_PROCS];
+	int bad = 0;
+
+	if (setsid() < 0)
+		return 1;
+	for (int i = 0; i < FLOOD_PROCS; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0)
+			return 2;
+		if (pids[i] == 0)
+			_exit(flooder(sock, stop_fd, ops_fd));
+	}
+	for (int i = 0; i < FLOOD_PROCS; i++) {
+		int st;
+
+		if (waitpid(pids[i], &st, 0) != pids[i] || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			bad = 3;
+	}
+	return bad;
+}
+
+static int one_round(const char *sock, unsigned n, struct round *ret)
+{
+	pid_t pid;
 	int stop[2], ops[2], r;
 	uint64_t t0, total = 0;
 
@@ -260,13 +290,13 @@ static int one_round(const char *sock, unsigned n, struct round *ret)
 		return r;
 	if (pipe(stop) < 0 || pipe(ops) < 0)
 		return -errno;
-	for (int i = 0; i < FLOOD_PROCS; i++) {
-		pids[i] = fork();
-		if (pids[i] == 0) {
-			close(stop[1]);
-			close(ops[0]);
-			_exit(flooder(sock, stop[0], ops[1]));
-		}
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		close(stop[1]);
+		close(ops[0]);
+		_exit(attacker(sock, stop[0], ops[1]));
 	}
 	close(stop[0]);
 	close(ops[1]);
@@ -282,8 +312,7 @@ static int one_round(const char *sock, unsigned n, struct round *ret)
 	}
 	ret->flood_ops_s = (double)total / ((double)(bench_now_ns() - t0) / 1e9);
 	close(ops[0]);
-	for (int i = 0; i < FLOOD_PROCS; i++)
-		waitpid(pids[i], NULL, 0);
+	waitpid(pid, NULL, 0);
 	return r;
 }
 
@@ -294,10 +323,15 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Median of v[0..n) with min and max into params. */
+/* Median of v[0..n) with min, max and every round's value (in round order) into params. */
 static double spread(double *v, int n, json_object *params)
 {
 	double c[MAX_ROUNDS];
+	json_object *each = json_object_new_array();
+
+	for (int i = 0; i < n; i++)
+		json_object_array_add(each, json_object_new_double(v[i]));
+	json_object_object_add(params, "per_round", each);
 
 	memcpy(c, v, sizeof(double) * (size_t)n);
 	qsort(c, (size_t)n, sizeof(double), cmp_double);
@@ -320,6 +354,8 @@ static json_object *params(int mode, const char *phase, int rounds, unsigned n)
 	json_object_object_add(j, "rounds", json_object_new_int(rounds));
 	json_object_object_add(j, "grants_per_phase", json_object_new_int((int)n));
 	json_object_object_add(j, "statistic", json_object_new_string("median over rounds"));
+	json_object_object_add(j, "placement", json_object_new_string(
+		"daxpoold, the victim and the attacker each in a session of its own, as systemd and logins place them"));
 	return j;
 }
 
@@ -367,7 +403,7 @@ int suite_fairness(const struct bench_opts *o)
 		fclose(f);
 		const char *args[] = { "--foreground", "--config", cfg[m], "--socket", sock[m], "--emulate", pool[m],
 				       "--size", "1G", "--page", "4K", "--format-if-empty", NULL };
-		r = bench_daemon_start(o, sock[m], args, &pid[m]);
+		r = bench_service_start(o, sock[m], args, &pid[m]);
 	}
 	for (int round = 0; round < rounds && r == 0; round++)
 		for (int k = 0; k < NMODES && r == 0; k++) {

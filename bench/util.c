@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -144,8 +145,8 @@ void bench_progress_end(struct bench_progress *p)
 	p->drawn = false;
 }
 
-int bench_daemon_start(const struct bench_opts *o, const char *sock, const char *const *args,
-		       pid_t *ret_pid)
+static int daemon_start(const struct bench_opts *o, const char *sock, const char *const *args,
+			bool own_session, pid_t *ret_pid)
 {
 	const char *prog = bench_daxpoold(o);
 	const char *wrapper = getenv("DAXPOOL_TEST_DAEMON_WRAPPER");
@@ -175,6 +176,8 @@ int bench_daemon_start(const struct bench_opts *o, const char *sock, const char 
 		unsetenv("NOTIFY_SOCKET");
 		unsetenv("LISTEN_FDS");
 		unsetenv("LISTEN_PID");
+		if (own_session && (setsid() < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0))
+			_exit(127);
 		execvp(argv[0], (char *const *)argv);
 		fprintf(stderr, "daxpool-bench: exec %s: %m\n", argv[0]);
 		_exit(127);
@@ -204,6 +207,18 @@ int bench_daemon_start(const struct bench_opts *o, const char *sock, const char 
 		}
 		bench_sleep_ns(20 * 1000000u);
 	}
+}
+
+int bench_daemon_start(const struct bench_opts *o, const char *sock, const char *const *args,
+		       pid_t *ret_pid)
+{
+	return daemon_start(o, sock, args, false, ret_pid);
+}
+
+int bench_service_start(const struct bench_opts *o, const char *sock, const char *const *args,
+			pid_t *ret_pid)
+{
+	return daemon_start(o, sock, args, true, ret_pid);
 }
 
 int bench_daemon_stop(pid_t *pid)

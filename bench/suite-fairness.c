@@ -15,7 +15,10 @@
  * p99 of the same round, the attacker's rate, and the target "the other tenant's p99 during the
  * flood within 5x its unloaded p99". The same rounds run against two more daxpoolds, with
  * limits.requests_per_turn 4 ("turns-4") and 4096 ("turns-off": turns not capped), to show what
- * the cap does to the victim and what it costs the attacker's rate.
+ * the cap does to the victim and what it costs the attacker's rate. A control phase in the fair
+ * daemon's rounds ("cpu-only") times the victim while the attacker runs one CPU-bound process that
+ * talks to nobody: the part of the flood's effect that is CPU contention, which any user's busy
+ * process causes and the kernel's scheduler, not daxpoold, arbitrates.
  *
  * Needs root (the tenants are processes that setuid); otherwise every row says skipped.
  */
@@ -30,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -53,7 +57,7 @@ struct phase {
 };
 
 struct round {
-	struct phase unloaded, flood;
+	struct phase unloaded, flood, cpu; /* cpu: MODE_FAIR's rounds only */
 	double flood_ops_s;
 };
 
@@ -279,6 +283,32 @@ static int attacker(const char *sock, int stop_fd, int ops_fd)
 	return bad;
 }
 
+/* The control: the attacker's session runs one CPU-bound process that talks to nobody, while the
+ * victim is timed again. What this does to the victim's grants is the share of the flood's that
+ * any busy process of another user causes, through the kernel's CPU scheduler, not daxpoold. */
+static int cpu_round(const char *sock, unsigned n, struct phase *ret)
+{
+	pid_t pid = fork();
+	int r, st;
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		volatile unsigned long spin = 0;
+
+		if (setsid() < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+			_exit(1);
+		become(ATTACKER_UID);
+		for (;;)
+			spin++;
+	}
+	bench_sleep_ns(200ull * 1000 * 1000);
+	r = run_victim(sock, n, ret);
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return r;
+}
+
 static int one_round(const char *sock, unsigned n, struct round *ret)
 {
 	pid_t pid;
@@ -410,6 +440,8 @@ int suite_fairness(const struct bench_opts *o)
 			int m = (k + round) % NMODES; /* alternate which goes first */
 
 			r = one_round(sock[m], n, &rd[m][round]);
+			if (r == 0 && m == MODE_FAIR)
+				r = cpu_round(sock[m], n, &rd[m][round].cpu);
 		}
 	if (r < 0)
 		fprintf(stderr, "daxpool-bench fairness: a round failed (%s)\n", strerror(-r));
@@ -444,6 +476,23 @@ int suite_fairness(const struct bench_opts *o)
 			bench_row(SUITE, mode_name[m], metrics[k], med, k == 4 ? "x" : k == 5 ? "ops/s" : "ns", j);
 			if (m == MODE_FAIR && k == 4)
 				fair_ratio = med;
+		}
+	}
+	{
+		static const char *const cm[] = { "cpu_grant_p50", "cpu_grant_p99", "flood_vs_cpu_p99_ratio" };
+		double v[3][MAX_ROUNDS];
+
+		for (int i = 0; i < rounds; i++) {
+			v[0][i] = rd[MODE_FAIR][i].cpu.p50;
+			v[1][i] = rd[MODE_FAIR][i].cpu.p99;
+			v[2][i] = rd[MODE_FAIR][i].flood.p99 / rd[MODE_FAIR][i].cpu.p99;
+		}
+		for (int k = 0; k < 3; k++) {
+			json_object *j = params(MODE_FAIR, k < 2 ? "cpu" : "both", rounds, n);
+
+			json_object_object_add(j, "control", json_object_new_string(
+				"the attacker's session runs one CPU-bound process that talks to nobody"));
+			bench_row(SUITE, "cpu-only", cm[k], spread(v[k], rounds, j), k == 2 ? "x" : "ns", j);
 		}
 	}
 	bench_target_row(SUITE, "target_flood_p99_within_5x",

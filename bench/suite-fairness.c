@@ -409,6 +409,7 @@ int suite_fairness(const struct bench_opts *o)
 			for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
 				bench_skip_row(SUITE, mode_name[m], metrics[i],
 					       "needs root: the tenants are processes of two other uids", NULL);
+		bench_skip_row(SUITE, "cpu-only", "flood_vs_cpu_p99_ratio", "needs root", NULL);
 		bench_skip_row(SUITE, "target", "target_flood_p99_within_5x", "needs root", NULL);
 		bench_machine_row(SUITE, load0, NULL);
 		return 0;

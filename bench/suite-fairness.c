@@ -74,7 +74,8 @@ static int victim(const char *sock, unsigned n, int fd)
 	struct samples s = { 0 };
 	struct phase out;
 
-	setsid(); /* each tenant is a session (a login, a service) of its own */
+	if (setsid() < 0) /* each tenant is a session (a login, a service) of its own */
+		return 5;
 	become(VICTIM_UID);
 	if (daxpool_connect(sock, &dp) < 0) {
 		fprintf(stderr, "daxpool-bench fairness: victim: %s\n", daxpool_errormsg());

@@ -114,7 +114,8 @@ static const struct {
 	 "grant latency with a file per slice (isolation) vs the shared pool file, next to PING"},
 	{"scale", suite_scale, "1..256 clients, 1k..1M live allocations, daemon memory per allocation"},
 	{"fairness", suite_fairness,
-	 "one uid's grant latency while another uid floods ALLOC/FREE/PING (needs root)"},
+	 "one uid's grant latency while another uid floods ALLOC/FREE/PING from --counts N (16)\n"
+	 "           connections (needs root)"},
 };
 
 static void usage(FILE *f)

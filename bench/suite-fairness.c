@@ -5,7 +5,7 @@
  * tenant (uid 65533, one connection) times the grant of a 4 KiB anonymous slice (ALLOC, reply
  * and fd; the FREE after it is untimed) first with the daemon otherwise idle ("unloaded"), then
  * while an attacker (uid 65534) floods ALLOC/CLOSE/PING as fast as the daemon answers from
- * FLOOD_CONNS connections driven by FLOOD_PROCS processes ("flood"; CLOSE of an anonymous slice
+ * FLOOD_CONNS connections (--counts N: N) driven by FLOOD_PROCS processes ("flood"; CLOSE of an anonymous slice
  * frees it). Placement is a deployment's: daxpoold runs in a session of its own, as a systemd
  * service does, and so do the victim and the attacker (its processes share one), as logins and
  * services do; the scheduler then shares the CPUs between these groups, not between their
@@ -44,8 +44,9 @@
 #define VICTIM_UID 65533
 #define ATTACKER_UID 65534
 #define FLOOD_PROCS 2
-#define CONNS_PER_PROC 8
-#define FLOOD_CONNS (FLOOD_PROCS * CONNS_PER_PROC)
+#define FLOOD_CONNS 16 /* the default; --counts N: N (even, 2..MAX_FLOOD_CONNS) */
+#define MAX_FLOOD_CONNS 128 /* limits.connections_per_uid's default: more would be refused */
+#define MAX_CONNS_PER_PROC (MAX_FLOOD_CONNS / FLOOD_PROCS)
 #define MAX_ROUNDS 16
 
 enum { MODE_FAIR, MODE_TURN4, MODE_OFF, NMODES };
@@ -203,29 +204,29 @@ static int flood_connect(const char *sock, struct flood_conn *c)
 	return 0;
 }
 
-/* One attacker process: CONNS_PER_PROC connections as fast as the daemon answers, until stop_fd
+/* One attacker process: nconn connections as fast as the daemon answers, until stop_fd
  * is readable; writes the number of requests answered to fd. Few processes, many connections:
  * the flood loads the daemon, not the CPUs the victim needs to run on. */
-static int flooder(const char *sock, int stop_fd, int fd)
+static int flooder(const char *sock, int nconn, int stop_fd, int fd)
 {
-	struct flood_conn c[CONNS_PER_PROC];
-	struct pollfd pfd[CONNS_PER_PROC + 1];
+	struct flood_conn c[MAX_CONNS_PER_PROC];
+	struct pollfd pfd[MAX_CONNS_PER_PROC + 1];
 	uint64_t ops = 0;
 
 	become(ATTACKER_UID);
-	for (int i = 0; i < CONNS_PER_PROC; i++) {
+	for (int i = 0; i < nconn; i++) {
 		c[i] = (struct flood_conn){ 0 };
 		if (flood_connect(sock, &c[i]) < 0 || flood_send(&c[i]) < 0)
 			return 1;
 		pfd[i] = (struct pollfd){ .fd = c[i].fd, .events = POLLIN };
 	}
-	pfd[CONNS_PER_PROC] = (struct pollfd){ .fd = stop_fd, .events = POLLIN };
+	pfd[nconn] = (struct pollfd){ .fd = stop_fd, .events = POLLIN };
 	for (;;) {
-		if (poll(pfd, CONNS_PER_PROC + 1, 1000) < 0)
+		if (poll(pfd, (nfds_t)nconn + 1, 1000) < 0)
 			return 2;
-		if (pfd[CONNS_PER_PROC].revents)
+		if (pfd[nconn].revents)
 			break;
-		for (int i = 0; i < CONNS_PER_PROC; i++) {
+		for (int i = 0; i < nconn; i++) {
 			if (!pfd[i].revents)
 				continue;
 			if (flood_recv(&c[i]) < 0 || flood_send(&c[i]) < 0)
@@ -233,7 +234,7 @@ static int flooder(const char *sock, int stop_fd, int fd)
 			ops++;
 		}
 	}
-	for (int i = 0; i < CONNS_PER_PROC; i++)
+	for (int i = 0; i < nconn; i++)
 		close(c[i].fd);
 	return write(fd, &ops, sizeof(ops)) == sizeof(ops) ? 0 : 4;
 }
@@ -261,7 +262,7 @@ static int run_victim(const char *sock, unsigned n, struct phase *ret)
 
 /* The attacker: one session (as one user's login or service is) holding FLOOD_PROCS flooders;
  * exits when they have. */
-static int attacker(const char *sock, int stop_fd, int ops_fd)
+static int attacker(const char *sock, int conns, int stop_fd, int ops_fd)
 {
 	pid_t pids[FLOOD_PROCS];
 	int bad = 0;
@@ -273,7 +274,7 @@ static int attacker(const char *sock, int stop_fd, int ops_fd)
 		if (pids[i] < 0)
 			return 2;
 		if (pids[i] == 0)
-			_exit(flooder(sock, stop_fd, ops_fd));
+			_exit(flooder(sock, conns / FLOOD_PROCS, stop_fd, ops_fd));
 	}
 	for (int i = 0; i < FLOOD_PROCS; i++) {
 		int st;
@@ -310,7 +311,7 @@ static int cpu_round(const char *sock, unsigned n, struct phase *ret)
 	return r;
 }
 
-static int one_round(const char *sock, unsigned n, struct round *ret)
+static int one_round(const char *sock, unsigned n, int conns, struct round *ret)
 {
 	pid_t pid;
 	int stop[2], ops[2], r;
@@ -327,7 +328,7 @@ static int one_round(const char *sock, unsigned n, struct round *ret)
 	if (pid == 0) {
 		close(stop[1]);
 		close(ops[0]);
-		_exit(attacker(sock, stop[0], ops[1]));
+		_exit(attacker(sock, conns, stop[0], ops[1]));
 	}
 	close(stop[0]);
 	close(ops[1]);
@@ -371,14 +372,14 @@ static double spread(double *v, int n, json_object *params)
 	return c[n / 2];
 }
 
-static json_object *params(int mode, const char *phase, int rounds, unsigned n)
+static json_object *params(int mode, const char *phase, int rounds, unsigned n, int conns)
 {
 	json_object *j = json_object_new_object();
 
 	json_object_object_add(j, "phase", json_object_new_string(phase));
 	json_object_object_add(j, "what", json_object_new_string("victim's grant: ALLOC of a 4 KiB anonymous slice"));
 	json_object_object_add(j, "requests_per_turn", json_object_new_int((int)mode_turn[mode]));
-	json_object_object_add(j, "flood_connections", json_object_new_int(FLOOD_CONNS));
+	json_object_object_add(j, "flood_connections", json_object_new_int(conns));
 	json_object_object_add(j, "flood_processes", json_object_new_int(FLOOD_PROCS));
 	json_object_object_add(j, "victim_uid", json_object_new_int(VICTIM_UID));
 	json_object_object_add(j, "attacker_uid", json_object_new_int(ATTACKER_UID));
@@ -401,10 +402,20 @@ int suite_fairness(const struct bench_opts *o)
 	int rounds = o->reps ? (int)o->reps : o->quick ? 2 : 5;
 	unsigned n = o->quick ? 300 : 2000;
 	double load0 = bench_loadavg_1m();
-	int r = 0;
+	int r = 0, conns = FLOOD_CONNS;
 
 	if (rounds > MAX_ROUNDS)
 		rounds = MAX_ROUNDS;
+	if (o->counts_given) {
+		if (o->ncounts != 1 || o->counts[0] < FLOOD_PROCS || o->counts[0] > MAX_FLOOD_CONNS ||
+		    o->counts[0] % FLOOD_PROCS) {
+			fprintf(stderr, "daxpool-bench fairness: --counts takes one even number of attacking "
+					"connections, %d to %d (limits.connections_per_uid)\n",
+				FLOOD_PROCS, MAX_FLOOD_CONNS);
+			return -1;
+		}
+		conns = (int)o->counts[0];
+	}
 	if (geteuid() != 0) {
 		for (int m = 0; m < NMODES; m++)
 			for (size_t i = 0; i < sizeof(metrics) / sizeof(metrics[0]); i++)
@@ -441,7 +452,7 @@ int suite_fairness(const struct bench_opts *o)
 		for (int k = 0; k < NMODES && r == 0; k++) {
 			int m = (k + round) % NMODES; /* alternate which goes first */
 
-			r = one_round(sock[m], n, &rd[m][round]);
+			r = one_round(sock[m], n, conns, &rd[m][round]);
 			if (r == 0 && m == MODE_FAIR)
 				r = cpu_round(sock[m], n, &rd[m][round].cpu);
 		}
@@ -472,7 +483,7 @@ int suite_fairness(const struct bench_opts *o)
 			v[5][i] = rd[m][i].flood_ops_s;
 		}
 		for (int k = 0; k < 6; k++) {
-			json_object *j = params(m, k < 2 ? "unloaded" : k < 4 ? "flood" : "both", rounds, n);
+			json_object *j = params(m, k < 2 ? "unloaded" : k < 4 ? "flood" : "both", rounds, n, conns);
 			double med = spread(v[k], rounds, j);
 
 			bench_row(SUITE, mode_name[m], metrics[k], med, k == 4 ? "x" : k == 5 ? "ops/s" : "ns", j);
@@ -490,7 +501,7 @@ int suite_fairness(const struct bench_opts *o)
 			v[2][i] = rd[MODE_FAIR][i].flood.p99 / rd[MODE_FAIR][i].cpu.p99;
 		}
 		for (int k = 0; k < 3; k++) {
-			json_object *j = params(MODE_FAIR, k < 2 ? "cpu" : "both", rounds, n);
+			json_object *j = params(MODE_FAIR, k < 2 ? "cpu" : "both", rounds, n, conns);
 
 			json_object_object_add(j, "control", json_object_new_string(
 				"the attacker's session runs one CPU-bound process that talks to nobody"));

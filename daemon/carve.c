@@ -20,11 +20,11 @@
 #include "backend.h"
 #include "daemon.h"
 #include "log.h"
+#include "loop-worker.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <uthash.h>
 
@@ -40,16 +40,10 @@ struct carve_pending {
 struct carver {
 	struct daxpoold *d;
 	carve_done_fn done, dropped;
-	struct ev_loop *loop;
-	ev_async async;
-	pthread_t thread;
-	bool thread_started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct carve_queue todo;	/* under lock */
-	struct carve_list finished;	/* under lock */
+	struct loop_worker w;
+	struct carve_queue todo;	/* under w.lock */
+	struct carve_list finished;	/* under w.lock */
 	struct carve_job *current; /* being made by the worker */
-	bool stop;
 	struct carve_pending *pending; /* by uid; loop thread only */
 	unsigned n_pending;
 };
@@ -82,28 +76,28 @@ static void *carve_worker(void *arg)
 {
 	struct carver *cv = arg;
 
-	pthread_mutex_lock(&cv->lock);
+	pthread_mutex_lock(&cv->w.lock);
 	for (;;) {
 		struct carve_job *job;
 
-		while (!cv->todo.n && !cv->stop)
-			pthread_cond_wait(&cv->cond, &cv->lock);
-		if (cv->stop)
+		while (!cv->todo.n && !cv->w.stop)
+			pthread_cond_wait(&cv->w.cond, &cv->w.lock);
+		if (cv->w.stop)
 			break;
 		job = (struct carve_job *)carve_queue_pop(&cv->todo);
 		cv->current = job;
-		pthread_mutex_unlock(&cv->lock);
+		pthread_mutex_unlock(&cv->w.lock);
 		job->result = backend_slice_create(cv->d->backend, job->rec.offset, job->rec.length,
 						   job->rec.align);
 		if (job->result < 0)
 			log_error_errno(job->result, "making the object of record %" PRIu64 ": %s",
 					job->rec.id, backend_errormsg());
-		pthread_mutex_lock(&cv->lock);
+		pthread_mutex_lock(&cv->w.lock);
 		cv->current = NULL;
 		STAILQ_INSERT_TAIL(&cv->finished, job, link);
-		ev_async_send(cv->loop, &cv->async);
+		loop_worker_notify(&cv->w);
 	}
-	pthread_mutex_unlock(&cv->lock);
+	pthread_mutex_unlock(&cv->w.lock);
 	return NULL;
 }
 
@@ -115,9 +109,9 @@ static void carve_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	pthread_mutex_lock(&cv->lock);
+	pthread_mutex_lock(&cv->w.lock);
 	STAILQ_CONCAT(&done, &cv->finished);
-	pthread_mutex_unlock(&cv->lock);
+	pthread_mutex_unlock(&cv->w.lock);
 	while ((job = STAILQ_FIRST(&done))) {
 		STAILQ_REMOVE_HEAD(&done, link);
 		pending_add(cv, job->item.uid, -1);
@@ -129,7 +123,6 @@ static void carve_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 int carver_new(struct daxpoold *d, carve_done_fn done, carve_done_fn dropped, struct carver **ret)
 {
 	struct carver *cv = calloc(1, sizeof(*cv));
-	sigset_t all, old;
 	int r;
 
 	if (!cv)
@@ -137,24 +130,14 @@ int carver_new(struct daxpoold *d, carve_done_fn done, carve_done_fn dropped, st
 	cv->d = d;
 	cv->done = done;
 	cv->dropped = dropped;
-	cv->loop = d->loop;
 	carve_queue_init(&cv->todo);
 	STAILQ_INIT(&cv->finished);
-	pthread_mutex_init(&cv->lock, NULL);
-	pthread_cond_init(&cv->cond, NULL);
-	ev_async_init(&cv->async, carve_async_cb);
-	cv->async.data = cv;
-	ev_async_start(cv->loop, &cv->async);
-	/* The worker must not take the loop's signals: they are handled by ev_signal there. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = -pthread_create(&cv->thread, NULL, carve_worker, cv);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	loop_worker_init(&cv->w, d->loop, carve_async_cb, cv);
+	r = loop_worker_start(&cv->w, carve_worker, cv);
 	if (r < 0) {
 		carver_delete(&cv);
 		return r;
 	}
-	cv->thread_started = true;
 	*ret = cv;
 	return 0;
 }
@@ -163,11 +146,11 @@ int carver_submit(struct carver *cv, struct carve_job *job)
 {
 	int r;
 
-	pthread_mutex_lock(&cv->lock);
+	pthread_mutex_lock(&cv->w.lock);
 	r = carve_queue_push(&cv->todo, &job->item);
 	if (r == 0)
-		pthread_cond_signal(&cv->cond);
-	pthread_mutex_unlock(&cv->lock);
+		pthread_cond_signal(&cv->w.cond);
+	pthread_mutex_unlock(&cv->w.lock);
 	if (r < 0)
 		return r;
 	pending_add(cv, job->item.uid, 1);
@@ -197,13 +180,13 @@ bool carver_is_making(struct carver *cv, uint64_t record_id)
 	struct carve_job *job;
 	bool found = false;
 
-	pthread_mutex_lock(&cv->lock);
+	pthread_mutex_lock(&cv->w.lock);
 	if (cv->current && cv->current->rec.id == record_id)
 		found = true;
 	found = found || carve_queue_any(&cv->todo, job_is_record, &record_id);
 	STAILQ_FOREACH(job, &cv->finished, link)
 		found = found || job->rec.id == record_id;
-	pthread_mutex_unlock(&cv->lock);
+	pthread_mutex_unlock(&cv->w.lock);
 	return found;
 }
 
@@ -215,14 +198,7 @@ void carver_delete(struct carver **cvp)
 
 	if (!cv)
 		return;
-	if (cv->thread_started) {
-		pthread_mutex_lock(&cv->lock);
-		cv->stop = true;
-		pthread_cond_broadcast(&cv->cond);
-		pthread_mutex_unlock(&cv->lock);
-		pthread_join(cv->thread, NULL);
-	}
-	ev_async_stop(cv->loop, &cv->async);
+	loop_worker_done(&cv->w);
 	while ((job = (struct carve_job *)carve_queue_pop(&cv->todo)))
 		STAILQ_INSERT_TAIL(&cv->finished, job, link);
 	carve_queue_done(&cv->todo);
@@ -235,8 +211,6 @@ void carver_delete(struct carver **cvp)
 		HASH_DEL(cv->pending, p);
 		free(p);
 	}
-	pthread_mutex_destroy(&cv->lock);
-	pthread_cond_destroy(&cv->cond);
 	free(cv);
 	*cvp = NULL;
 }

@@ -3,6 +3,7 @@
 #include "macro.h"
 #include "pool.h"
 #include "backend.h"
+#include "loop-worker.h"
 
 #include <errno.h>
 #include <libpmem2.h>
@@ -25,8 +26,7 @@ struct zero_job {
 STAILQ_HEAD(zero_queue, zero_job);
 
 struct zeroer {
-	struct ev_loop *loop;
-	ev_async async;
+	struct loop_worker w;
 	zero_done_fn done;
 	void *userdata;
 
@@ -42,12 +42,7 @@ struct zeroer {
 	pmem2_memset_fn memset_fn;
 	unsigned memset_flags; /* non-temporal; no msync on a file system without a backing store */
 
-	pthread_t thread;
-	bool thread_started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct zero_queue todo, finished;
-	bool stop;
+	struct zero_queue todo, finished; /* under w.lock */
 	bool busy; /* the worker is zeroing a job outside the lock */
 	uint64_t pending_bytes, done_bytes;
 };
@@ -73,18 +68,18 @@ static void *zero_worker(void *arg)
 	 * do not wait for it (an ALLOC only ever gets already-zeroed extents). */
 	pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
 
-	pthread_mutex_lock(&z->lock);
+	pthread_mutex_lock(&z->w.lock);
 	for (;;) {
 		struct zero_job *job;
 
-		while (STAILQ_EMPTY(&z->todo) && !z->stop)
-			pthread_cond_wait(&z->cond, &z->lock);
-		if (z->stop)
+		while (STAILQ_EMPTY(&z->todo) && !z->w.stop)
+			pthread_cond_wait(&z->w.cond, &z->w.lock);
+		if (z->w.stop)
 			break;
 		job = STAILQ_FIRST(&z->todo);
 		STAILQ_REMOVE_HEAD(&z->todo, link);
 		z->busy = true;
-		pthread_mutex_unlock(&z->lock);
+		pthread_mutex_unlock(&z->w.lock);
 
 		job->status = 0;
 		if (z->slices) {
@@ -100,13 +95,13 @@ static void *zero_worker(void *arg)
 			}
 		}
 
-		pthread_mutex_lock(&z->lock);
+		pthread_mutex_lock(&z->w.lock);
 		z->busy = false;
 		STAILQ_INSERT_TAIL(&z->finished, job, link);
-		pthread_cond_broadcast(&z->cond);
-		ev_async_send(z->loop, &z->async);
+		pthread_cond_broadcast(&z->w.cond);
+		loop_worker_notify(&z->w);
 	}
-	pthread_mutex_unlock(&z->lock);
+	pthread_mutex_unlock(&z->w.lock);
 	return NULL;
 }
 
@@ -118,13 +113,13 @@ static void zero_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 	uint64_t bytes = 0;
 
 	/* One lock round per batch, not per job: the worker contends for the same lock. */
-	pthread_mutex_lock(&z->lock);
+	pthread_mutex_lock(&z->w.lock);
 	STAILQ_CONCAT(&done, &z->finished);
 	STAILQ_FOREACH(job, &done, link)
 		bytes += job->length;
 	__atomic_sub_fetch(&z->pending_bytes, bytes, __ATOMIC_RELAXED); /* read unlocked by zeroer_has_backlog */
-	pthread_cond_broadcast(&z->cond);
-	pthread_mutex_unlock(&z->lock);
+	pthread_cond_broadcast(&z->w.cond);
+	pthread_mutex_unlock(&z->w.lock);
 	while ((job = STAILQ_FIRST(&done))) {
 		STAILQ_REMOVE_HEAD(&done, link);
 		z->done(z->userdata, job->cookie, job->status);
@@ -148,14 +143,12 @@ int zeroer_new(struct ev_loop *loop, struct backend *slices, void *ram, uint64_t
 
 	if (!z)
 		return -ENOMEM;
-	z->loop = loop;
 	z->done = done;
 	z->userdata = userdata;
 	z->size = size;
 	STAILQ_INIT(&z->todo);
 	STAILQ_INIT(&z->finished);
-	pthread_mutex_init(&z->lock, NULL);
-	pthread_cond_init(&z->cond, NULL);
+	loop_worker_init(&z->w, loop, zero_async_cb, z);
 	z->slices = slices;
 	if (slices)
 		goto start;
@@ -193,20 +186,11 @@ int zeroer_new(struct ev_loop *loop, struct backend *slices, void *ram, uint64_t
 		z->memset_flags |= PMEM2_F_MEM_NOFLUSH;
 
 start:
-	ev_async_init(&z->async, zero_async_cb);
-	z->async.data = z;
-	ev_async_start(loop, &z->async);
-	/* The worker must not take the loop's signals: they are handled by ev_signal there. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = -pthread_create(&z->thread, NULL, zero_worker, z);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	r = loop_worker_start(&z->w, zero_worker, z);
 	if (r < 0) {
 		zeroer_delete(&z);
 		return r;
 	}
-	z->thread_started = true;
 	*ret = z;
 	return 0;
 }
@@ -218,14 +202,7 @@ void zeroer_delete(struct zeroer **zp)
 
 	if (!z)
 		return;
-	if (z->thread_started) {
-		pthread_mutex_lock(&z->lock);
-		z->stop = true;
-		pthread_cond_broadcast(&z->cond);
-		pthread_mutex_unlock(&z->lock);
-		pthread_join(z->thread, NULL);
-		ev_async_stop(z->loop, &z->async);
-	}
+	loop_worker_done(&z->w);
 	/* Unfinished jobs stay quarantined in the pool and are zeroed again after restart. */
 	STAILQ_CONCAT(&z->todo, &z->finished);
 	while ((job = STAILQ_FIRST(&z->todo))) {
@@ -238,8 +215,6 @@ void zeroer_delete(struct zeroer **zp)
 		pmem2_source_delete(&z->src);
 	if (z->cfg)
 		pmem2_config_delete(&z->cfg);
-	pthread_cond_destroy(&z->cond);
-	pthread_mutex_destroy(&z->lock);
 	free(z);
 	*zp = NULL;
 }
@@ -257,14 +232,14 @@ int zeroer_submit(struct zeroer *z, uint64_t offset, uint64_t length, uint64_t c
 	job->offset = offset;
 	job->length = length;
 	job->cookie = cookie;
-	pthread_mutex_lock(&z->lock);
+	pthread_mutex_lock(&z->w.lock);
 	was_idle = STAILQ_EMPTY(&z->todo) && !z->busy;
 	STAILQ_INSERT_TAIL(&z->todo, job, link);
 	__atomic_add_fetch(&z->pending_bytes, length, __ATOMIC_RELAXED);
 	/* A busy worker finds the job when it looks again: wake it only when it sleeps. */
 	if (was_idle)
-		pthread_cond_broadcast(&z->cond);
-	pthread_mutex_unlock(&z->lock);
+		pthread_cond_broadcast(&z->w.cond);
+	pthread_mutex_unlock(&z->w.lock);
 	return 0;
 }
 
@@ -283,9 +258,9 @@ uint64_t zeroer_pending_bytes(struct zeroer *z)
 {
 	uint64_t v;
 
-	pthread_mutex_lock(&z->lock);
+	pthread_mutex_lock(&z->w.lock);
 	v = z->pending_bytes;
-	pthread_mutex_unlock(&z->lock);
+	pthread_mutex_unlock(&z->w.lock);
 	return v;
 }
 

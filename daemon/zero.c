@@ -98,7 +98,6 @@ static void *zero_worker(void *arg)
 		pthread_mutex_lock(&z->w.lock);
 		z->busy = false;
 		STAILQ_INSERT_TAIL(&z->finished, job, link);
-		pthread_cond_broadcast(&z->w.cond);
 		loop_worker_notify(&z->w);
 	}
 	pthread_mutex_unlock(&z->w.lock);
@@ -118,7 +117,6 @@ static void zero_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 	STAILQ_FOREACH(job, &done, link)
 		bytes += job->length;
 	__atomic_sub_fetch(&z->pending_bytes, bytes, __ATOMIC_RELAXED); /* read unlocked by zeroer_has_backlog */
-	pthread_cond_broadcast(&z->w.cond);
 	pthread_mutex_unlock(&z->w.lock);
 	while ((job = STAILQ_FIRST(&done))) {
 		STAILQ_REMOVE_HEAD(&done, link);

@@ -73,8 +73,8 @@ static int handle_hello(struct conn *c, const struct dxp_header *h, const uint8_
 			 (int)c->pid, req.min_version, req.max_version, DXP_PROTOCOL_VERSION_MIN,
 			 DXP_PROTOCOL_VERSION_MAX);
 		return refuse(-EPROTONOSUPPORT,
-				       "client speaks protocol %u..%u, daxpoold %u..%u", req.min_version,
-				       req.max_version, DXP_PROTOCOL_VERSION_MIN, DXP_PROTOCOL_VERSION_MAX);
+			      "client speaks protocol %u..%u, daxpoold %u..%u", req.min_version,
+			      req.max_version, DXP_PROTOCOL_VERSION_MIN, DXP_PROTOCOL_VERSION_MAX);
 	}
 	c->version = version;
 	ev_timer_stop(c->daemon->loop, &c->hello_timer);
@@ -237,6 +237,15 @@ static int grant_slice(struct conn *c, const struct dxp_header *h, const struct 
 	return r;
 }
 
+/* What a grant_slice that failed with r answers: running out of memory or of descriptors (the
+ * holder's pidfd) is refused and the connection kept; anything else (a failed send) closes it. */
+static int grant_failed(int r)
+{
+	if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE || r == -EIO)
+		return refuse(r, "cannot grant the slice: %s", strerror(-r));
+	return r;
+}
+
 /* 0 when the daemon serves a pool, else the refusal to return. */
 static int require_pool(struct conn *c)
 {
@@ -269,9 +278,9 @@ static int alloc_pool_full(struct conn *c, const struct dxp_header *h, uint64_t 
 		msg += 12;
 	pool_get_stats(c->daemon->pool, &ps);
 	return refuse(-ENOSPC,
-			       "the pool is full: %s (%" PRIu64 " bytes free at this alignment, the largest "
-			       "%" PRIu64 "; %" PRIu64 " freed slices wait for their holders or zeroing)", msg,
-			       ps.free_bytes[k], ps.largest_free[k], ps.records_quarantined);
+		      "the pool is full: %s (%" PRIu64 " bytes free at this alignment, the largest "
+		      "%" PRIu64 "; %" PRIu64 " freed slices wait for their holders or zeroing)", msg,
+		      ps.free_bytes[k], ps.largest_free[k], ps.records_quarantined);
 }
 
 /* The reply to an ALLOC whose object could not be made (r from backend_slice_create). */
@@ -280,8 +289,7 @@ static int alloc_create_failed(struct conn *c, const struct dxp_header *h, int r
 	if (r == -ENOSPC)
 		return refuse(r, "not enough memory for the slice");
 	if (r == -ENOMEM || r == -EMFILE || r == -ENFILE)
-		return refuse(r, "cannot grant the slice: %s",
-				       strerror(-r));
+		return refuse(r, "cannot grant the slice: %s", strerror(-r));
 	return refuse(-EIO, "cannot make the slice's memory object");
 }
 
@@ -301,8 +309,7 @@ static int alloc_off_loop(struct conn *c, const struct dxp_header *h,
 			log_error_errno(r2, "undoing allocation of record %" PRIu64 ": %s", rec->id,
 					pool_errormsg());
 		free(job);
-		return refuse(r, "cannot grant the slice: %s",
-				       strerror(-r));
+		return refuse(r, "cannot grant the slice: %s", strerror(-r));
 	}
 	*job = (struct carve_job){ .item.uid = c->uid, .owner = c, .request = *h, .rec = *rec,
 				   .anonymous = anonymous, .start_ns = metrics_clock_ns() };
@@ -310,8 +317,7 @@ static int alloc_off_loop(struct conn *c, const struct dxp_header *h,
 	if (r < 0) {
 		free(job);
 		alloc_undo(d, rec->id, rec->offset, rec->length, rec->uid, false);
-		return refuse(r, "cannot grant the slice: %s",
-				       strerror(-r));
+		return refuse(r, "cannot grant the slice: %s", strerror(-r));
 	}
 	c->carving = job; /* no further request is read until it is answered */
 	return 0;
@@ -352,9 +358,8 @@ void dispatch_alloc_object_made(struct daxpoold *d, struct carve_job *job)
 	if (r < 0) {
 		if (job->result < 0)
 			r = send_refusal(c, &job->request, alloc_create_failed(c, &job->request, job->result));
-		else if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE || r == -EIO)
-			r = send_refusal(c, &job->request,
-					 refuse(r, "cannot grant the slice: %s", strerror(-r)));
+		else
+			r = send_refusal(c, &job->request, grant_failed(r));
 	}
 	metrics_request(d, job->request.type, c->last_status, job->start_ns);
 	if (r < 0) {
@@ -382,7 +387,7 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 	r = dxp_alloc_request_decode(payload, h->payload_len, &req);
 	if (r == -EINVAL)
 		return refuse(-EINVAL,
-				       "invalid name: 1..%d printable ASCII bytes, no '/', not starting with '.'", DXP_NAME_MAX);
+			      "invalid name: 1..%d printable ASCII bytes, no '/', not starting with '.'", DXP_NAME_MAX);
 	if (r < 0)
 		return refuse(-EBADMSG, "malformed ALLOC");
 	anonymous = req.flags & DXP_ALLOC_ANONYMOUS;
@@ -390,7 +395,7 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 		return refuse(-EINVAL, "%s", why_rule);
 	if (backend_name_is_reserved(req.name))
 		return refuse(-EPERM,
-				       "names starting with \"%s\" are reserved", BACKEND_RESERVED_NAME_PREFIX);
+			      "names starting with \"%s\" are reserved", BACKEND_RESERVED_NAME_PREFIX);
 	preq = (struct pool_alloc_req){
 		.size = req.size,
 		.align = req.align,
@@ -403,10 +408,9 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 	if (req.owner_uid != DXP_OWNER_CALLER || req.owner_gid != DXP_OWNER_CALLER) {
 		if (!c->admin)
 			return refuse(-EPERM,
-					       "only an administrator may allocate for another owner");
+				      "only an administrator may allocate for another owner");
 		if (anonymous)
-			return refuse(-EINVAL,
-					       "an anonymous slice belongs to its connection");
+			return refuse(-EINVAL, "an anonymous slice belongs to its connection");
 		if (req.owner_uid != DXP_OWNER_CALLER)
 			preq.uid = req.owner_uid;
 		if (req.owner_gid != DXP_OWNER_CALLER)
@@ -432,8 +436,8 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 		/* Space is on its way back (freed extents are zeroed before reuse): not a full pool.
 		 * libdaxpool asks again; the answer is -ENOSPC only when nothing is pending. */
 		return refuse(-EAGAIN,
-				       "%s; %" PRIu64 " bytes are being zeroed: retry", pool_errormsg(),
-				       zeroing);
+			      "%s; %" PRIu64 " bytes are being zeroed: retry", pool_errormsg(),
+			      zeroing);
 	if (r == -ENOSPC)
 		return alloc_pool_full(c, h, req.align);
 	if (r < 0)
@@ -463,12 +467,7 @@ static int handle_alloc(struct conn *c, const struct dxp_header *h, const uint8_
 	if (r < 0) {
 		/* Its object is empty too (a grant that failed passed no descriptor). */
 		alloc_undo(d, ext.id, ext.offset, ext.length, preq.uid, true);
-		/* Out of memory or of descriptors (the holder's pidfd) is answered, the connection
-		 * kept: only a failed send closes it. */
-		if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE || r == -EIO)
-			return refuse(r, "cannot grant the slice: %s",
-					       strerror(-r));
-		return r;
+		return grant_failed(r);
 	}
 	log_info("client %" PRIu64 " (pid %d uid %u): ALLOC %s%s%s %" PRIu64 " bytes at %" PRIu64 " (%s)",
 		 c->id, (int)c->pid, (unsigned)c->uid, anonymous ? "anonymous" : "\"", anonymous ? "" : req.name,
@@ -503,7 +502,7 @@ static int handle_open(struct conn *c, const struct dxp_header *h, const uint8_t
 		return refuse(-ENOENT, "no slice named \"%s\"", req.name);
 	if (write && !may_access(c, &rec, ACCESS_READ | ACCESS_WRITE))
 		return refuse(-EACCES,
-				       "slice \"%s\" is not writable for uid %u", req.name, (unsigned)c->uid);
+			      "slice \"%s\" is not writable for uid %u", req.name, (unsigned)c->uid);
 	char why[160];
 	r = tenant_admit(d, c->uid, c->admin, why, sizeof(why));
 	if (r < 0)
@@ -511,11 +510,9 @@ static int handle_open(struct conn *c, const struct dxp_header *h, const uint8_t
 	/* Its ALLOC has not been answered yet: the object is being made off the loop. */
 	if (d->carver && carver_is_making(d->carver, rec.id))
 		return refuse(-EAGAIN,
-				       "slice \"%s\" is still being made for its ALLOC: try again", req.name);
+			      "slice \"%s\" is still being made for its ALLOC: try again", req.name);
 	r = grant_slice(c, h, &rec, write, false);
-	if (r == -ENOMEM || r == -ESRCH || r == -EMFILE || r == -ENFILE || r == -EIO)
-		return refuse(r, "cannot grant the slice: %s", strerror(-r));
-	return r;
+	return r < 0 ? grant_failed(r) : r;
 }
 
 static struct conn_slice *find_handle(struct conn *c, uint64_t handle)
@@ -562,11 +559,10 @@ static int handle_free(struct conn *c, const struct dxp_header *h, const uint8_t
 		return refuse(-ENOENT, "the slice was already freed");
 	if (!sl->anonymous && !(sl->writable && (c->uid == rec.uid || c->admin)))
 		return refuse(-EACCES,
-				       "only the owner (uid %u) or an administrator may free \"%s\", through a writable handle",
-				       (unsigned)rec.uid, rec.name);
+			      "only the owner (uid %u) or an administrator may free \"%s\", through a writable handle",
+			      (unsigned)rec.uid, rec.name);
 	if (sl->pins)
-		return refuse(-EBUSY,
-				       "%u pins declared on this handle: UNPIN first", sl->pins);
+		return refuse(-EBUSY, "%u pins declared on this handle: UNPIN first", sl->pins);
 	r = slice_free_record(d, &rec, c->pid);
 	if (r < 0)
 		return refuse(r, "%s", pool_errormsg());
@@ -590,8 +586,7 @@ static int handle_close(struct conn *c, const struct dxp_header *h, const uint8_
 	if (!sl)
 		return refuse(-EBADF, "no slice handle %" PRIu64 " on this connection", req.id);
 	if (sl->pins)
-		return refuse(-EBUSY,
-				       "%u pins declared on this handle: UNPIN first", sl->pins);
+		return refuse(-EBUSY, "%u pins declared on this handle: UNPIN first", sl->pins);
 	if (sl->anonymous) {
 		/* Closing an anonymous slice gives it up: nobody else can reach it. */
 		struct pool_record_info rec;
@@ -631,7 +626,7 @@ static int handle_pin(struct conn *c, const struct dxp_header *h, const uint8_t 
 		return refuse(-EBADF, "no slice handle %" PRIu64, req.handle);
 	if (check_range(&rec, &req) < 0)
 		return refuse(-ERANGE, "range %" PRIu64 "+%" PRIu64
-				       " is outside the slice (%" PRIu64 " bytes)", req.offset, req.length, rec.length);
+			      " is outside the slice (%" PRIu64 " bytes)", req.offset, req.length, rec.length);
 	pin = calloc(1, sizeof(*pin));
 	if (!pin)
 		return refuse(-ENOMEM, "out of memory");
@@ -815,8 +810,7 @@ static int dispatch_one(struct conn *c, const struct dxp_header *h, const uint8_
 	case DXP_MSG_DEEP_FLUSH:
 		return handle_deep_flush(c, h, payload);
 	default:
-		return refuse(-EOPNOTSUPP,
-				       "unknown request type %u", h->type);
+		return refuse(-EOPNOTSUPP, "unknown request type %u", h->type);
 	}
 }
 

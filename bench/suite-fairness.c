@@ -2,23 +2,23 @@
  * daxpool-bench fairness: what one tenant's flood does to another tenant's grant latency.
  *
  * A daxpoold on an emulated 4K pool (isolation slice) with its default per-uid limits. A victim
- * tenant (uid 65533, one connection) times the grant of a 4 KiB anonymous slice (ALLOC, reply
- * and fd; the FREE after it is untimed) first with the daemon otherwise idle ("unloaded"), then
- * while an attacker (uid 65534) floods ALLOC/CLOSE/PING as fast as the daemon answers from
- * FLOOD_CONNS connections (--counts N: N) driven by FLOOD_PROCS processes ("flood"; CLOSE of an anonymous slice
+ * tenant (uid 65533, one connection) times the grant of a 4 KiB anonymous slice (ALLOC, reply and
+ * fd; the FREE after it is untimed) first with the daemon otherwise idle ("unloaded"), then while
+ * an attacker (uid 65534) floods ALLOC/CLOSE/PING as fast as the daemon answers from FLOOD_CONNS
+ * connections (--counts N: N) driven by FLOOD_PROCS processes ("flood"; CLOSE of an anonymous slice
  * frees it). Placement is a deployment's: daxpoold runs in a session of its own, as a systemd
  * service does, and so do the victim and the attacker (its processes share one), as logins and
- * services do; the scheduler then shares the CPUs between these groups, not between their
- * processes (with the daemon in the bench's own session, a flood's processes took the daemon's
- * CPU share). Rounds repeat both phases; rows give p50/p99 of each phase (median over rounds;
- * min, max and every round's value in params: the spread), the ratio flood p99 / unloaded
- * p99 of the same round, the attacker's rate, and the target "the other tenant's p99 during the
- * flood within 5x its unloaded p99". The same rounds run against two more daxpoolds, with
- * limits.requests_per_turn 4 ("turns-4") and 4096 ("turns-off": turns not capped), to show what
- * the cap does to the victim and what it costs the attacker's rate. A control phase in the fair
- * daemon's rounds ("cpu-only") times the victim while the attacker runs one CPU-bound process that
- * talks to nobody: the part of the flood's effect that is CPU contention, which any user's busy
- * process causes and the kernel's scheduler, not daxpoold, arbitrates.
+ * services do; the scheduler then shares the CPUs between these groups, not between their processes
+ * (with the daemon in the bench's own session, a flood's processes took the daemon's CPU share).
+ * Rounds repeat both phases; rows give p50/p99 of each phase (median over rounds; min, max and
+ * every round's value in params: the spread), the ratio flood p99 / unloaded p99 of the same round,
+ * the attacker's rate, and the target "the other tenant's p99 during the flood within 5x its
+ * unloaded p99". The same rounds run against two more daxpoolds, with limits.requests_per_turn 4
+ * ("turns-4") and 4096 ("turns-off": turns not capped), to show what the cap does to the victim and
+ * what it costs the attacker's rate. A control phase in the fair daemon's rounds ("cpu-only") times
+ * the victim while the attacker runs one CPU-bound process that talks to nobody: the part of the
+ * flood's effect that is CPU contention, which any user's busy process causes and the kernel's
+ * scheduler, not daxpoold, arbitrates.
  *
  * Needs root (the tenants are processes that setuid); otherwise every row says skipped.
  */
@@ -386,8 +386,9 @@ static json_object *params(int mode, const char *phase, int rounds, unsigned n, 
 	json_object_object_add(j, "rounds", json_object_new_int(rounds));
 	json_object_object_add(j, "grants_per_phase", json_object_new_int((int)n));
 	json_object_object_add(j, "statistic", json_object_new_string("median over rounds"));
-	json_object_object_add(j, "placement", json_object_new_string(
-		"daxpoold, the victim and the attacker each in a session of its own, as systemd and logins place them"));
+	json_object_object_add(j, "placement",
+			       json_object_new_string("daxpoold, the victim and the attacker each in a session "
+						      "of its own, as systemd and logins place them"));
 	return j;
 }
 
